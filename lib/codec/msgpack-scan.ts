@@ -1,0 +1,210 @@
+import { MalformedDataError } from '../errors.js'
+
+/**
+ * A bounded walk over msgpack bytes that decodes nothing. It runs before msgpackr sees any bytes
+ * from the network, and it splits a stored session into its top-level fields.
+ *
+ * It accepts the plain msgpack types and exactly one extension, the standard timestamp (-1), so
+ * decoding can never construct anything but plain objects, arrays, primitives, Buffers and Dates.
+ */
+export interface ScanLimits {
+  /** Deepest allowed nesting of arrays and maps; the top-level value is depth 1. */
+  readonly maxDepth: number
+  /** Largest allowed number of items in one array or entries in one map. */
+  readonly maxContainerLength: number
+}
+
+const TIMESTAMP_EXTENSION = 0xff // -1 as an unsigned byte
+
+/** Returns the offset just past the value that starts at `offset`; throws `MalformedDataError`. */
+export function scanValue(bytes: Uint8Array, offset: number, limits: ScanLimits, depth = 1): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return scan(bytes, view, offset, limits, depth)
+}
+
+/** Checks that `bytes` hold exactly one acceptable msgpack value. */
+export function assertWellFormed(bytes: Uint8Array, limits: ScanLimits): void {
+  const end = scanValue(bytes, 0, limits)
+  if (end !== bytes.length) throw new MalformedDataError(`${bytes.length - end} bytes after the value`)
+}
+
+/** One top-level entry of a msgpack map: its key and where its value's bytes lie. */
+export interface MapField {
+  readonly key: string
+  readonly valueStart: number
+  readonly valueEnd: number
+}
+
+/** Lists the entries of the map that fills `bytes`; keys must be strings and unique. */
+export function readMapFields(bytes: Uint8Array, limits: ScanLimits): MapField[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const header = readMapHeader(bytes, view, 0)
+  checkLength(header.count, limits)
+  const fields: MapField[] = []
+  const seen = new Set<string>()
+  let offset = header.next
+  for (let i = 0; i < header.count; i++) {
+    const key = readString(bytes, view, offset)
+    if (seen.has(key.value)) throw new MalformedDataError(`duplicate map key ${JSON.stringify(key.value)}`)
+    seen.add(key.value)
+    const valueEnd = scan(bytes, view, key.next, limits, 2)
+    fields.push({ key: key.value, valueStart: key.next, valueEnd })
+    offset = valueEnd
+  }
+  if (offset !== bytes.length) throw new MalformedDataError(`${bytes.length - offset} bytes after the map`)
+  return fields
+}
+
+function scan(bytes: Uint8Array, view: DataView, offset: number, limits: ScanLimits, depth: number): number {
+  if (depth > limits.maxDepth) throw new MalformedDataError(`nesting deeper than ${limits.maxDepth}`)
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  const at = offset + 1
+  if (type <= 0x7f || type >= 0xe0) return at // positive and negative fixint
+  if (type <= 0x8f) return scanMap(bytes, view, at, type & 0x0f, limits, depth)
+  if (type <= 0x9f) return scanArray(bytes, view, at, type & 0x0f, limits, depth)
+  if (type <= 0xbf) return skip(bytes, at, type & 0x1f) // fixstr
+  switch (type) {
+    case 0xc0: // nil
+    case 0xc2: // false
+    case 0xc3: // true
+      return at
+    case 0xc4: // bin 8
+    case 0xd9: // str 8
+      need(bytes, at, 1)
+      return skip(bytes, at + 1, view.getUint8(at))
+    case 0xc5: // bin 16
+    case 0xda: // str 16
+      need(bytes, at, 2)
+      return skip(bytes, at + 2, view.getUint16(at))
+    case 0xc6: // bin 32
+    case 0xdb: // str 32
+      need(bytes, at, 4)
+      return skip(bytes, at + 4, view.getUint32(at))
+    case 0xca: // float 32
+      return skip(bytes, at, 4)
+    case 0xcb: // float 64
+      return skip(bytes, at, 8)
+    case 0xcc: // uint 8
+    case 0xd0: // int 8
+      return skip(bytes, at, 1)
+    case 0xcd:
+    case 0xd1:
+      return skip(bytes, at, 2)
+    case 0xce:
+    case 0xd2:
+      return skip(bytes, at, 4)
+    case 0xcf:
+    case 0xd3:
+      return skip(bytes, at, 8)
+    case 0xd6: // fixext 4: timestamp 32
+      return scanTimestamp(bytes, at, 4)
+    case 0xd7: // fixext 8: timestamp 64
+      return scanTimestamp(bytes, at, 8)
+    case 0xc7: // ext 8: timestamp 96
+      need(bytes, at, 1)
+      if (view.getUint8(at) !== 12) throw new MalformedDataError(`extension type 0x${type.toString(16)} is not allowed`)
+      return scanTimestamp(bytes, at + 1, 12)
+    case 0xdc:
+      need(bytes, at, 2)
+      return scanArray(bytes, view, at + 2, view.getUint16(at), limits, depth)
+    case 0xdd:
+      need(bytes, at, 4)
+      return scanArray(bytes, view, at + 4, view.getUint32(at), limits, depth)
+    case 0xde:
+      need(bytes, at, 2)
+      return scanMap(bytes, view, at + 2, view.getUint16(at), limits, depth)
+    case 0xdf:
+      need(bytes, at, 4)
+      return scanMap(bytes, view, at + 4, view.getUint32(at), limits, depth)
+    default: // 0xc1 (never used) and every other extension
+      throw new MalformedDataError(`type byte 0x${type.toString(16)} is not allowed`)
+  }
+}
+
+function scanTimestamp(bytes: Uint8Array, at: number, length: number): number {
+  need(bytes, at, 1)
+  if (bytes[at] !== TIMESTAMP_EXTENSION) throw new MalformedDataError(`extension type ${bytes[at]! << 24 >> 24} is not allowed`)
+  return skip(bytes, at + 1, length)
+}
+
+function scanArray(bytes: Uint8Array, view: DataView, at: number, count: number, limits: ScanLimits, depth: number): number {
+  checkLength(count, limits)
+  let offset = at
+  for (let i = 0; i < count; i++) offset = scan(bytes, view, offset, limits, depth + 1)
+  return offset
+}
+
+function scanMap(bytes: Uint8Array, view: DataView, at: number, count: number, limits: ScanLimits, depth: number): number {
+  checkLength(count, limits)
+  let offset = at
+  for (let i = 0; i < count; i++) {
+    const key = readString(bytes, view, offset)
+    if (key.value === '__proto__') throw new MalformedDataError('map key "__proto__" is not allowed')
+    offset = scan(bytes, view, key.next, limits, depth + 1)
+  }
+  return offset
+}
+
+function readMapHeader(bytes: Uint8Array, view: DataView, offset: number): { count: number; next: number } {
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  if (type >= 0x80 && type <= 0x8f) return { count: type & 0x0f, next: offset + 1 }
+  if (type === 0xde) {
+    need(bytes, offset + 1, 2)
+    return { count: view.getUint16(offset + 1), next: offset + 3 }
+  }
+  if (type === 0xdf) {
+    need(bytes, offset + 1, 4)
+    return { count: view.getUint32(offset + 1), next: offset + 5 }
+  }
+  throw new MalformedDataError(`expected a map, found type byte 0x${type.toString(16)}`)
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function readString(bytes: Uint8Array, view: DataView, offset: number): { value: string; next: number } {
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  let length: number
+  let start: number
+  if (type >= 0xa0 && type <= 0xbf) {
+    length = type & 0x1f
+    start = offset + 1
+  } else if (type === 0xd9) {
+    need(bytes, offset + 1, 1)
+    length = view.getUint8(offset + 1)
+    start = offset + 2
+  } else if (type === 0xda) {
+    need(bytes, offset + 1, 2)
+    length = view.getUint16(offset + 1)
+    start = offset + 3
+  } else if (type === 0xdb) {
+    need(bytes, offset + 1, 4)
+    length = view.getUint32(offset + 1)
+    start = offset + 5
+  } else {
+    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
+  }
+  const next = skip(bytes, start, length)
+  try {
+    return { value: utf8.decode(bytes.subarray(start, next)), next }
+  } catch (cause) {
+    throw new MalformedDataError('map key is not valid UTF-8', { cause })
+  }
+}
+
+function checkLength(count: number, limits: ScanLimits): void {
+  if (count > limits.maxContainerLength) {
+    throw new MalformedDataError(`container of ${count} items, more than ${limits.maxContainerLength}`)
+  }
+}
+
+function skip(bytes: Uint8Array, at: number, length: number): number {
+  need(bytes, at, length)
+  return at + length
+}
+
+function need(bytes: Uint8Array, at: number, length: number): void {
+  if (at + length > bytes.length) throw new MalformedDataError('value runs past the end of the data')
+}

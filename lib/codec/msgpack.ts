@@ -1,0 +1,34 @@
+import { Packr, type Options } from 'msgpackr'
+
+/** msgpackr supports `skipValues` but its typings do not declare it yet. */
+interface PackrOptions extends Options {
+  skipValues?: unknown[]
+}
+
+const options: PackrOptions = {
+  // Plain msgpack maps: no msgpackr record extension, so the decoder needs no shared structures.
+  useRecords: false,
+  mapsAsObjects: true,
+  // `undefined` behaves as in JSON: object properties holding it are left out, array slots become nil.
+  encodeUndefinedAsNil: true,
+  skipValues: [undefined],
+  int64AsType: 'number',
+  // Decoded Buffers are copies, never views into stored or received bytes.
+  copyBuffers: true,
+}
+
+/**
+ * The one msgpackr configuration used for session data and for the wire. Dates use the standard
+ * timestamp extension (-1), the only extension type `scanValue` lets through.
+ */
+export const packr = new Packr(options)
+
+/** Encodes a value into a Buffer owned by the caller (not a view into msgpackr's shared buffer). */
+export function encodeOwned(value: unknown): Buffer {
+  return Buffer.from(packr.pack(value))
+}
+
+/** Decodes bytes that `scanValue` has already accepted. */
+export function decode(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes)
+}

@@ -1,0 +1,104 @@
+import type { SessionData } from 'express-session'
+import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../errors.js'
+import { decode, packr } from './msgpack.js'
+import { readMapFields, type ScanLimits } from './msgpack-scan.js'
+import { assertReplicable, joinPath } from './replicable.js'
+
+/**
+ * Turns the session object express-session hands to `set` into the bytes the store keeps and
+ * replicates, and back.
+ *
+ * A stored session is one msgpack map of its top-level keys. The cookie is kept as `cookie.toJSON()`
+ * with `expires` cut out and held as a number beside the bytes: `expires` moves on every request,
+ * and keeping it out of the bytes lets an unchanged session be recognised by comparing bytes.
+ */
+export interface EncodedSession {
+  /** msgpack map of the session's top-level keys, `cookie.expires` set to null. */
+  readonly blob: Buffer
+  /** `cookie.expires` in ms since the epoch, or null when the cookie has no expiry. */
+  readonly cookieExpires: number | null
+}
+
+export interface SessionLimits extends ScanLimits {
+  readonly maxSessionBytes: number
+}
+
+/** Throws `InvalidArgumentError`, `NotReplicableError` or `SessionTooLargeError`; never stores anything. */
+export function encodeSession(session: unknown, limits: SessionLimits): EncodedSession {
+  if (typeof session !== 'object' || session === null || Array.isArray(session)) {
+    throw new InvalidArgumentError('session', 'an object', session)
+  }
+  const copy: Record<string, unknown> = {}
+  let cookieExpires: number | null = null
+  for (const key of Object.keys(session)) {
+    const value = (session as Record<string, unknown>)[key]
+    if (key === 'cookie' && value !== undefined && value !== null) {
+      const cookie = normaliseCookie(value)
+      cookieExpires = cookie.expires
+      copy.cookie = cookie.json
+      assertReplicable(cookie.json, 'cookie', limits.maxDepth)
+    } else {
+      if (key === '__proto__') throw new NotReplicableError('["__proto__"]', 'the key "__proto__" is reserved')
+      assertReplicable(value, joinPath('', key), limits.maxDepth, session)
+      copy[key] = value
+    }
+  }
+  const packed = packr.pack(copy)
+  if (packed.length > limits.maxSessionBytes) throw new SessionTooLargeError(packed.length, limits.maxSessionBytes)
+  return { blob: Buffer.from(packed), cookieExpires }
+}
+
+/** Encodes only the cookie, for `touch`, which must not look at the rest of the session. */
+export function encodeCookie(cookie: unknown, maxDepth: number): { bytes: Buffer; expires: number | null } {
+  const normalised = normaliseCookie(cookie)
+  assertReplicable(normalised.json, 'cookie', maxDepth)
+  return { bytes: Buffer.from(packr.pack(normalised.json)), expires: normalised.expires }
+}
+
+/** Rebuilds the session object: a fresh object every time, so callers may mutate it freely. */
+export function decodeSession(blob: Uint8Array, cookieExpires: number | null): SessionData {
+  const session = decode(blob) as SessionData & Record<string, unknown>
+  if (session.cookie && cookieExpires !== null) {
+    ;(session.cookie as { expires?: Date | null }).expires = new Date(cookieExpires)
+  }
+  return session
+}
+
+/** Top-level fields of a stored session, keyed by name, each the bytes of its value. */
+export function splitFields(blob: Uint8Array, limits: ScanLimits): Map<string, Uint8Array> {
+  const fields = new Map<string, Uint8Array>()
+  for (const field of readMapFields(blob, limits)) fields.set(field.key, blob.subarray(field.valueStart, field.valueEnd))
+  return fields
+}
+
+/** The inverse of `splitFields`: one msgpack map from already-encoded values. */
+export function joinFields(fields: ReadonlyMap<string, Uint8Array>): Buffer {
+  const parts: Uint8Array[] = [mapHeader(fields.size)]
+  for (const [key, value] of fields) parts.push(packr.pack(key), value)
+  return Buffer.concat(parts)
+}
+
+function mapHeader(count: number): Uint8Array {
+  if (count < 16) return Uint8Array.of(0x80 | count)
+  if (count < 0x10000) return Uint8Array.of(0xde, count >> 8, count & 0xff)
+  const header = Buffer.alloc(5)
+  header[0] = 0xdf
+  header.writeUInt32BE(count, 1)
+  return header
+}
+
+function normaliseCookie(cookie: unknown): { json: Record<string, unknown>; expires: number | null } {
+  if (typeof cookie !== 'object' || cookie === null) throw new InvalidArgumentError('session.cookie', 'an object', cookie)
+  const toJSON = (cookie as { toJSON?: unknown }).toJSON
+  const json = { ...(typeof toJSON === 'function' ? (toJSON.call(cookie) as object) : cookie) } as Record<string, unknown>
+  const expires = toTime(json.expires)
+  if ('expires' in json) json.expires = null
+  return { json, expires }
+}
+
+function toTime(expires: unknown): number | null {
+  if (expires === undefined || expires === null || expires === false) return null
+  const time = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : Number.NaN
+  if (Number.isNaN(time)) throw new InvalidArgumentError('session.cookie.expires', 'a Date, a date string or null', expires)
+  return time
+}
