@@ -8,7 +8,8 @@ import { NotReplicableError } from '../errors.js'
  * `container` is the object that holds `value`, so a reference back to it counts as circular.
  */
 export function assertReplicable(value: unknown, path: string, maxDepth: number, container?: object): void {
-  check(value, path, 1, maxDepth, new Set(container ? [container] : []))
+  // `value` is a field of the session, and the session itself is depth 1 (as in `scanValue`).
+  check(value, path, 2, maxDepth, new Set(container ? [container] : []))
 }
 
 function check(value: unknown, path: string, depth: number, maxDepth: number, ancestors: Set<object>): void {
