@@ -17,6 +17,12 @@ export const ErrorCodes = {
   SESSION_TOO_LARGE: 'EPEER_SESSION_TOO_LARGE',
   CLOSED: 'EPEER_CLOSED',
   MALFORMED_DATA: 'EPEER_MALFORMED_DATA',
+  PROTOCOL: 'EPEER_PROTOCOL',
+  HANDSHAKE_REFUSED: 'EPEER_HANDSHAKE_REFUSED',
+  LISTEN: 'EPEER_LISTEN',
+  REPLICATION_TIMEOUT: 'EPEER_REPLICATION_TIMEOUT',
+  QUEUE_OVERFLOW: 'EPEER_QUEUE_OVERFLOW',
+  CONNECTION_CLOSED: 'EPEER_CONNECTION_CLOSED',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -108,6 +114,87 @@ export class MalformedDataError extends PeerStoreError {
 
   constructor(reason: string, options?: { cause?: unknown }) {
     super(ErrorCodes.MALFORMED_DATA, `Malformed msgpack data: ${reason}.`, options)
+  }
+}
+
+/** A peer broke the protocol: a bad frame, an unknown message type, a message of the wrong shape. */
+export class ProtocolError extends PeerStoreError {
+  override readonly name = 'ProtocolError'
+
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.PROTOCOL, `Peer protocol violation: ${reason}.`, options)
+  }
+}
+
+/** Why a handshake was refused; sent to the other side and reported on this one. */
+export const HandshakeRefusals = {
+  VERSION: 'version',
+  CLUSTER: 'cluster',
+  UNKNOWN_NODE: 'unknown-node',
+  SAME_NODE: 'same-node',
+  DUPLICATE: 'duplicate',
+  WRONG_NODE: 'wrong-node',
+  TIMEOUT: 'timeout',
+  SHUTTING_DOWN: 'shutting-down',
+} as const
+
+export type HandshakeRefusal = (typeof HandshakeRefusals)[keyof typeof HandshakeRefusals]
+
+/** A handshake between two nodes was refused, by this node or by the other. */
+export class HandshakeRefusedError extends PeerStoreError {
+  override readonly name = 'HandshakeRefusedError'
+  readonly reason: HandshakeRefusal
+
+  constructor(reason: HandshakeRefusal, detail: string) {
+    super(ErrorCodes.HANDSHAKE_REFUSED, `Peer handshake refused (${reason}): ${detail}`)
+    this.reason = reason
+  }
+}
+
+/** The replication port could not be opened (taken, or not an address of this machine). */
+export class ListenError extends PeerStoreError {
+  override readonly name = 'ListenError'
+
+  constructor(address: string, tried: number, options: { cause: unknown }) {
+    const hint = tried > 1 ? ` (tried ${tried} ports; raise \`listen.autoBind\` to try more)` : ' (set `listen.autoBind` to try the next ports)'
+    super(ErrorCodes.LISTEN, `Cannot listen on ${address}: ${(options.cause as Error)?.message ?? options.cause}${hint}.`, options)
+  }
+}
+
+/** In `sendMode` 'ack' or 'sync', a live peer did not confirm a write within `ackTimeout`. */
+export class ReplicationTimeoutError extends PeerStoreError {
+  override readonly name = 'ReplicationTimeoutError'
+  readonly peers: string[]
+
+  constructor(peers: string[], timeoutMs: number) {
+    super(
+      ErrorCodes.REPLICATION_TIMEOUT,
+      `Write not confirmed by ${peers.join(', ')} within ${timeoutMs} ms; it is stored on this node and will reach ` +
+        'the peer when it catches up. Raise `ackTimeout` or use sendMode "async" to not wait.',
+    )
+    this.peers = peers
+  }
+}
+
+/** A peer was too slow: its send queue passed `maxQueueBytes`, and was dropped for a resync. */
+export class QueueOverflowError extends PeerStoreError {
+  override readonly name = 'QueueOverflowError'
+
+  constructor(peer: string, limit: number) {
+    super(
+      ErrorCodes.QUEUE_OVERFLOW,
+      `Send queue to ${peer} passed ${limit} bytes; it was dropped and the peer will be resynchronised. ` +
+        'Raise `maxQueueBytes` if the peer is only briefly slow.',
+    )
+  }
+}
+
+/** A connection to a peer closed while something was waiting on it. */
+export class ConnectionClosedError extends PeerStoreError {
+  override readonly name = 'ConnectionClosedError'
+
+  constructor(peer: string) {
+    super(ErrorCodes.CONNECTION_CLOSED, `Connection to ${peer} closed.`)
   }
 }
 

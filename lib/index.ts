@@ -2,10 +2,15 @@
  * connect-peer: sessions kept in each server's memory and replicated to fixed peers over TCP.
  * Everything a user may import is exported here; other modules are internal.
  */
-export { PeerStore, type PeerStoreStats } from './store/peer-store.js'
-export type { PeerStoreOptions } from './options.js'
+export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './store/peer-store.js'
+export type { PeerStoreOptions, SendMode } from './options.js'
+export type { PeerSpec, ListenSpec } from './cluster/address.js'
+export type { Member, MemberState } from './cluster/peer-link.js'
+export type { ReplicatedChange } from './replication/replicator.js'
+export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 export {
   ErrorCodes,
+  HandshakeRefusals,
   PeerStoreError,
   InvalidOptionError,
   InvalidArgumentError,
@@ -13,5 +18,12 @@ export {
   SessionTooLargeError,
   StoreClosedError,
   MalformedDataError,
+  ProtocolError,
+  HandshakeRefusedError,
+  ListenError,
+  ReplicationTimeoutError,
+  QueueOverflowError,
+  ConnectionClosedError,
   type ErrorCode,
+  type HandshakeRefusal,
 } from './errors.js'

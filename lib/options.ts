@@ -1,11 +1,17 @@
 import type { SessionData } from 'express-session'
+import { parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
+import { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 import { InvalidOptionError } from './errors.js'
+
+/** How long a write waits for peers: not at all, until received, or until applied. */
+export type SendMode = 'async' | 'ack' | 'sync'
 
 /**
  * Options of `new PeerStore(peers, options)`. Session lifetimes are in seconds, like connect-redis's
  * `ttl` and connect-mongo's `touchAfter`; everything else is in milliseconds or bytes.
  */
 export interface PeerStoreOptions {
+  // ---- sessions -------------------------------------------------------------------------------
   /**
    * Lifetime, in seconds, of a session whose cookie has no `expires` (no `maxAge`). A function of the
    * session is called on every write and always wins over the cookie, as in connect-redis: use it for
@@ -19,9 +25,9 @@ export interface PeerStoreOptions {
    */
   disableTouch?: boolean
   /**
-   * Rewrite an unchanged session's expiry at most once per this many seconds (0: on every request).
-   * Expiry then lags by up to this much, but a session never lapses because of it: an expiry closer
-   * than `touchAfter` is always rewritten. Later versions use it to limit replication traffic.
+   * Rewrite (and replicate) an unchanged session's expiry at most once per this many seconds (0: on
+   * every request). Expiry then lags by up to this much, but a session never lapses because of it:
+   * an expiry closer than `touchAfter` is always rewritten.
    * @default 0
    */
   touchAfter?: number
@@ -31,14 +37,14 @@ export interface PeerStoreOptions {
    */
   maxSessionBytes?: number
   /**
-   * Deepest nesting of objects and arrays in a session value; deeper values are refused.
+   * Deepest nesting of objects and arrays in a session (the session itself is level 1).
    * @default 32
    */
   maxDepth?: number
   /**
    * Seconds a destroyed session's tombstone is kept at least (it is kept until the session would
-   * have expired in any case). While it exists, writes to that id are ignored, so an in-flight
-   * request cannot bring a logged-out session back.
+   * have expired in any case). While it exists, writes to that id are ignored and no stale copy from
+   * a peer can bring the session back.
    * @default 600
    */
   tombstoneTtl?: number
@@ -48,9 +54,116 @@ export interface PeerStoreOptions {
    * @default 1000
    */
   reapInterval?: number
+
+  // ---- cluster --------------------------------------------------------------------------------
+  /**
+   * This node's id, unique in the cluster (Tomcat's `jvmRoute`). Required with peers or `listen`.
+   * 1 to 64 letters, digits, `-` or `_`.
+   */
+  nodeId?: string
+  /** Where peers reach this node: `'10.0.0.1:4055'` or `{ host, port, autoBind }`. Required with peers. */
+  listen?: ListenSpec
+  /**
+   * Shared cluster key. Accepted now; authentication and encryption with it arrive in a later release.
+   */
+  secret?: string
+  /**
+   * Name of the cluster; nodes of different clusters refuse each other.
+   * @default 'connect-peer'
+   */
+  clusterName?: string
+  /**
+   * When `set`/`destroy` resolve: 'async' at once (Tomcat's channelSendOptions=8), 'ack' once every
+   * live peer has received the change, 'sync' once every live peer has applied it.
+   * @default 'async'
+   */
+  sendMode?: SendMode
+  /**
+   * In 'ack' and 'sync' mode, how long a write waits for a live peer before failing with
+   * `ReplicationTimeoutError`.
+   * @default 5000
+   */
+  ackTimeout?: number
+  /**
+   * Interval of heartbeats to each peer, in ms (Tomcat's TcpPingInterceptor).
+   * @default 1000
+   */
+  heartbeatInterval?: number
+  /**
+   * Silence after which a peer is suspect and verified with a fresh connection, in ms.
+   * @default 3000
+   */
+  suspectTimeout?: number
+  /**
+   * Silence after which a peer is dead even if it still accepts connections, in ms.
+   * @default 10000
+   */
+  deadTimeout?: number
+  /**
+   * Timeout of a connection attempt and of a suspect's verification, in ms (TcpFailureDetector).
+   * @default 1000
+   */
+  connectTimeout?: number
+  /**
+   * Time a new connection has to complete its handshake, in ms.
+   * @default 5000
+   */
+  handshakeTimeout?: number
+  /**
+   * Delay before reconnect attempt `n` (1, 2, ...) in ms, or null to stop.
+   * @default exponentialBackoff(100, 5000): 100 ms doubling to 5 s, jittered
+   */
+  retry?: RetryPolicy
+  /**
+   * Bytes that may wait to be sent to one peer; past it the queue is dropped and the peer resynchronised.
+   * @default 67108864 (64 MiB)
+   */
+  maxQueueBytes?: number
+  /**
+   * Largest frame accepted from a peer, in bytes; must leave room for one whole session.
+   * @default the larger of 1 MiB and maxSessionBytes + 64 KiB
+   */
+  maxFrameBytes?: number
+  /**
+   * Sessions per chunk of a state transfer or resync (Tomcat's sendAllSessionsSize).
+   * @default 1000
+   */
+  syncChunkSize?: number
+  /**
+   * How long after start, at most, a node treats itself as still receiving its state, in ms. Until its
+   * first transfer ends (or this passes) a `get` that misses locally asks the peers.
+   * @default 60000
+   */
+  stateTransferTimeout?: number
+  /**
+   * How long such a `get` waits for the peers, in ms.
+   * @default 500
+   */
+  fetchTimeout?: number
+  /**
+   * How long `close()` may spend sending queued changes to live peers, in ms.
+   * @default 5000
+   */
+  closeTimeout?: number
+  /**
+   * Expiry changes (touches) are collected and sent at most this often, in ms.
+   * @default 100
+   */
+  touchFlushInterval?: number
+  /**
+   * On `close()`, destroy every session on every node (Tomcat's expireSessionsOnShutdown).
+   * @default false
+   */
+  expireSessionsOnShutdown?: boolean
+  /**
+   * Emit `session:replicated` on the receiving node for every replicated change
+   * (Tomcat's notifyListenersOnReplication).
+   * @default true
+   */
+  notifyOnReplication?: boolean
 }
 
-/** Options after defaults and validation; durations converted to milliseconds. */
+/** Options after defaults and validation; durations in milliseconds. */
 export interface ResolvedOptions {
   readonly ttlMs: number
   readonly ttlFunction: ((session: SessionData) => number) | undefined
@@ -61,7 +174,38 @@ export interface ResolvedOptions {
   readonly maxContainerLength: number
   readonly tombstoneTtlMs: number
   readonly reapIntervalMs: number
+  readonly nodeId: string
+  /** Present when the store replicates. */
+  readonly cluster: ClusterOptions | undefined
 }
+
+export interface ClusterOptions {
+  readonly nodeId: string
+  readonly peers: readonly PeerAddress[]
+  readonly listen: ListenAddress
+  readonly secret: string | undefined
+  readonly clusterName: string
+  readonly sendMode: SendMode
+  readonly ackTimeoutMs: number
+  readonly heartbeatIntervalMs: number
+  readonly suspectTimeoutMs: number
+  readonly deadTimeoutMs: number
+  readonly connectTimeoutMs: number
+  readonly handshakeTimeoutMs: number
+  readonly retry: RetryPolicy
+  readonly maxQueueBytes: number
+  readonly maxFrameBytes: number
+  readonly syncChunkSize: number
+  readonly stateTransferTimeoutMs: number
+  readonly fetchTimeoutMs: number
+  readonly closeTimeoutMs: number
+  readonly touchFlushIntervalMs: number
+  readonly expireSessionsOnShutdown: boolean
+  readonly notifyOnReplication: boolean
+}
+
+/** Most items one message may carry, whatever `syncChunkSize` a peer uses. */
+export const MAX_BATCH = 10_000
 
 export const DEFAULTS = {
   ttl: 86_400,
@@ -71,12 +215,33 @@ export const DEFAULTS = {
   maxDepth: 32,
   tombstoneTtl: 600,
   reapInterval: 1000,
+  clusterName: 'connect-peer',
+  sendMode: 'async',
+  ackTimeout: 5000,
+  heartbeatInterval: 1000,
+  suspectTimeout: 3000,
+  deadTimeout: 10_000,
+  connectTimeout: 1000,
+  handshakeTimeout: 5000,
+  maxQueueBytes: 64 * 1024 * 1024,
+  syncChunkSize: 1000,
+  stateTransferTimeout: 60_000,
+  fetchTimeout: 500,
+  closeTimeout: 5000,
+  touchFlushInterval: 100,
+  expireSessionsOnShutdown: false,
+  notifyOnReplication: true,
 } as const
 
-const KNOWN_OPTIONS = new Set<string>(Object.keys(DEFAULTS))
+/** Options that have no single default value to list in DEFAULTS. */
+const OTHER_OPTIONS = ['nodeId', 'listen', 'secret', 'retry', 'maxFrameBytes'] as const
+const KNOWN_OPTIONS = new Set<string>([...Object.keys(DEFAULTS), ...OTHER_OPTIONS])
+
+/** Node id of a store without peers: versions still need an origin. */
+const LOCAL_NODE_ID = 'local'
 
 /** Validates every option before anything (timer, socket) exists; throws `InvalidOptionError`. */
-export function resolveOptions(options: PeerStoreOptions): ResolvedOptions {
+export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStoreOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidOptionError('options', 'an object', options)
   }
@@ -86,6 +251,7 @@ export function resolveOptions(options: PeerStoreOptions): ResolvedOptions {
   const ttl = options.ttl ?? DEFAULTS.ttl
   if (typeof ttl !== 'function') positiveNumber('ttl', ttl)
   const maxSessionBytes = integer('maxSessionBytes', options.maxSessionBytes ?? DEFAULTS.maxSessionBytes, 64, 64 * 1024 * 1024)
+  const cluster = resolveCluster(peerSpecs, options, maxSessionBytes)
   return {
     ttlMs: typeof ttl === 'function' ? DEFAULTS.ttl * 1000 : ttl * 1000,
     ttlFunction: typeof ttl === 'function' ? ttl : undefined,
@@ -97,7 +263,83 @@ export function resolveOptions(options: PeerStoreOptions): ResolvedOptions {
     maxContainerLength: maxSessionBytes,
     tombstoneTtlMs: nonNegativeNumber('tombstoneTtl', options.tombstoneTtl ?? DEFAULTS.tombstoneTtl) * 1000,
     reapIntervalMs: integer('reapInterval', options.reapInterval ?? DEFAULTS.reapInterval, 10, 3_600_000),
+    nodeId: cluster?.nodeId ?? (options.nodeId === undefined ? LOCAL_NODE_ID : parseNodeId('nodeId', options.nodeId)),
+    cluster,
   }
+}
+
+function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOptions, maxSessionBytes: number): ClusterOptions | undefined {
+  if (!Array.isArray(peerSpecs)) throw new InvalidOptionError('peers', "an array of 'host:port' or { host, port, nodeId }", peerSpecs)
+  if (peerSpecs.length === 0 && options.listen === undefined) return undefined
+  if (options.nodeId === undefined) {
+    throw new InvalidOptionError('nodeId', 'a node id (such as "was1") when the store has peers or listens; it must be unique in the cluster', undefined)
+  }
+  const nodeId = parseNodeId('nodeId', options.nodeId)
+  if (options.listen === undefined) {
+    throw new InvalidOptionError('listen', "the address peers reach this node at, such as '10.0.0.1:4055', when the store has peers", undefined)
+  }
+  const peers = peerSpecs.map((spec, index) => parsePeer(`peers[${index}]`, spec))
+  checkPeersAreDistinct(peers, nodeId)
+  const secret = options.secret
+  if (secret !== undefined && (typeof secret !== 'string' || secret.length === 0)) throw new InvalidOptionError('secret', 'a non-empty string', secret)
+  const sendMode = options.sendMode ?? DEFAULTS.sendMode
+  if (sendMode !== 'async' && sendMode !== 'ack' && sendMode !== 'sync') throw new InvalidOptionError('sendMode', "'async', 'ack' or 'sync'", sendMode)
+  const clusterName = options.clusterName ?? DEFAULTS.clusterName
+  if (typeof clusterName !== 'string' || clusterName.length === 0 || clusterName.length > 128) {
+    throw new InvalidOptionError('clusterName', 'a string of 1 to 128 characters', clusterName)
+  }
+  const retry = options.retry ?? exponentialBackoff(100, 5000)
+  if (typeof retry !== 'function') throw new InvalidOptionError('retry', 'a function (attempt) => delay in ms or null', retry)
+
+  const heartbeatIntervalMs = integer('heartbeatInterval', options.heartbeatInterval ?? DEFAULTS.heartbeatInterval, 10, 60_000)
+  const suspectTimeoutMs = integer('suspectTimeout', options.suspectTimeout ?? DEFAULTS.suspectTimeout, 10, 600_000)
+  const deadTimeoutMs = integer('deadTimeout', options.deadTimeout ?? DEFAULTS.deadTimeout, 10, 3_600_000)
+  if (suspectTimeoutMs < 2 * heartbeatIntervalMs) {
+    throw new InvalidOptionError('suspectTimeout', `at least two heartbeats (${2 * heartbeatIntervalMs} ms), so one missed beat is not enough`, suspectTimeoutMs)
+  }
+  if (deadTimeoutMs <= suspectTimeoutMs) throw new InvalidOptionError('deadTimeout', `more than suspectTimeout (${suspectTimeoutMs} ms)`, deadTimeoutMs)
+  const minFrameBytes = maxSessionBytes + 64 * 1024
+  const maxFrameBytes = integer('maxFrameBytes', options.maxFrameBytes ?? Math.max(1024 * 1024, minFrameBytes), minFrameBytes, 1024 * 1024 * 1024)
+  const maxQueueBytes = integer('maxQueueBytes', options.maxQueueBytes ?? DEFAULTS.maxQueueBytes, maxFrameBytes, 2 ** 40)
+
+  return {
+    nodeId,
+    peers,
+    listen: parseListen(options.listen),
+    secret,
+    clusterName,
+    sendMode,
+    ackTimeoutMs: integer('ackTimeout', options.ackTimeout ?? DEFAULTS.ackTimeout, 1, 600_000),
+    heartbeatIntervalMs,
+    suspectTimeoutMs,
+    deadTimeoutMs,
+    connectTimeoutMs: integer('connectTimeout', options.connectTimeout ?? DEFAULTS.connectTimeout, 1, 600_000),
+    handshakeTimeoutMs: integer('handshakeTimeout', options.handshakeTimeout ?? DEFAULTS.handshakeTimeout, 1, 600_000),
+    retry,
+    maxQueueBytes,
+    maxFrameBytes,
+    syncChunkSize: integer('syncChunkSize', options.syncChunkSize ?? DEFAULTS.syncChunkSize, 1, MAX_BATCH),
+    stateTransferTimeoutMs: integer('stateTransferTimeout', options.stateTransferTimeout ?? DEFAULTS.stateTransferTimeout, 0, 3_600_000),
+    fetchTimeoutMs: integer('fetchTimeout', options.fetchTimeout ?? DEFAULTS.fetchTimeout, 1, 60_000),
+    closeTimeoutMs: integer('closeTimeout', options.closeTimeout ?? DEFAULTS.closeTimeout, 0, 600_000),
+    touchFlushIntervalMs: integer('touchFlushInterval', options.touchFlushInterval ?? DEFAULTS.touchFlushInterval, 1, 60_000),
+    expireSessionsOnShutdown: boolean('expireSessionsOnShutdown', options.expireSessionsOnShutdown ?? DEFAULTS.expireSessionsOnShutdown),
+    notifyOnReplication: boolean('notifyOnReplication', options.notifyOnReplication ?? DEFAULTS.notifyOnReplication),
+  }
+}
+
+function checkPeersAreDistinct(peers: readonly PeerAddress[], nodeId: string): void {
+  const addresses = new Set<string>()
+  const ids = new Set<string>()
+  peers.forEach((peer, index) => {
+    const address = `${peer.host}:${peer.port}`
+    if (addresses.has(address)) throw new InvalidOptionError(`peers[${index}]`, 'each peer listed once', address)
+    addresses.add(address)
+    if (peer.nodeId === undefined) return
+    if (peer.nodeId === nodeId) throw new InvalidOptionError(`peers[${index}].nodeId`, `an id other than this node's own ("${nodeId}")`, peer.nodeId)
+    if (ids.has(peer.nodeId)) throw new InvalidOptionError(`peers[${index}].nodeId`, 'a node id no other peer has', peer.nodeId)
+    ids.add(peer.nodeId)
+  })
 }
 
 function boolean(name: string, value: unknown): boolean {

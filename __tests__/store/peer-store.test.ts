@@ -187,7 +187,7 @@ describe('expiry', () => {
     await store.set('a', session({ n: 1 }))
     await store.set('a', session({ n: 2 }, -1))
     expect(await store.get('a')).toBeNull()
-    expect(store.stats()).toEqual({ sessions: 0, tombstones: 1 })
+    expect(store.stats()).toMatchObject({ sessions: 0, tombstones: 1 })
   })
 
   test('touch stores a changed cookie (a new maxAge) but not the other data it is given', async () => {
@@ -247,5 +247,49 @@ describe('lifecycle and options', () => {
     expect(error).toBeInstanceOf(InvalidOptionError)
     expect(error).toMatchObject({ code: ErrorCodes.INVALID_OPTION, option: name })
     expect((error as Error).message).toContain(`\`${name}\``)
+  })
+})
+
+describe('cluster options', () => {
+  const base = { nodeId: 'was1', listen: '127.0.0.61:4070' }
+  test.each([
+    ['peers without nodeId', ['127.0.0.62:4070'], { listen: base.listen }, 'nodeId'],
+    ['peers without listen', ['127.0.0.62:4070'], { nodeId: 'was1' }, 'listen'],
+    ['a peer that is not host:port', ['127.0.0.62'], base, 'peers[0]'],
+    ['a peer on port 0', ['127.0.0.62:0'], base, 'peers[0]'],
+    ['a peer object without a port', [{ host: '127.0.0.62' }], base, 'peers[0].port'],
+    ['the same peer twice', ['127.0.0.62:4070', '127.0.0.62:4070'], base, 'peers[1]'],
+    ["a peer with this node's id", [{ host: '127.0.0.62', port: 4070, nodeId: 'was1' }], base, 'peers[0].nodeId'],
+    ['two peers with one id', [{ host: '127.0.0.62', port: 4070, nodeId: 'x' }, { host: '127.0.0.63', port: 4070, nodeId: 'x' }], base, 'peers[1].nodeId'],
+    ['a node id with a dot', ['127.0.0.62:4070'], { ...base, nodeId: 'was.1' }, 'nodeId'],
+    ['an unknown sendMode', ['127.0.0.62:4070'], { ...base, sendMode: 'fast' }, 'sendMode'],
+    ['a suspectTimeout under two heartbeats', ['127.0.0.62:4070'], { ...base, heartbeatInterval: 1000, suspectTimeout: 1500 }, 'suspectTimeout'],
+    ['a deadTimeout not above suspectTimeout', ['127.0.0.62:4070'], { ...base, suspectTimeout: 3000, deadTimeout: 3000 }, 'deadTimeout'],
+    ['a maxFrameBytes with no room for a session', ['127.0.0.62:4070'], { ...base, maxFrameBytes: 100_000 }, 'maxFrameBytes'],
+    ['a maxQueueBytes under one frame', ['127.0.0.62:4070'], { ...base, maxQueueBytes: 1000 }, 'maxQueueBytes'],
+    ['a retry that is not a function', ['127.0.0.62:4070'], { ...base, retry: 100 }, 'retry'],
+    ['an autoBind over 100', ['127.0.0.62:4070'], { ...base, listen: { host: '127.0.0.61', port: 4070, autoBind: 500 } }, 'listen.autoBind'],
+    ['an empty secret', ['127.0.0.62:4070'], { ...base, secret: '' }, 'secret'],
+    ['peers that are not a list', 'not a list', base, 'peers'],
+  ])('%s fails at construction naming the option', (_, peers, options, name) => {
+    let error: unknown
+    try {
+      new PeerStore(peers as never, options as never)
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError)
+    expect(error).toMatchObject({ option: name })
+  })
+
+  test('nothing is opened when an option is invalid: the port stays free', async () => {
+    expect(() => new PeerStore(['127.0.0.62:4070'], { ...base, sendMode: 'fast' as never })).toThrow(InvalidOptionError)
+    const valid = new PeerStore(['127.0.0.62:4070'], { ...base, retry: () => 60_000 })
+    try {
+      await expect(valid.ready()).resolves.toBeUndefined()
+      expect(valid.port).toBe(4070)
+    } finally {
+      await valid.close()
+    }
   })
 })

@@ -1,7 +1,10 @@
 import { runScript } from '../helpers/child.js'
 
-test('after close() nothing the store created is alive and the process exits by itself', async () => {
-  const result = await runScript('lifecycle.ts')
+test.each([
+  ['a store without peers', '0'],
+  ['two connected nodes', '1'],
+])('%s: after close() nothing the store created is alive and the process exits by itself', async (_, cluster) => {
+  const result = await runScript('lifecycle.ts', { CLUSTER: cluster })
   expect(result.stderr).toBe('')
   expect(result.signal).toBeNull()
   expect(result.code).toBe(0)

@@ -4,6 +4,9 @@ import { decode, packr } from './msgpack.js'
 import { readMapFields, type ScanLimits } from './msgpack-scan.js'
 import { assertReplicable, joinPath } from './replicable.js'
 
+/** Longest accepted session id, in UTF-16 code units, from a caller or from the network. */
+export const MAX_SESSION_ID_LENGTH = 256
+
 /**
  * Turns the session object express-session hands to `set` into the bytes the store keeps and
  * replicates, and back.
@@ -65,8 +68,8 @@ export function decodeSession(blob: Uint8Array, cookieExpires: number | null): S
 }
 
 /** Top-level fields of a stored session, keyed by name, each the bytes of its value. */
-export function splitFields(blob: Uint8Array, limits: ScanLimits): Map<string, Uint8Array> {
-  const fields = new Map<string, Uint8Array>()
+export function splitFields(blob: Buffer, limits: ScanLimits): Map<string, Buffer> {
+  const fields = new Map<string, Buffer>()
   for (const field of readMapFields(blob, limits)) fields.set(field.key, blob.subarray(field.valueStart, field.valueEnd))
   return fields
 }

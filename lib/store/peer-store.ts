@@ -1,29 +1,65 @@
 import { Store, type SessionData } from 'express-session'
-import { decodeSession, encodeCookie, encodeSession, joinFields, splitFields, type SessionLimits } from '../codec/session-codec.js'
+import type { PeerSpec } from '../cluster/address.js'
+import type { TransportStats } from '../cluster/cluster.js'
+import type { Member, MemberState } from '../cluster/peer-link.js'
+import {
+  decodeSession,
+  encodeCookie,
+  encodeSession,
+  joinFields,
+  MAX_SESSION_ID_LENGTH,
+  splitFields,
+  type SessionLimits,
+} from '../codec/session-codec.js'
 import { debugFor } from '../debug.js'
 import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../errors.js'
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from '../options.js'
+import { Replication } from '../replication/replication.js'
+import type { ReplicatedChange } from '../replication/replicator.js'
 import { settle, type Callback } from './callback.js'
-import { SessionTable } from './session-table.js'
+import { SessionTable, type LocalChange } from './session-table.js'
 
 const debug = debugFor('store')
 
 /** What `PeerStore.stats()` reports. */
-export interface PeerStoreStats {
+export interface PeerStoreStats extends TransportStats {
   /** Sessions held, including expired ones not yet reclaimed (at most one `reapInterval` old). */
   readonly sessions: number
   /** Tombstones of destroyed sessions still remembered (see `tombstoneTtl`). */
   readonly tombstones: number
+  /** True while this node is still receiving its state from a peer. */
+  readonly syncing: boolean
 }
 
-/** Longest accepted session id, in UTF-16 code units. */
-export const MAX_SESSION_ID_LENGTH = 256
+/** Events of a PeerStore, with their arguments. */
+export interface PeerStoreEvents {
+  /** A peer became reachable (from `connecting` or `dead`). */
+  'peer:up': [member: Member]
+  /** A peer was verified unreachable, or said goodbye. */
+  'peer:down': [member: Member]
+  /** Every membership change, `suspect` included. */
+  'peer:state': [member: Member, previous: MemberState]
+  /** A connection was closed for a bad frame, or a handshake was refused. Never fatal. */
+  'peer:error': [error: Error, remote: string]
+  /** A change from a peer was applied here (with `notifyOnReplication`). `sid` is null for a clear. */
+  'session:replicated': [event: { sid: string | null; change: ReplicatedChange; from: string }]
+  /** A synchronisation with a peer finished: `sessions` entries were fetched from it. */
+  sync: [event: { peer: string; sessions: number; durationMs: number }]
+  /** The replication port could not be opened (also rejects `ready()`). */
+  error: [error: Error]
+}
 
-/** Without a node id the table still needs an origin for its versions. */
-const LOCAL_NODE_ID = 'local'
+type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
+
+export interface PeerStore {
+  on<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
+  once<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
+  off<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
+}
 
 /**
- * An express-session store that keeps sessions in this process's memory.
+ * An express-session store that keeps sessions in this process's memory and, given peers,
+ * replicates every change to them over TCP.
  *
  * Every method takes an optional express-session style callback; without one it returns a promise.
  * Callbacks are called exactly once and always asynchronously. Sessions are copied on the way in and
@@ -34,7 +70,7 @@ const LOCAL_NODE_ID = 'local'
  * import session from 'express-session'
  * import { PeerStore } from 'connect-peer'
  *
- * const store = new PeerStore({ ttl: 3600 })
+ * const store = new PeerStore(['10.0.0.2:4055'], { nodeId: 'was1', listen: '10.0.0.1:4055', secret })
  * app.use(session({ store, secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }))
  * ```
  */
@@ -43,77 +79,114 @@ export class PeerStore extends Store {
   readonly #limits: SessionLimits
   readonly #table: SessionTable
   readonly #reaper: NodeJS.Timeout
+  readonly #replication: Replication | undefined
+  readonly #started: Promise<void>
   #closing: Promise<void> | undefined
 
   constructor()
   constructor(options: PeerStoreOptions)
-  constructor(peers: readonly string[], options?: PeerStoreOptions)
-  constructor(peersOrOptions?: readonly string[] | PeerStoreOptions, maybeOptions?: PeerStoreOptions) {
+  constructor(peers: readonly PeerSpec[], options?: PeerStoreOptions)
+  constructor(peersOrOptions?: readonly PeerSpec[] | PeerStoreOptions, maybeOptions?: PeerStoreOptions) {
     super()
+    if (typeof peersOrOptions === 'string') {
+      throw new InvalidOptionError('peers', "an array of peers, such as ['10.0.0.2:4055']", peersOrOptions)
+    }
     const peers = isPeerList(peersOrOptions) ? peersOrOptions : []
     const options = (isPeerList(peersOrOptions) ? maybeOptions : peersOrOptions) ?? {}
-    this.#options = resolveOptions(options)
-    if (peers.length > 0) throw new InvalidOptionError('peers', 'an empty list (replication is not available yet)', peers)
+    this.#options = resolveOptions(peers, options)
     this.#limits = {
       maxSessionBytes: this.#options.maxSessionBytes,
       maxDepth: this.#options.maxDepth,
       maxContainerLength: this.#options.maxContainerLength,
     }
-    const now = Date.now()
     this.#table = new SessionTable(
-      { nodeId: LOCAL_NODE_ID, tombstoneTtlMs: this.#options.tombstoneTtlMs, expiryResolutionMs: this.#options.reapIntervalMs },
-      now,
+      { nodeId: this.#options.nodeId, tombstoneTtlMs: this.#options.tombstoneTtlMs, expiryResolutionMs: this.#options.reapIntervalMs },
+      Date.now(),
     )
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapIntervalMs)
     this.#reaper.unref()
+    const cluster = this.#options.cluster
+    if (cluster) {
+      this.#replication = new Replication(this.#table, cluster, this.#limits, {
+        memberChanged: (member, previous) => this.#memberChanged(member, previous),
+        replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
+        synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
+        peerError: (error, remote) => this.emit('peer:error', error, remote),
+      })
+      this.#started = this.#replication.start()
+      // Nobody may be awaiting ready(): report a failed start as an event too, never as an unhandled rejection.
+      this.#started.catch((error: Error) => {
+        if (this.listenerCount('error') > 0) this.emit('error', error)
+      })
+    } else {
+      this.#started = Promise.resolve()
+    }
   }
 
-  /** Resolves when the store can serve requests. A store without peers is ready at once. */
+  /** Resolves when the replication port is open (at once without peers); rejects with `ListenError`. */
   ready(): Promise<void> {
-    return this.#closing ? Promise.reject(new StoreClosedError('ready')) : Promise.resolve()
+    return this.#closing ? Promise.reject(new StoreClosedError('ready')) : this.#started
   }
 
-  /** Fetches a session; `null` when there is none or it has expired. */
+  /** The replication port actually bound (useful with port 0 or `autoBind`); undefined without peers. */
+  get port(): number | undefined {
+    return this.#replication?.port
+  }
+
+  /** The configured peers and their membership state. */
+  members(): Member[] {
+    return this.#replication?.members() ?? []
+  }
+
+  /**
+   * Fetches a session; `null` when there is none or it has expired. While this node is still
+   * receiving its state, a miss asks the peers (for at most `fetchTimeout`).
+   */
   get(sid: string): Promise<SessionData | null>
   get(sid: string, callback: (error: unknown, session?: SessionData | null) => void): void
   get(sid: string, callback?: Callback<SessionData | null>): Promise<SessionData | null> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertUsable('get', sid)
-      const entry = this.#table.get(sid, Date.now())
+      let entry = this.#table.get(sid, Date.now())
+      if (!entry && this.#replication?.syncing) {
+        await this.#replication.fetchMissing(sid)
+        entry = this.#table.get(sid, Date.now())
+      }
       return entry?.blob ? decodeSession(entry.blob, entry.cookieExpires) : null
     }, callback)
   }
 
   /**
-   * Stores a session. Throws `NotReplicableError` or `SessionTooLargeError` (and keeps the previous
-   * version) when the session cannot be stored. A session whose expiry has passed is destroyed.
-   * Writes to a destroyed id are ignored while its tombstone lasts (see `tombstoneTtl`).
+   * Stores a session and replicates the fields that changed. Throws `NotReplicableError` or
+   * `SessionTooLargeError` (and keeps the previous version) when the session cannot be stored. A
+   * session whose expiry has passed is destroyed. Writes to a destroyed id are ignored while its
+   * tombstone lasts (see `tombstoneTtl`). With `sendMode` 'ack' or 'sync', resolves once the live
+   * peers have received or applied the change.
    */
   set(sid: string, session: SessionData): Promise<void>
   set(sid: string, session: SessionData, callback: (error?: unknown) => void): void
   set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertUsable('set', sid)
       const encoded = encodeSession(session, this.#limits)
       const now = Date.now()
       const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
-      if (expiresAt <= now) {
-        this.#table.destroy(sid, now)
-        return
-      }
-      const result = this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfterMs)
-      if (result === 'destroyed') debug('set of destroyed session %s ignored', sid)
+      if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
+      const change = this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfterMs)
+      if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
+      return this.#publish(change)
     }, callback)
   }
 
   /**
    * Moves an existing session's expiry (see `touchAfter`) and stores a changed cookie. Touching an
    * unknown, expired or destroyed session does nothing. With `disableTouch` it never does anything.
+   * Expiry changes are replicated in batches and never wait for the peers.
    */
   override touch(sid: string, session: SessionData): Promise<void>
   override touch(sid: string, session: SessionData, callback: (error?: unknown) => void): void
   override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertUsable('touch', sid)
       if (this.#options.disableTouch) return
       const now = Date.now()
@@ -123,29 +196,25 @@ export class PeerStore extends Store {
       const cookie = session.cookie === undefined || session.cookie === null ? undefined : encodeCookie(session.cookie, this.#options.maxDepth)
       const cookieExpires = cookie ? cookie.expires : null
       const expiresAt = this.#expiryOf(session, cookieExpires, now)
-      if (expiresAt <= now) {
-        this.#table.destroy(sid, now)
-        return
-      }
+      if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
       const fields = splitFields(entry.blob, this.#limits)
       const stored = fields.get('cookie')
       if (cookie && !(stored && cookie.bytes.equals(stored))) {
         // The cookie itself changed (say, a new maxAge for "remember me"): that is a data change.
         fields.set('cookie', cookie.bytes)
-        this.#table.replaceBlob(sid, entry, joinFields(fields), cookieExpires, expiresAt, now)
-        return
+        return this.#publish(this.#table.replaceBlob(sid, entry, joinFields(fields), cookieExpires, expiresAt, now))
       }
-      this.#table.rewriteExpiry(sid, entry, expiresAt, cookieExpires, now, this.#options.touchAfterMs)
+      void this.#publish(this.#table.rewriteExpiry(sid, entry, expiresAt, cookieExpires, now, this.#options.touchAfterMs))
     }, callback)
   }
 
-  /** Destroys a session everywhere; destroying an unknown session is not an error. */
+  /** Destroys a session on every node; destroying an unknown session is not an error. */
   destroy(sid: string): Promise<void>
   destroy(sid: string, callback: (error?: unknown) => void): void
   destroy(sid: string, callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertUsable('destroy', sid)
-      this.#table.destroy(sid, Date.now())
+      return this.#publish(this.#table.destroy(sid, Date.now()))
     }, callback)
   }
 
@@ -181,29 +250,33 @@ export class PeerStore extends Store {
   override length(callback?: Callback<number>): Promise<number> | undefined {
     return settle(() => {
       this.#assertOpen('length')
-      this.#table.sweep(Date.now())
       let count = 0
       for (const _ of this.#table.liveIds(Date.now())) count += 1
       return count
     }, callback)
   }
 
-  /** Removes every session and tombstone. */
+  /** Removes every session and tombstone, here and on every reachable peer. */
   override clear(): Promise<void>
   override clear(callback: (error?: unknown) => void): void
   override clear(callback?: Callback<void>): Promise<void> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertOpen('clear')
       this.#table.clear()
+      await this.#replication?.publishClear()
     }, callback)
   }
 
   /** Counts for monitoring; cheap enough to call on every scrape. */
   stats(): PeerStoreStats {
-    return { sessions: this.#table.liveCount, tombstones: this.#table.tombstoneCount }
+    const transport = this.#replication?.stats() ?? { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0 }
+    return { sessions: this.#table.liveCount, tombstones: this.#table.tombstoneCount, syncing: this.#replication?.syncing ?? false, ...transport }
   }
 
-  /** Stops the store: no timer, socket or listener is left. Idempotent; later calls return the same promise. */
+  /**
+   * Stops the store: sends queued changes to live peers (within `closeTimeout`), closes every socket
+   * and timer, never reconnects. Idempotent; later calls return the same promise.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown()
     return this.#closing
@@ -215,8 +288,27 @@ export class PeerStore extends Store {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#reaper)
+    if (this.#replication) {
+      await this.#started.catch(() => undefined)
+      if (this.#options.cluster?.expireSessionsOnShutdown) {
+        const now = Date.now()
+        for (const sid of [...this.#table.liveIds(now)]) void this.#replication.publish(this.#table.destroy(sid, now)!)?.catch(() => undefined)
+      }
+      await this.#replication.stop()
+    }
     this.#table.clear()
     debug('closed')
+  }
+
+  /** Replicates a local change; resolves as `sendMode` says. */
+  #publish(change: LocalChange | undefined): Promise<void> | undefined {
+    return change && this.#replication ? this.#replication.publish(change) : undefined
+  }
+
+  #memberChanged(member: Member, previous: MemberState): void {
+    this.emit('peer:state', member, previous)
+    if (member.state === 'alive' && (previous === 'connecting' || previous === 'dead')) this.emit('peer:up', member)
+    if (member.state === 'dead' && (previous === 'alive' || previous === 'suspect')) this.emit('peer:down', member)
   }
 
   #expiryOf(session: SessionData, cookieExpires: number | null, now: number): number {
@@ -243,6 +335,6 @@ export class PeerStore extends Store {
   }
 }
 
-function isPeerList(value: unknown): value is readonly string[] {
+function isPeerList(value: unknown): value is readonly PeerSpec[] {
   return Array.isArray(value)
 }

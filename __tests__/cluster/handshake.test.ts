@@ -1,0 +1,85 @@
+import { PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
+import { MessageType, type Message } from '../../lib/cluster/messages.js'
+import { ErrorCodes, HandshakeRefusals, PeerStore } from '../../lib/index.js'
+import { RawPeer } from '../helpers/raw-peer.js'
+
+const HOST = '127.0.0.31'
+const PORT = 4058
+let store: PeerStore
+const errors: { code: string | undefined; remote: string }[] = []
+
+beforeEach(async () => {
+  errors.length = 0
+  store = new PeerStore([{ host: '127.0.0.32', port: 4058, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `${HOST}:${PORT}`,
+    clusterName: 'shop',
+    handshakeTimeout: 300,
+    retry: () => 60_000, // the configured peer is not running: do not keep dialing it
+  })
+  store.on('peer:error', (error, remote) => errors.push({ code: (error as { code?: string }).code, remote }))
+  await store.ready()
+})
+afterEach(() => store.close())
+
+function hello(overrides: Partial<{ protocol: number; cluster: string; nodeId: string; incarnation: string }> = {}): Message {
+  return { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, cluster: 'shop', nodeId: 'was2', incarnation: 'aaaa', ...overrides }
+}
+
+test('a configured peer is welcomed with the node id and cluster name', async () => {
+  const peer = await RawPeer.connect(HOST, PORT)
+  peer.send(hello())
+  expect(await peer.next(MessageType.WELCOME)).toMatchObject({ nodeId: 'was1', cluster: 'shop' })
+  peer.destroy()
+})
+
+test.each([
+  ['an unknown node id', { nodeId: 'intruder' }, HandshakeRefusals.UNKNOWN_NODE],
+  ["this node's own id", { nodeId: 'was1' }, HandshakeRefusals.SAME_NODE],
+  ['another cluster name', { cluster: 'other' }, HandshakeRefusals.CLUSTER],
+  ['another protocol version', { protocol: 99 }, HandshakeRefusals.VERSION],
+])('a peer with %s is refused with a reason, and the connection closed', async (_, overrides, reason) => {
+  const peer = await RawPeer.connect(HOST, PORT)
+  peer.send(hello(overrides))
+  expect(await peer.next(MessageType.REFUSE)).toMatchObject({ reason })
+  await peer.closed
+  expect(store.stats().refusedHandshakes).toBe(1)
+  expect(errors).toEqual([{ code: ErrorCodes.HANDSHAKE_REFUSED, remote: expect.stringContaining('127.0.0.1') }])
+})
+
+test('a second connection of the same peer process is refused as a duplicate', async () => {
+  const first = await RawPeer.connect(HOST, PORT)
+  first.send(hello())
+  await first.next(MessageType.WELCOME)
+  const second = await RawPeer.connect(HOST, PORT)
+  second.send(hello())
+  expect(await second.next(MessageType.REFUSE)).toMatchObject({ reason: HandshakeRefusals.DUPLICATE })
+  // A restarted peer (a new incarnation) replaces the old connection instead.
+  const restarted = await RawPeer.connect(HOST, PORT)
+  restarted.send(hello({ incarnation: 'bbbb' }))
+  await restarted.next(MessageType.WELCOME)
+  await first.closed
+  restarted.destroy()
+})
+
+test('a connection that sends anything but HELLO first is closed as a protocol error', async () => {
+  const peer = await RawPeer.connect(HOST, PORT)
+  peer.send({ type: MessageType.PING, seq: 1 })
+  await peer.closed
+  expect(store.stats().protocolErrors).toBe(1)
+})
+
+test('a connection that never completes the handshake is closed after handshakeTimeout', async () => {
+  const peer = await RawPeer.connect(HOST, PORT)
+  peer.sendBytes(Buffer.from([0, 0])) // half a length prefix, then silence
+  await peer.closed
+  expect(store.stats().refusedHandshakes).toBe(1)
+})
+
+test('the store keeps serving while peers are refused', async () => {
+  const peer = await RawPeer.connect(HOST, PORT)
+  peer.send(hello({ nodeId: 'intruder' }))
+  await peer.closed
+  await store.set('s1', { cookie: {}, n: 1 } as never)
+  expect(await store.get('s1')).toMatchObject({ n: 1 })
+})

@@ -1,0 +1,93 @@
+import { isIP } from 'node:net'
+import { InvalidOptionError } from '../errors.js'
+
+/** A configured peer: where to dial it, and its node id when the configuration names it. */
+export interface PeerAddress {
+  readonly host: string
+  readonly port: number
+  /** Unknown until the first handshake when the peer was given as a `'host:port'` string. */
+  readonly nodeId: string | undefined
+}
+
+/** Where this node listens for its peers. */
+export interface ListenAddress {
+  readonly host: string
+  readonly port: number
+  /** How many following ports to try when `port` is taken (Tomcat's `autoBind`). */
+  readonly autoBind: number
+}
+
+/** A peer as the user may write it: `'10.0.0.2:4055'`, `'[::1]:4055'` or `{ host, port, nodeId }`. */
+export type PeerSpec = string | { host: string; port: number; nodeId?: string }
+
+/** A listen address as the user may write it: `'10.0.0.1:4055'` or `{ host, port, autoBind }`. */
+export type ListenSpec = string | { host?: string; port: number; autoBind?: number }
+
+/** Node ids end up in session ids (`<random>.<nodeId>`) and cookies: keep them to a safe alphabet. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+export function parseNodeId(option: string, value: unknown): string {
+  if (typeof value !== 'string' || !NODE_ID_PATTERN.test(value)) {
+    throw new InvalidOptionError(option, '1 to 64 letters, digits, "-" or "_" (it becomes part of session ids and cookies)', value)
+  }
+  return value
+}
+
+export function parsePeer(option: string, value: unknown): PeerAddress {
+  if (typeof value === 'string') {
+    const { host, port } = splitHostPort(option, value, 1)
+    return { host, port, nodeId: undefined }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError(option, "'host:port' or { host, port, nodeId }", value)
+  }
+  const spec = value as Record<string, unknown>
+  return {
+    host: parseHost(`${option}.host`, spec.host),
+    port: parsePort(`${option}.port`, spec.port, 1),
+    nodeId: spec.nodeId === undefined ? undefined : parseNodeId(`${option}.nodeId`, spec.nodeId),
+  }
+}
+
+export function parseListen(value: unknown): ListenAddress {
+  if (typeof value === 'string') return { ...splitHostPort('listen', value, 0), autoBind: 0 }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError('listen', "'host:port' or { host, port, autoBind }", value)
+  }
+  const spec = value as Record<string, unknown>
+  const autoBind = spec.autoBind ?? 0
+  if (typeof autoBind !== 'number' || !Number.isInteger(autoBind) || autoBind < 0 || autoBind > 100) {
+    throw new InvalidOptionError('listen.autoBind', 'an integer from 0 to 100', autoBind)
+  }
+  return { host: spec.host === undefined ? '0.0.0.0' : parseHost('listen.host', spec.host), port: parsePort('listen.port', spec.port, 0), autoBind }
+}
+
+export function formatAddress(address: { host: string; port: number }): string {
+  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+function splitHostPort(option: string, text: string, minPort: number): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
+  if (!match) throw new InvalidOptionError(option, "'host:port' (IPv6 as '[::1]:4055')", text)
+  return { host: parseHost(option, match[1] ?? match[2]), port: parsePort(option, Number(match[3]), minPort) }
+}
+
+function parseHost(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 253 || /\s/.test(value)) {
+    throw new InvalidOptionError(option, 'a host name or IP address', value)
+  }
+  return value
+}
+
+/** Port 0 (any free port) makes sense for `listen` only. */
+function parsePort(option: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 65535) {
+    throw new InvalidOptionError(option, `a port number from ${min} to 65535`, value)
+  }
+  return value
+}

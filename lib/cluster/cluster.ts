@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto'
+import { isIP, type Server, type Socket } from 'node:net'
+import { debugFor } from '../debug.js'
+import { HandshakeRefusals, HandshakeRefusedError, MalformedDataError, ProtocolError } from '../errors.js'
+import type { ClusterOptions } from '../options.js'
+import { formatAddress } from './address.js'
+import { Connection, type ConnectionHandlers, type OutgoingData } from './connection.js'
+import { acceptHandshake, type LocalIdentity, type Refusal } from './handshake.js'
+import { listen } from './listener.js'
+import { MessageType, type AckLevel, type Hello, type Message, type MessageLimits } from './messages.js'
+import { PeerLink, type Member, type MemberState } from './peer-link.js'
+
+const debug = debugFor('transport')
+
+/** Totals over every connection this node has had. */
+export interface TransportStats {
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+  /** Connections closed because of a bad frame or message. */
+  protocolErrors: number
+  /** Handshakes refused, by this node or by the peer. */
+  refusedHandshakes: number
+  /** Times a peer's send queue overflowed and was dropped. */
+  queueOverflows: number
+}
+
+/** What the cluster hands up to the replicator; the replicator never sees a socket. */
+export interface ClusterEvents {
+  /** A replication message from a peer, with the connection to answer on. */
+  message(message: Message, connection: Connection, peer: PeerLink): void
+  /** An outbound connection is up: synchronise with that peer. */
+  connected(peer: PeerLink, connection: Connection): void
+  /** A peer whose queue overflowed has caught up: it needs a resync. */
+  needsResync(peer: PeerLink, connection: Connection): void
+  memberChanged(member: Member, previous: MemberState): void
+  /** A connection failed in a way worth reporting (bad frames, refused handshakes). */
+  connectionError(error: Error, remote: string): void
+}
+
+/**
+ * The transport: the replication port, one outbound connection per configured peer, and the
+ * inbound connections the peers open to this node. Each node sends its changes on its own outbound
+ * connection, so changes from one node reach another in the order they were made.
+ */
+export class Cluster {
+  readonly identity: LocalIdentity
+  readonly stats: TransportStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0 }
+  readonly #options: ClusterOptions
+  readonly #events: ClusterEvents
+  readonly #links: PeerLink[]
+  /** Inbound connections by peer node id: the connection each peer sends its changes on. */
+  readonly #inbound = new Map<string, { connection: Connection; incarnation: string; lastHeardAt: number }>()
+  readonly #handshaking = new Set<Connection>()
+  readonly #limits: MessageLimits
+  #server: Server | undefined
+  #port = 0
+  #stopping = false
+
+  constructor(options: ClusterOptions, limits: MessageLimits, events: ClusterEvents) {
+    this.#options = options
+    this.#events = events
+    this.#limits = limits
+    this.identity = { cluster: options.clusterName, nodeId: options.nodeId, incarnation: randomBytes(8).toString('hex') }
+    const host = options.listen.host
+    const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
+    this.#links = options.peers.map(
+      (address) =>
+        new PeerLink(address, {
+          identity: this.identity,
+          timing: { intervalMs: options.heartbeatIntervalMs, suspectAfterMs: options.suspectTimeoutMs, deadAfterMs: options.deadTimeoutMs },
+          connectTimeoutMs: options.connectTimeoutMs,
+          handshakeTimeoutMs: options.handshakeTimeoutMs,
+          retry: options.retry,
+          localAddress,
+          wrap: (socket, label) => this.#wrap(socket, label),
+          handlers: (link) => this.#outboundHandlers(link),
+          stateChanged: (link, previous) => this.#events.memberChanged(link.member(), previous),
+          connected: (link, connection) => this.#events.connected(link, connection),
+          identified: (link, nodeId) => {
+            if (nodeId === this.identity.nodeId || this.#links.some((other) => other !== link && other.nodeId === nodeId)) return false
+            debug('peer %s is %s', link.label, nodeId)
+            return true
+          },
+          dialFailed: (link, error) => this.#reportFailure(error, link.label),
+        }),
+    )
+  }
+
+  /** The port actually bound (differs from the configured one with port 0 or autoBind). */
+  get port(): number {
+    return this.#port
+  }
+
+  get links(): readonly PeerLink[] {
+    return this.#links
+  }
+
+  /** Opens the replication port, then starts dialing the peers. */
+  async start(): Promise<void> {
+    const { server, port } = await listen(this.#options.listen, (socket) => this.#accept(socket))
+    this.#server = server
+    this.#port = port
+    debug('%s listening on %s', this.identity.nodeId, formatAddress({ host: this.#options.listen.host, port }))
+    for (const link of this.#links) link.start()
+  }
+
+  members(): Member[] {
+    return this.#links.map((link) => link.member())
+  }
+
+  /** Peers this node can send to now (alive or suspect), with their connection. */
+  reachable(): Array<{ link: PeerLink; connection: Connection }> {
+    const reachable: Array<{ link: PeerLink; connection: Connection }> = []
+    for (const link of this.#links) {
+      const connection = link.outbound
+      if (connection) reachable.push({ link, connection })
+    }
+    return reachable
+  }
+
+  /** Sends a change to every reachable peer; with an ack level, one promise per peer waiting for it. */
+  broadcast(message: OutgoingData, level: AckLevel): Array<{ link: PeerLink; acked: Promise<void> }> {
+    const waits: Array<{ link: PeerLink; acked: Promise<void> }> = []
+    for (const { link, connection } of this.reachable()) {
+      const acked = connection.sendData(message, level)
+      if (acked) waits.push({ link, acked })
+    }
+    return waits
+  }
+
+  /** Stops dialing, sends what is queued and a goodbye (within `timeoutMs`), closes every socket. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.#stopping) return
+    this.#stopping = true
+    const bye: Message = { type: MessageType.BYE, reason: 'shutting down' }
+    const server = this.#server
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+    for (const connection of this.#handshaking) connection.destroy()
+    await Promise.all(this.#links.map((link) => link.stop(timeoutMs, bye)))
+    for (const { connection } of this.#inbound.values()) connection.destroy()
+    this.#inbound.clear()
+    await closed
+  }
+
+  #wrap(socket: Socket, label: string): Connection {
+    return new Connection(
+      socket,
+      {
+        maxFrameBytes: this.#options.maxFrameBytes,
+        maxQueueBytes: this.#options.maxQueueBytes,
+        limits: this.#limits,
+        label,
+        idleTimeoutMs: this.#options.deadTimeoutMs,
+        stats: this.stats,
+      },
+      { message: () => {}, closed: () => {} },
+    )
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#stopping) {
+      socket.destroy()
+      return
+    }
+    const connection = this.#wrap(socket, `${this.identity.nodeId}<-${socket.remoteAddress}:${socket.remotePort}`)
+    this.#handshaking.add(connection)
+    acceptHandshake(connection, this.identity, this.#options.handshakeTimeoutMs, (hello) => this.#decide(hello), (hello) => this.#inboundHandlers(hello, connection))
+      .catch((error: Error) => this.#reportFailure(error, connection.remoteAddress))
+      .finally(() => this.#handshaking.delete(connection))
+  }
+
+  /** Only configured peers get in, and each only once at a time. */
+  #decide(hello: Hello): Refusal | undefined {
+    if (this.#stopping) return { reason: HandshakeRefusals.SHUTTING_DOWN, detail: 'this node is shutting down' }
+    const link = this.#links.find((each) => each.nodeId === hello.nodeId)
+    if (!link) return { reason: HandshakeRefusals.UNKNOWN_NODE, detail: `"${hello.nodeId}" is not one of this node's peers` }
+    const existing = this.#inbound.get(hello.nodeId)
+    if (existing && !existing.connection.closing && existing.incarnation === hello.incarnation) {
+      // The same process connecting twice. A half-open old connection that went quiet is replaced.
+      if (Date.now() - existing.lastHeardAt < this.#options.suspectTimeoutMs) {
+        return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected` }
+      }
+    }
+    return undefined
+  }
+
+  #inboundHandlers(hello: Hello, connection: Connection): ConnectionHandlers {
+    const link = this.#links.find((each) => each.nodeId === hello.nodeId)!
+    const previous = this.#inbound.get(hello.nodeId)
+    const record = { connection, incarnation: hello.incarnation, lastHeardAt: Date.now() }
+    this.#inbound.set(hello.nodeId, record)
+    previous?.connection.destroy()
+    debug('%s connected to this node', hello.nodeId)
+    link.peerIsBack()
+    return {
+      message: (message) => {
+        record.lastHeardAt = Date.now()
+        if (message.type === MessageType.PING) connection.send({ type: MessageType.PONG, seq: message.seq })
+        else if (message.type === MessageType.BYE) link.peerLeft()
+        else this.#events.message(message, connection, link)
+      },
+      closed: (error) => {
+        if (this.#inbound.get(hello.nodeId) === record) this.#inbound.delete(hello.nodeId)
+        if (error) this.#reportFailure(error, connection.label)
+      },
+    }
+  }
+
+  #outboundHandlers(link: PeerLink): ConnectionHandlers {
+    return {
+      message: (message, connection) => {
+        link.heard()
+        if (message.type === MessageType.PONG) return
+        if (message.type === MessageType.BYE) link.peerLeft()
+        else this.#events.message(message, connection, link)
+      },
+      closed: (error, connection) => {
+        if (error) this.#reportFailure(error, connection.label)
+        link.outboundClosed(connection, error)
+      },
+      overflow: () => {
+        this.stats.queueOverflows += 1
+      },
+      drained: (connection) => this.#events.needsResync(link, connection),
+    }
+  }
+
+  #reportFailure(error: Error, remote: string): void {
+    if (error instanceof HandshakeRefusedError) this.stats.refusedHandshakes += 1
+    else if (error instanceof ProtocolError || error instanceof MalformedDataError) this.stats.protocolErrors += 1
+    else return // resets, timeouts and closes are membership matters, not errors
+    debug('%s: %s', remote, error.message)
+    this.#events.connectionError(error, remote)
+  }
+}

@@ -1,0 +1,280 @@
+import type { Socket } from 'node:net'
+import PQueue from 'p-queue'
+import { debugFor } from '../debug.js'
+import { ConnectionClosedError, QueueOverflowError } from '../errors.js'
+import { FrameDecoder } from './frame.js'
+import {
+  AckLevel,
+  decodeMessage,
+  encodeMessage,
+  isDataMessage,
+  MessageType,
+  type DataMessage,
+  type Message,
+  type MessageLimits,
+} from './messages.js'
+
+const debug = debugFor('transport')
+
+/** A data message before the connection gives it an ack id. */
+export type OutgoingData = DataMessage extends infer M ? (M extends DataMessage ? Omit<M, 'ackId' | 'ackLevel'> : never) : never
+
+export interface ConnectionOptions {
+  /** Cap on one frame, header included; a larger length prefix closes the connection. */
+  readonly maxFrameBytes: number
+  readonly limits: MessageLimits
+  /** Cap on bytes queued for sending (ours plus the socket's); past it the queue is dropped. */
+  readonly maxQueueBytes: number
+  /** For logs: `was1->was2` or `was1<-127.0.0.12:51234`. */
+  readonly label: string
+  /** Close the connection after this long without any byte in or out. */
+  readonly idleTimeoutMs: number
+  /** Counters shared by every connection of the node. */
+  readonly stats: ConnectionStats
+}
+
+export interface ConnectionHandlers {
+  /** Every checked message, in order. A throw closes the connection as a protocol error. */
+  message(message: Message, connection: Connection): void
+  /** Once, when the connection is gone; `error` says why unless it was closed on purpose. */
+  closed(error: Error | undefined, connection: Connection): void
+  /** The send queue overflowed and was dropped; data sends are refused until `drained`. */
+  overflow?(connection: Connection): void
+  /** After an overflow, the socket has caught up: the peer should now be resynchronised. */
+  drained?(connection: Connection): void
+}
+
+export interface ConnectionStats {
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+}
+
+/**
+ * One TCP connection to a peer: frames in and out, checked messages, batched writes and acks.
+ * It knows nothing of sessions. Writes made in the same event-loop turn go out in one `write`,
+ * through a p-queue of concurrency 1 that keeps them in order and waits for the socket to drain.
+ */
+export class Connection {
+  readonly label: string
+  readonly #stats: ConnectionStats
+  readonly #socket: Socket
+  readonly #options: ConnectionOptions
+  readonly #decoder: FrameDecoder
+  readonly #writes = new PQueue({ concurrency: 1 })
+  #handlers: ConnectionHandlers
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #flushScheduled = false
+  #overflowed = false
+  #closing = false
+  #closed = false
+  #nextAckId = 1
+  readonly #ackWaiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>()
+  #ackDue = 0
+  #resolveDone!: () => void
+  /** Resolves when the connection has closed, for whatever reason. */
+  readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
+
+  constructor(socket: Socket, options: ConnectionOptions, handlers: ConnectionHandlers) {
+    this.#socket = socket
+    this.#options = options
+    this.label = options.label
+    this.#handlers = handlers
+    this.#stats = options.stats
+    this.#decoder = new FrameDecoder(options.maxFrameBytes)
+    socket.setNoDelay(true)
+    socket.setTimeout(options.idleTimeoutMs, () => this.destroy(new Error(`nothing received or sent for ${options.idleTimeoutMs} ms`)))
+    socket.on('data', (chunk: Buffer) => this.#receive(chunk))
+    socket.on('error', (error) => this.#finish(error))
+    socket.on('close', () => this.#finish(undefined))
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** True from the moment `close()` or `destroy()` is called. */
+  get closing(): boolean {
+    return this.#closing || this.#closed
+  }
+
+  get remoteAddress(): string {
+    return `${this.#socket.remoteAddress}:${this.#socket.remotePort}`
+  }
+
+  /** Bytes waiting to be written: queued here plus buffered in the socket. */
+  get queuedBytes(): number {
+    return this.#pendingBytes + this.#socket.writableLength
+  }
+
+  /** Hands the connection to a new owner (the handshake hands it over when it is done). */
+  setHandlers(handlers: ConnectionHandlers): void {
+    this.#handlers = handlers
+  }
+
+  /** Queues one message. False when it was not queued: the connection is closed or overflowing. */
+  send(message: Message): boolean {
+    if (this.#closed || (this.#overflowed && isDataMessage(message))) return false
+    const frame = encodeMessage(message)
+    if (this.queuedBytes + frame.length > this.#options.maxQueueBytes) {
+      this.#overflow()
+      return false
+    }
+    this.#pending.push(frame)
+    this.#pendingBytes += frame.length
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      // Let the rest of this turn's messages join the same write.
+      setImmediate(() => void this.#writes.add(() => this.#flush()))
+    }
+    return true
+  }
+
+  /**
+   * Sends a data message. With an ack level, resolves once the peer acknowledged it (or anything
+   * sent after it) and rejects if the connection closes or overflows first; without, returns
+   * undefined and whether it was queued does not matter to the caller (resyncs repair losses).
+   */
+  sendData(message: OutgoingData, level: AckLevel): Promise<void> | undefined {
+    if (level === AckLevel.NONE) {
+      this.send({ ...message, ackId: 0, ackLevel: AckLevel.NONE } as DataMessage)
+      return undefined
+    }
+    const ackId = this.#nextAckId++
+    const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject }))
+    if (!this.send({ ...message, ackId, ackLevel: level } as DataMessage)) {
+      this.#ackWaiters.get(ackId)?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
+      this.#ackWaiters.delete(ackId)
+    }
+    return acked
+  }
+
+  /** Resolves when everything queued so far has been handed to the socket and the socket drained. */
+  async flushed(): Promise<void> {
+    await this.#writes.onIdle()
+    if (this.#flushScheduled) {
+      await new Promise((resolve) => setImmediate(resolve))
+      await this.#writes.onIdle()
+    }
+    if (this.#socket.writableLength > 0 && !this.#closed) await this.#drainOrClose()
+  }
+
+  /** Sends what is queued (waiting at most `timeoutMs`), then ends the connection. */
+  async close(timeoutMs: number, bye?: Message): Promise<void> {
+    if (this.#closing || this.#closed) return
+    this.#closing = true
+    if (bye) this.send(bye)
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
+    await Promise.race([this.flushed(), timedOut])
+    clearTimeout(timer)
+    this.destroy()
+  }
+
+  /** Closes at once; queued frames are lost. `error` is reported to the owner. */
+  destroy(error?: Error): void {
+    this.#closing = true
+    if (error) debug('%s: closing: %s', this.label, error.message)
+    this.#finish(error)
+    this.#socket.destroy()
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#closed) return
+    this.#stats.bytesIn += chunk.length
+    try {
+      for (const frame of this.#decoder.push(chunk)) {
+        if (this.#closed) return
+        this.#stats.framesIn += 1
+        const message = decodeMessage(frame, this.#options.limits)
+        this.#dispatch(message)
+      }
+    } catch (error) {
+      this.destroy(error as Error)
+      return
+    }
+    if (this.#ackDue > 0) {
+      this.send({ type: MessageType.ACK, ackId: this.#ackDue })
+      this.#ackDue = 0
+    }
+  }
+
+  #dispatch(message: Message): void {
+    if (message.type === MessageType.ACK) {
+      this.#settleAcks(message.ackId)
+      return
+    }
+    const ack = isDataMessage(message) ? message.ackLevel : AckLevel.NONE
+    if (ack === AckLevel.RECEIVED) this.#ackDue = Math.max(this.#ackDue, (message as DataMessage).ackId)
+    this.#handlers.message(message, this)
+    if (ack === AckLevel.APPLIED) this.#ackDue = Math.max(this.#ackDue, (message as DataMessage).ackId)
+  }
+
+  #settleAcks(upTo: number): void {
+    for (const [id, waiter] of this.#ackWaiters) {
+      if (id > upTo) break
+      this.#ackWaiters.delete(id)
+      waiter.resolve()
+    }
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false
+    const frames = this.#pending
+    this.#pending = []
+    this.#pendingBytes = 0
+    if (frames.length === 0 || this.#closed) return
+    const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames)
+    this.#stats.framesOut += frames.length
+    this.#stats.bytesOut += bytes.length
+    if (!this.#socket.write(bytes)) await this.#drainOrClose()
+  }
+
+  #overflow(): void {
+    if (this.#overflowed) return
+    this.#overflowed = true
+    debug('%s: send queue passed %d bytes: dropped', this.label, this.#options.maxQueueBytes)
+    this.#pending = []
+    this.#pendingBytes = 0
+    const error = new QueueOverflowError(this.label, this.#options.maxQueueBytes)
+    for (const waiter of this.#ackWaiters.values()) waiter.reject(error)
+    this.#ackWaiters.clear()
+    this.#handlers.overflow?.(this)
+    // Writes already handed over finish first; then the peer can be resynchronised.
+    void this.#writes.onIdle().then(async () => {
+      if (this.#socket.writableLength > 0) await this.#drainOrClose()
+      if (this.#closed) return
+      this.#overflowed = false
+      debug('%s: caught up after an overflow', this.label)
+      this.#handlers.drained?.(this)
+    })
+  }
+
+  #drainOrClose(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done)
+        this.#socket.off('close', done)
+        resolve()
+      }
+      this.#socket.on('drain', done)
+      this.#socket.on('close', done)
+    })
+  }
+
+  #finish(error: Error | undefined): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#pending = []
+    this.#pendingBytes = 0
+    const closedError = new ConnectionClosedError(this.label)
+    for (const waiter of this.#ackWaiters.values()) waiter.reject(closedError)
+    this.#ackWaiters.clear()
+    this.#writes.clear()
+    this.#socket.destroy()
+    this.#resolveDone()
+    this.#handlers.closed(error, this)
+  }
+}

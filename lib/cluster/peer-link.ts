@@ -1,0 +1,287 @@
+import { connect, type Socket } from 'node:net'
+import { debugFor } from '../debug.js'
+import { formatAddress, type PeerAddress } from './address.js'
+import type { RetryPolicy } from './backoff.js'
+import type { Connection, ConnectionHandlers } from './connection.js'
+import { dialHandshake, type LocalIdentity } from './handshake.js'
+import { Heartbeat, type HeartbeatTiming } from './heartbeat.js'
+import { MessageType, type Message, type Welcome } from './messages.js'
+
+const debug = debugFor('membership')
+
+/**
+ * - `connecting`: not reached yet since this node started;
+ * - `alive`: connected and answering heartbeats;
+ * - `suspect`: silent for `suspectTimeout`, or its connection dropped; being verified;
+ * - `dead`: verification failed or silent for `deadTimeout`; reconnecting with backoff.
+ */
+export type MemberState = 'connecting' | 'alive' | 'suspect' | 'dead'
+
+/** A peer as `PeerStore.members()` reports it. */
+export interface Member {
+  /** The peer's node id; null until the first handshake when the configuration does not name it. */
+  readonly nodeId: string | null
+  /** Where this node dials it. */
+  readonly address: string
+  readonly state: MemberState
+  /** When it entered this state. */
+  readonly since: Date
+  /** Bytes waiting to be sent to it. */
+  readonly queuedBytes: number
+  /** Completed connections since this node started (1 after the first). */
+  readonly connections: number
+}
+
+export interface PeerLinkContext {
+  readonly identity: LocalIdentity
+  readonly timing: HeartbeatTiming
+  readonly connectTimeoutMs: number
+  readonly handshakeTimeoutMs: number
+  readonly retry: RetryPolicy
+  /** Local address to dial from, so loopback aliases (127.0.0.11) show up as themselves. */
+  readonly localAddress: string | undefined
+  wrap(socket: Socket, label: string): Connection
+  /** Handlers for the messages of an established outbound connection. */
+  handlers(link: PeerLink): ConnectionHandlers
+  stateChanged(link: PeerLink, previous: MemberState): void
+  /** An outbound connection completed its handshake: time to synchronise with the peer. */
+  connected(link: PeerLink, connection: Connection): void
+  /** A peer configured without an id told its id; false if another peer already has it. */
+  identified(link: PeerLink, nodeId: string): boolean
+  /** A connection attempt failed; refusals are worth reporting, refused connections are not. */
+  dialFailed(link: PeerLink, error: Error): void
+}
+
+/**
+ * One configured peer: the connection this node sends on, its heartbeat, its membership state and
+ * reconnects. State changes go through `#setState` only, which logs and reports them.
+ */
+export class PeerLink {
+  readonly address: PeerAddress
+  readonly label: string
+  #nodeId: string | undefined
+  #state: MemberState = 'connecting'
+  #since = new Date()
+  #outbound: Connection | undefined
+  #establishedAt = 0
+  #connections = 0
+  #attempt = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #dialing = false
+  #verifying = false
+  #stopped = false
+  readonly #context: PeerLinkContext
+  readonly #heartbeat: Heartbeat
+
+  constructor(address: PeerAddress, context: PeerLinkContext) {
+    this.address = address
+    this.label = formatAddress(address)
+    this.#nodeId = address.nodeId
+    this.#context = context
+    this.#heartbeat = new Heartbeat(context.timing, {
+      ping: (seq) => this.#outbound?.send({ type: MessageType.PING, seq }),
+      suspect: (silentFor) => {
+        debug('%s silent for %d ms', this.#name, silentFor)
+        this.#setState('suspect')
+        this.#verify()
+      },
+      recovered: () => this.#setState('alive'),
+      dead: (silentFor) => {
+        debug('%s silent for %d ms: dead', this.#name, silentFor)
+        this.#lost()
+      },
+    })
+  }
+
+  get nodeId(): string | undefined {
+    return this.#nodeId
+  }
+
+  get state(): MemberState {
+    return this.#state
+  }
+
+  /** The connection to send on, while there is one (alive or suspect). */
+  get outbound(): Connection | undefined {
+    return this.#outbound && !this.#outbound.closing ? this.#outbound : undefined
+  }
+
+  member(): Member {
+    return {
+      nodeId: this.#nodeId ?? null,
+      address: this.label,
+      state: this.#state,
+      since: this.#since,
+      queuedBytes: this.#outbound?.queuedBytes ?? 0,
+      connections: this.#connections,
+    }
+  }
+
+  start(): void {
+    this.#dial()
+  }
+
+  /** Any frame on the outbound connection is a sign of life. */
+  heard(): void {
+    this.#heartbeat.heard()
+  }
+
+  /**
+   * The peer connected to this node: it is up. If this node had given it up, dial it now instead of
+   * waiting out the backoff.
+   */
+  peerIsBack(): void {
+    if (this.#stopped || this.#outbound || this.#dialing) return
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    this.#attempt = 0
+    this.#dial()
+  }
+
+  /** The peer said goodbye: it is shutting down, no verification needed. */
+  peerLeft(): void {
+    if (this.#stopped) return
+    this.#lost()
+  }
+
+  /** Stops for good: no reconnect after this. Sends what is queued first, within `timeoutMs`. */
+  async stop(timeoutMs: number, bye: Message): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#retryTimer)
+    this.#heartbeat.stop()
+    await this.#outbound?.close(timeoutMs, bye)
+  }
+
+  get #name(): string {
+    return this.#nodeId ? `${this.#nodeId} (${this.label})` : this.label
+  }
+
+  #dial(): void {
+    if (this.#stopped || this.#dialing) return
+    this.#dialing = true
+    const { host, port } = this.address
+    const socket = connect({ host, port, localAddress: this.#context.localAddress })
+    const connectTimer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.#context.connectTimeoutMs} ms`)), this.#context.connectTimeoutMs)
+    const failEarly = (error: Error) => {
+      clearTimeout(connectTimer)
+      this.#dialFailed(error)
+    }
+    socket.once('error', failEarly)
+    socket.once('connect', () => {
+      clearTimeout(connectTimer)
+      socket.off('error', failEarly)
+      const connection = this.#context.wrap(socket, `${this.#context.identity.nodeId}->${this.#name}`)
+      dialHandshake(
+        connection,
+        this.#context.identity,
+        this.#nodeId,
+        this.#context.handshakeTimeoutMs,
+        (welcome) => {
+          this.#established(connection, welcome)
+          return this.#context.handlers(this)
+        },
+        // A peer configured by address that refused us (it did not know us yet) still said who it is.
+        (nodeId) => this.#identify(nodeId),
+      ).catch((error: Error) => this.#dialFailed(error))
+    })
+  }
+
+  #established(connection: Connection, welcome: Welcome): void {
+    this.#dialing = false
+    if (this.#stopped) {
+      connection.destroy()
+      return
+    }
+    this.#identify(welcome.nodeId)
+    this.#outbound = connection
+    this.#establishedAt = Date.now()
+    this.#connections += 1
+    this.#heartbeat.start()
+    debug('%s: connected', this.#name)
+    // Start the synchronisation before announcing the peer, so whoever hears "alive" sees it running.
+    this.#context.connected(this, connection)
+    this.#setState('alive')
+  }
+
+  /** Called by the cluster when the outbound connection closed, for whatever reason. */
+  outboundClosed(connection: Connection, error: Error | undefined): void {
+    if (connection !== this.#outbound) return
+    this.#outbound = undefined
+    this.#heartbeat.stop()
+    if (this.#stopped) return
+    debug('%s: connection closed%s', this.#name, error ? `: ${error.message}` : '')
+    if (Date.now() - this.#establishedAt < this.#context.timing.suspectAfterMs) {
+      // It did not last: treat it as a failed attempt, so a peer that keeps dropping us gets backoff.
+      this.#lost()
+      return
+    }
+    // Verify at once by reconnecting: a dropped connection to a live peer is back in one round trip.
+    this.#attempt = 0
+    this.#setState('suspect')
+    this.#dial()
+  }
+
+  #identify(nodeId: string): void {
+    if (this.#nodeId !== undefined || !this.#context.identified(this, nodeId)) return
+    this.#nodeId = nodeId
+  }
+
+  #dialFailed(error: Error): void {
+    this.#dialing = false
+    if (this.#stopped) return
+    debug('%s: cannot connect: %s', this.#name, error.message)
+    this.#context.dialFailed(this, error)
+    this.#lost()
+  }
+
+  /** The peer is gone: mark it dead and reconnect with backoff. */
+  #lost(): void {
+    this.#heartbeat.stop()
+    const outbound = this.#outbound
+    this.#outbound = undefined
+    outbound?.destroy()
+    this.#setState('dead')
+    this.#scheduleRetry()
+  }
+
+  #scheduleRetry(): void {
+    if (this.#stopped || this.#retryTimer || this.#dialing) return
+    this.#attempt += 1
+    const delay = this.#context.retry(this.#attempt)
+    if (delay === null) {
+      debug('%s: retry policy gave up after %d attempts', this.#name, this.#attempt - 1)
+      return
+    }
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.#dial()
+    }, delay)
+  }
+
+  /** TcpFailureDetector: a suspect that still accepts a fresh connection stays suspect; else it is dead. */
+  #verify(): void {
+    if (this.#verifying) return
+    this.#verifying = true
+    const probe = connect({ host: this.address.host, port: this.address.port, localAddress: this.#context.localAddress })
+    const timer = setTimeout(() => probe.destroy(new Error('verification timed out')), this.#context.connectTimeoutMs)
+    const done = (reachable: boolean, reason?: string) => {
+      clearTimeout(timer)
+      probe.destroy()
+      this.#verifying = false
+      if (this.#stopped || this.#state !== 'suspect') return
+      debug('%s: verification %s%s', this.#name, reachable ? 'reached it' : 'failed', reason ? `: ${reason}` : '')
+      if (!reachable) this.#lost()
+    }
+    probe.once('connect', () => done(true))
+    probe.once('error', (error) => done(false, error.message))
+  }
+
+  #setState(state: MemberState): void {
+    if (state === this.#state) return
+    const previous = this.#state
+    this.#state = state
+    this.#since = new Date()
+    debug('%s: %s -> %s', this.#name, previous, state)
+    this.#context.stateChanged(this, previous)
+  }
+}

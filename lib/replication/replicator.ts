@@ -1,0 +1,238 @@
+import type { Cluster } from '../cluster/cluster.js'
+import type { Connection, OutgoingData } from '../cluster/connection.js'
+import { AckLevel, MessageType, type Message, type MessageLimits, type Upsert } from '../cluster/messages.js'
+import type { PeerLink } from '../cluster/peer-link.js'
+import { debugFor } from '../debug.js'
+import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../errors.js'
+import type { ClusterOptions } from '../options.js'
+import type { LocalChange, SessionTable } from '../store/session-table.js'
+import { applyFields, diffFields } from './delta.js'
+import { ExpiryBatcher } from './expiry-batcher.js'
+import { StateSync } from './state-sync.js'
+
+const debug = debugFor('replication')
+
+/** The kind of change a `session:replicated` event reports. */
+export type ReplicatedChange = 'upsert' | 'destroy' | 'expiry' | 'clear'
+
+export interface ReplicatorEvents {
+  /** A change from a peer was applied here (only with `notifyOnReplication`). */
+  replicated(sid: string | null, change: ReplicatedChange, from: string): void
+  /** A synchronisation with a peer finished. */
+  synced(peer: string, sessions: number, durationMs: number): void
+}
+
+const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel.APPLIED } as const
+
+/**
+ * Turns local changes into messages for the peers, and messages from the peers into changes of
+ * the local table. Knows sessions and versions; knows sockets only as `Connection`s to answer on.
+ */
+export class Replicator {
+  readonly #table: SessionTable
+  readonly #cluster: Cluster
+  readonly #options: ClusterOptions
+  readonly #limits: MessageLimits
+  readonly #events: ReplicatorEvents
+  readonly #expiries: ExpiryBatcher
+  readonly #sync: StateSync
+  /** A first transfer has finished, or the time allowed for one has passed. */
+  #transferred: boolean
+  #transferDeadline: NodeJS.Timeout | undefined
+
+  constructor(table: SessionTable, cluster: Cluster, options: ClusterOptions, limits: MessageLimits, events: ReplicatorEvents) {
+    this.#table = table
+    this.#cluster = cluster
+    this.#options = options
+    this.#limits = limits
+    this.#events = events
+    this.#expiries = new ExpiryBatcher(options.touchFlushIntervalMs, options.syncChunkSize, (changes) => {
+      this.#cluster.broadcast({ type: MessageType.EXPIRY, changes }, AckLevel.NONE)
+    })
+    this.#sync = new StateSync(
+      table,
+      {
+        chunkSize: options.syncChunkSize,
+        replyBytes: Math.floor(options.maxFrameBytes / 2),
+        highWaterBytes: Math.min(options.maxQueueBytes / 4, 8 * options.maxFrameBytes),
+      },
+      {
+        applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
+        completed: (peer, fetched, durationMs) => {
+          debug('sync with %s done: %d entries in %d ms', peer.nodeId, fetched, durationMs)
+          this.#endInitialSync()
+          this.#events.synced(peer.nodeId ?? peer.label, fetched, durationMs)
+        },
+      },
+    )
+    this.#transferred = options.peers.length === 0 || options.stateTransferTimeoutMs === 0
+    if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeoutMs)
+  }
+
+  /**
+   * True while this node may lack sessions its peers have: it has not finished a first transfer,
+   * and one is running or a peer is still being reached for the first time.
+   */
+  get syncing(): boolean {
+    if (this.#transferred) return false
+    return this.#sync.running || this.#cluster.links.some((link) => link.state === 'connecting')
+  }
+
+  /**
+   * Sends a local change to every reachable peer. Resolves according to `sendMode`: at once, or when
+   * every peer that was reachable has received (ack) or applied (sync) it.
+   */
+  publish(change: LocalChange): Promise<void> | undefined {
+    if (change.kind === 'expiry') {
+      const { entry } = change
+      this.#expiries.add({ sid: change.sid, version: { counter: entry.counter, origin: entry.origin }, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires })
+      return undefined
+    }
+    this.#expiries.drop(change.sid)
+    return this.#broadcast(this.#toMessage(change))
+  }
+
+  /** Asks the peers for every node's sessions to be removed too. */
+  publishClear(): Promise<void> | undefined {
+    return this.#broadcast({ type: MessageType.CLEAR })
+  }
+
+  /**
+   * During the initial transfer, a session this node does not have yet may exist on a peer: ask the
+   * reachable peers, waiting at most `fetchTimeout`.
+   */
+  async fetchMissing(sid: string): Promise<void> {
+    if (!this.syncing) return
+    const fetches = this.#cluster.reachable().map(({ connection }) => this.#sync.fetch(connection, [sid]))
+    if (fetches.length === 0) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(fetches), new Promise((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeoutMs)))])
+    clearTimeout(timer)
+  }
+
+  /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
+  handle(message: Message, connection: Connection, peer: PeerLink): void {
+    const from = peer.nodeId ?? peer.label
+    const now = Date.now()
+    switch (message.type) {
+      case MessageType.UPSERT:
+        return this.#applyUpsert(message, connection, from, now)
+      case MessageType.DESTROY:
+        if (this.#table.applyDestroy(message.sid, message.version, message.keepUntil, now) === 'applied') this.#notify(message.sid, 'destroy', from)
+        return
+      case MessageType.EXPIRY:
+        for (const change of message.changes) {
+          if (this.#table.applyExpiry(change.sid, change.version, change.expiresAt, change.cookieExpires, now) === 'applied') {
+            this.#notify(change.sid, 'expiry', from)
+          }
+        }
+        return
+      case MessageType.CLEAR:
+        this.#table.clear()
+        this.#notify(null, 'clear', from)
+        return
+      case MessageType.SYNC_REQUEST:
+        return this.#sync.handleSyncRequest(message.syncId, connection)
+      case MessageType.DIGEST:
+        return this.#sync.handleDigest(message, connection, peer)
+      case MessageType.FETCH:
+        return this.#sync.handleFetch(message, connection)
+      case MessageType.FETCH_REPLY:
+        return this.#sync.handleFetchReply(message, peer)
+      default:
+        throw new ProtocolError(`message 0x${message.type.toString(16)} is not expected after the handshake`)
+    }
+  }
+
+  /** An outbound connection is up: fetch what the peer has that is newer, and offer what this node has. */
+  connected(peer: PeerLink, connection: Connection): void {
+    this.#sync.request(peer, connection)
+    this.#sync.push(connection)
+  }
+
+  /** A peer's queue overflowed and it has caught up: offer everything again, it fetches what it lacks. */
+  resync(connection: Connection): void {
+    this.#sync.push(connection)
+  }
+
+  /** Sends pending expiry changes now; the cluster then flushes its queues on stop. */
+  flush(): void {
+    this.#expiries.flush()
+  }
+
+  stop(): void {
+    this.#expiries.stop()
+    clearTimeout(this.#transferDeadline)
+  }
+
+  #applyUpsert(message: Upsert, connection: Connection, from: string, now: number): void {
+    const limits = this.#limits.session
+    const result = this.#table.applyDelta(message.sid, message.base, message.version, message.expiresAt, message.cookieExpires, now, (current) => {
+      const blob = applyFields(current, message, limits)
+      if (blob.length > limits.maxSessionBytes) throw new ProtocolError(`a delta grew session ${message.sid} past maxSessionBytes`)
+      return blob
+    })
+    if (result === 'applied') this.#notify(message.sid, 'upsert', from)
+    // Made on a version this node lacks (a lost message, a concurrent write): fetch it whole.
+    else if (result === 'needs-full') void this.#sync.refetch(connection, [message.sid])
+  }
+
+  #toMessage(change: Exclude<LocalChange, { kind: 'expiry' }>): OutgoingData {
+    const { entry } = change
+    const version = { counter: entry.counter, origin: entry.origin }
+    if (change.kind === 'destroy') return { type: MessageType.DESTROY, sid: change.sid, version, keepUntil: entry.expiresAt }
+    const delta = diffFields(change.previous, entry.blob!, this.#limits.session)
+    return {
+      type: MessageType.UPSERT,
+      sid: change.sid,
+      base: change.base,
+      version,
+      expiresAt: entry.expiresAt,
+      cookieExpires: entry.cookieExpires,
+      set: delta.set,
+      remove: delta.remove,
+    }
+  }
+
+  #broadcast(message: OutgoingData): Promise<void> | undefined {
+    const level = ACK_LEVEL[this.#options.sendMode]
+    const waits = this.#cluster.broadcast(message, level)
+    if (level === AckLevel.NONE) return undefined
+    if (waits.length === 0) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const unconfirmed = new Set(waits.map(({ link }) => link))
+      const timer = setTimeout(() => {
+        reject(new ReplicationTimeoutError([...unconfirmed].map((link) => link.nodeId ?? link.label), this.#options.ackTimeoutMs))
+      }, this.#options.ackTimeoutMs)
+      const confirmations = waits.map(({ link, acked }) =>
+        acked.then(
+          () => unconfirmed.delete(link),
+          (error: Error) => {
+            // A peer whose connection closed is no longer live: its resync will bring the change.
+            if (error instanceof ConnectionClosedError) unconfirmed.delete(link)
+            else throw error
+          },
+        ),
+      )
+      Promise.all(confirmations).then(
+        () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
+    })
+  }
+
+  #notify(sid: string | null, change: ReplicatedChange, from: string): void {
+    if (this.#options.notifyOnReplication) this.#events.replicated(sid, change, from)
+  }
+
+  #endInitialSync(): void {
+    this.#transferred = true
+    clearTimeout(this.#transferDeadline)
+  }
+}
