@@ -124,7 +124,8 @@ test('close() says goodbye: the peer marks this node down at once', async () => 
 })
 
 test('touches are coalesced: a hundred touches of one session make one expiry message', async () => {
-  const [was1, was2] = await connectedPair({ touchFlushInterval: 200, heartbeatInterval: 1000, suspectTimeout: 3000, deadTimeout: 10_000 }, {}, 4066)
+  const slowBeat = { heartbeatInterval: 1000, suspectTimeout: 3000, deadTimeout: 10_000 }
+  const [was1, was2] = await connectedPair({ touchFlushInterval: 200, ...slowBeat }, slowBeat, 4066)
   const base = session({ n: 1 }) as unknown as { cookie: { expires: Date } }
   const replicated = nextEvent(was2, 'session:replicated', (event: { sid: string }) => event.sid === 'touched')
   await was1.set('touched', base as never)
@@ -142,5 +143,6 @@ test('touches are coalesced: a hundred touches of one session make one expiry me
   await nextEvent(was2, 'session:replicated', (event: { change: string }) => event.change === 'expiry')
   expect(expiries).toHaveLength(1)
   expect(((await was2.get('touched'))!.cookie.expires as Date).getTime()).toBe(last)
-  expect(was1.stats().framesOut - framesBefore).toBeLessThanOrEqual(2)
+  // One EXPIRY frame, plus at most a heartbeat ping and pong that fell in the same quarter second.
+  expect(was1.stats().framesOut - framesBefore).toBeLessThanOrEqual(3)
 })
