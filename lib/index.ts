@@ -8,6 +8,10 @@ export type { PeerSpec, ListenSpec } from './cluster/address.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
 export type { ReplicatedChange } from './replication/replicator.js'
 export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
+export { peerSession, staticFilter, stickyRouting, type PeerSessionOptions } from './http/express.js'
+export type { RouteCookieOptions } from './http/route-cookie.js'
+export { DEFAULT_STATIC_FILTER, type StaticFilter } from './http/static-filter.js'
+export { withoutReplication } from './store/replication-scope.js'
 export {
   ErrorCodes,
   HandshakeRefusals,

@@ -24,7 +24,7 @@ beforeAll(async () => {
   expect(files.map((file) => file.path).filter((file) => !/^(dist\/|README\.md$|LICENSE$|package\.json$)/.test(file))).toEqual([])
   await writeFile(path.join(folder, 'package.json'), JSON.stringify({ name: 'scratch', private: true }))
   // What an Express + TypeScript project has: express-session with its types, and Node's types.
-  const dependencies = [path.join(folder, filename), 'express@5', 'express-session@1', '@types/express-session@1', '@types/node@20']
+  const dependencies = [path.join(folder, filename), 'express@5', 'express-session@1', '@types/express-session@1', '@types/node@20', 'koa@3', 'koa-session@7', 'fastify@5']
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...dependencies], { cwd: folder })
 }, 120_000)
 
@@ -59,6 +59,17 @@ test('import works from ESM, with named exports', async () => {
      await store.close()`,
   )
   expect(out).toBe('true function')
+})
+
+test('the Koa and Fastify entry points load, from CommonJS and ESM', async () => {
+  const cjs = await node(
+    'entries.cjs',
+    `const koa = require('connect-peer/koa'); const fastify = require('connect-peer/fastify')
+     console.log(typeof koa.peerKoaSession, typeof koa.koaStore, typeof fastify.connectPeerFastify)`,
+  )
+  expect(cjs).toBe('function function function')
+  const esm = await node('entries.mjs', `import { peerKoaSession } from 'connect-peer/koa'; import { connectPeerFastify } from 'connect-peer/fastify'; console.log(typeof peerKoaSession, typeof connectPeerFastify)`)
+  expect(esm).toBe('function function')
 })
 
 test('internal modules are not importable', async () => {

@@ -102,12 +102,16 @@ export interface Expiry extends AckRequest {
   readonly type: typeof MessageType.EXPIRY
   readonly changes: readonly ExpiryChange[]
 }
+/** A session moved to a new id (failover rebinding): `from` becomes a tombstone, `to` holds the data. */
 export interface Rename extends AckRequest {
   readonly type: typeof MessageType.RENAME
   readonly from: string
   readonly to: string
-  /** The version of `from` that moved; the new id starts at the next counter. */
+  /** The version of `from` that moved. */
+  readonly base: Version
+  /** The version of `to` (and of the tombstone left at `from`). */
   readonly version: Version
+  /** Until when the tombstone at `from` is kept. */
   readonly keepUntil: number
 }
 export interface Clear extends AckRequest {
@@ -207,7 +211,7 @@ function toWire(message: Message): unknown[] {
         message.changes.map((change) => [change.sid, ...versionToWire(change.version), change.expiresAt, change.cookieExpires]),
       ]
     case MessageType.RENAME:
-      return [message.ackId, message.ackLevel, message.from, message.to, ...versionToWire(message.version), message.keepUntil]
+      return [message.ackId, message.ackLevel, message.from, message.to, ...versionToWire(message.base), ...versionToWire(message.version), message.keepUntil]
     case MessageType.CLEAR:
       return [message.ackId, message.ackLevel]
     case MessageType.ACK:
@@ -291,7 +295,7 @@ function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
       return { type, ...ack, changes }
     }
     case MessageType.RENAME:
-      return { type, ...f.ackRequest(), from: f.sid(), to: f.sid(), version: f.version(false), keepUntil: f.time() }
+      return { type, ...f.ackRequest(), from: f.sid(), to: f.sid(), base: f.version(false), version: f.version(false), keepUntil: f.time() }
     case MessageType.CLEAR:
       return { type, ...f.ackRequest() }
     case MessageType.ACK:

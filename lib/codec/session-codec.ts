@@ -96,6 +96,9 @@ function normaliseCookie(cookie: unknown): { json: Record<string, unknown>; expi
   const json = { ...(typeof toJSON === 'function' ? (toJSON.call(cookie) as object) : cookie) } as Record<string, unknown>
   const expires = toTime(json.expires)
   if ('expires' in json) json.expires = null
+  // @fastify/session's cookie carries the previous request's expiry; it derives it from `expires`
+  // again on load, so storing it would only make every rolling save look like a change.
+  delete json.originalExpires
   return { json, expires }
 }
 

@@ -127,6 +127,13 @@ export class Replicator {
           }
         }
         return
+      case MessageType.RENAME: {
+        const result = this.#table.applyRename(message.from, message.to, message.base, message.version, message.keepUntil, now)
+        this.#notify(message.from, 'destroy', from)
+        if (result === 'applied') this.#notify(message.to, 'upsert', from)
+        else if (result === 'needs-full') void this.#sync.refetch(connection, [message.to])
+        return
+      }
       case MessageType.CLEAR:
         this.#table.clear()
         this.#notify(null, 'clear', from)
@@ -181,6 +188,9 @@ export class Replicator {
     const { entry } = change
     const version = { counter: entry.counter, origin: entry.origin }
     if (change.kind === 'destroy') return { type: MessageType.DESTROY, sid: change.sid, version, keepUntil: entry.expiresAt }
+    if (change.kind === 'rename') {
+      return { type: MessageType.RENAME, from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt }
+    }
     const delta = diffFields(change.previous, entry.blob!, this.#limits.session)
     return {
       type: MessageType.UPSERT,

@@ -16,7 +16,10 @@ import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../e
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from '../options.js'
 import { Replication } from '../replication/replication.js'
 import type { ReplicatedChange } from '../replication/replicator.js'
+import { createSessionId } from '../http/session-id.js'
 import { settle, type Callback } from './callback.js'
+import { registerInternals } from './internals.js'
+import { replicationSuppressed } from './replication-scope.js'
 import { SessionTable, type LocalChange } from './session-table.js'
 
 const debug = debugFor('store')
@@ -83,6 +86,13 @@ export class PeerStore extends Store {
   readonly #started: Promise<void>
   #closing: Promise<void> | undefined
 
+  /**
+   * Generates session ids routed to this node, `<random>.<nodeId>` (144 random bits): pass it as
+   * express-session's `genid` (or @fastify/session's `idGenerator`) so balancers and the rebinder
+   * know which node a session lives on.
+   */
+  readonly genid: () => string
+
   constructor()
   constructor(options: PeerStoreOptions)
   constructor(peers: readonly PeerSpec[], options?: PeerStoreOptions)
@@ -105,6 +115,16 @@ export class PeerStore extends Store {
     )
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapIntervalMs)
     this.#reaper.unref()
+    const nodeId = this.#options.nodeId
+    this.genid = () => createSessionId(nodeId)
+    registerInternals(this, {
+      nodeId,
+      genid: this.genid,
+      rebind: (sid) => this.#rebind(sid),
+      readExternal: (sid) => this.#readExternal(sid),
+      writeExternal: (sid, data, cookieExpires, maxAgeMs) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs),
+      destroy: (sid) => this.destroy(sid),
+    })
     const cluster = this.#options.cluster
     if (cluster) {
       this.#replication = new Replication(this.#table, cluster, this.#limits, {
@@ -147,11 +167,7 @@ export class PeerStore extends Store {
   get(sid: string, callback?: Callback<SessionData | null>): Promise<SessionData | null> | undefined {
     return settle(async () => {
       this.#assertUsable('get', sid)
-      let entry = this.#table.get(sid, Date.now())
-      if (!entry && this.#replication?.syncing) {
-        await this.#replication.fetchMissing(sid)
-        entry = this.#table.get(sid, Date.now())
-      }
+      const entry = await this.#find(sid)
       return entry?.blob ? decodeSession(entry.blob, entry.cookieExpires) : null
     }, callback)
   }
@@ -300,9 +316,47 @@ export class PeerStore extends Store {
     debug('closed')
   }
 
-  /** Replicates a local change; resolves as `sendMode` says. */
+  /** The live entry for `sid`; while a transfer runs, a miss asks the peers first. */
+  async #find(sid: string) {
+    const entry = this.#table.get(sid, Date.now())
+    if (entry || !this.#replication?.syncing || replicationSuppressed()) return entry
+    await this.#replication.fetchMissing(sid)
+    return this.#table.get(sid, Date.now())
+  }
+
+  /**
+   * Replicates a local change; resolves as `sendMode` says. Inside `withoutReplication` (requests
+   * the static-asset filter matched) nothing is sent: the next replicated change carries it.
+   */
   #publish(change: LocalChange | undefined): Promise<void> | undefined {
-    return change && this.#replication ? this.#replication.publish(change) : undefined
+    if (!change || !this.#replication || replicationSuppressed()) return undefined
+    return this.#replication.publish(change)
+  }
+
+  async #rebind(sid: string): Promise<string | undefined> {
+    this.#assertUsable('rebind', sid)
+    const to = this.genid()
+    const change = this.#table.rename(sid, to, Date.now())
+    if (!change) return undefined
+    debug('session rebound to this node: %s -> %s', sid, to)
+    await this.#publish(change)
+    return to
+  }
+
+  async #readExternal(sid: string): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null> {
+    this.#assertUsable('get', sid)
+    const entry = await this.#find(sid)
+    if (!entry?.blob) return null
+    return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
+  }
+
+  async #writeExternal(sid: string, data: Record<string, unknown>, cookieExpires: number | null, maxAgeMs: number | undefined): Promise<void> {
+    this.#assertUsable('set', sid)
+    const encoded = { ...encodeSession(data, this.#limits), cookieExpires }
+    const now = Date.now()
+    const expiresAt = maxAgeMs === undefined ? now + this.#options.ttlMs : now + maxAgeMs
+    if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
+    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfterMs))
   }
 
   #memberChanged(member: Member, previous: MemberState): void {

@@ -32,6 +32,16 @@ export type LocalChange =
     }
   | { readonly kind: 'expiry'; readonly sid: string; readonly entry: Readonly<Entry> }
   | { readonly kind: 'destroy'; readonly sid: string; readonly entry: Readonly<Entry> }
+  | {
+      readonly kind: 'rename'
+      readonly sid: string
+      readonly to: string
+      readonly base: Version
+      /** The entry now under `to`. */
+      readonly entry: Readonly<Entry>
+      /** The tombstone left under `sid`. */
+      readonly tombstone: Readonly<Entry>
+    }
 
 /** What applying a change from a peer did. */
 export type RemoteResult =
@@ -156,6 +166,22 @@ export class SessionTable {
     return { kind: 'destroy', sid, entry: tombstone }
   }
 
+  /**
+   * Moves a live session to a new id, as a new local version; the old id becomes a tombstone.
+   * Returns undefined when there is no live session under `sid` or `to` is taken.
+   */
+  rename(sid: string, to: string, now: number): LocalChange | undefined {
+    const entry = this.get(sid, now)
+    if (!entry || this.#entries.has(to)) return undefined
+    const base: Version = { counter: entry.counter, origin: entry.origin }
+    const counter = entry.counter + 1
+    const moved = this.#newEntry(entry.blob, entry.cookieExpires, entry.expiresAt, counter, this.#options.nodeId, now)
+    const keepUntil = Math.max(entry.expiresAt, now + this.#options.tombstoneTtlMs)
+    const tombstone = this.#bury(sid, entry, counter, this.#options.nodeId, keepUntil, now)
+    this.#insert(to, moved)
+    return { kind: 'rename', sid, to, base, entry: moved, tombstone }
+  }
+
   /** Forgets everything, tombstones included. */
   clear(): void {
     this.#entries.clear()
@@ -230,6 +256,21 @@ export class SessionTable {
     if (entry) this.#forget(sid, entry)
     this.#insert(sid, this.#newEntry(blob, cookieExpires, expiresAt, version.counter, version.origin, now))
     return 'applied'
+  }
+
+  /**
+   * Applies a peer's rename: the old id is buried whatever happens (a rename ends it); the data
+   * moves only if this node has the exact version that moved, else the new id must be fetched.
+   */
+  applyRename(from: string, to: string, base: Version, version: Version, keepUntil: number, now: number): RemoteResult {
+    const entry = this.#liveOrTombstone(from, now)
+    const movable = entry && entry.blob !== null && sameVersion(entry, base) ? entry : undefined
+    if (!entry || entry.blob !== null) this.#bury(from, entry, version.counter, version.origin, keepUntil, now)
+    if (!movable) {
+      const existing = this.#liveOrTombstone(to, now)
+      return existing && compareVersions(existing, existing.blob === null, version, false) >= 0 ? 'stale' : 'needs-full'
+    }
+    return this.applySnapshot(to, version, movable.blob, movable.expiresAt, movable.cookieExpires, now)
   }
 
   /** Applies a destroy: a tombstone wins over any live version. */

@@ -1,0 +1,132 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import path from 'node:path'
+import type { PeerStoreOptions } from '../../lib/index.js'
+import { ROOT } from './child.js'
+
+const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'http-node.ts')
+
+export type Framework = 'express5' | 'express4' | 'koa' | 'fastify'
+
+export interface HttpNodeSpec {
+  framework: Framework
+  nodeId: string
+  listen: string
+  peers: { host: string; port: number; nodeId: string }[]
+  http: { host: string; port: number }
+  options?: PeerStoreOptions
+}
+
+const running = new Set<HttpNode>()
+
+export async function stopAllHttpNodes(): Promise<void> {
+  await Promise.all([...running].map((node) => node.kill()))
+}
+
+/** A web server node (framework + PeerStore) in its own process. */
+export class HttpNode {
+  readonly spec: HttpNodeSpec
+  readonly events: Array<Record<string, unknown>> = []
+  readonly #child: ChildProcess
+  readonly #exited: Promise<unknown>
+  #nextId = 1
+
+  private constructor(spec: HttpNodeSpec) {
+    this.spec = spec
+    this.#child = fork(FIXTURE, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, NODE_CONFIG: JSON.stringify(spec) },
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    running.add(this)
+    this.#exited = once(this.#child, 'exit').then(() => running.delete(this))
+    this.#child.on('message', (message: Record<string, unknown>) => this.events.push(message))
+  }
+
+  static async start(spec: HttpNodeSpec): Promise<HttpNode> {
+    const node = new HttpNode(spec)
+    await node.waitFor((event) => event.event === 'ready', 30_000)
+    return node
+  }
+
+  get url(): string {
+    return `http://${this.spec.http.host}:${this.spec.http.port}`
+  }
+
+  waitFor(match: (event: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    const seen = this.events.find(match)
+    if (seen) return Promise.resolve(seen)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#child.off('message', listener)
+        reject(new Error(`${this.spec.nodeId}: event not seen within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const listener = (message: Record<string, unknown>) => {
+        if (!match(message)) return
+        clearTimeout(timer)
+        this.#child.off('message', listener)
+        resolve(message)
+      }
+      this.#child.on('message', listener)
+    })
+  }
+
+  call<T>(cmd: string): Promise<T> {
+    const id = this.#nextId++
+    this.#child.send({ cmd, id })
+    return this.waitFor((event) => event.id === id).then((event) => event.result as T)
+  }
+
+  async kill(): Promise<void> {
+    if (!running.has(this)) return
+    this.#child.kill('SIGKILL')
+    await this.#exited
+  }
+}
+
+/** The cookies a browser would keep for one site, whichever node answers. */
+export class CookieJar {
+  readonly cookies = new Map<string, string>()
+
+  constructor(initial?: Map<string, string>) {
+    if (initial) for (const [name, value] of initial) this.cookies.set(name, value)
+  }
+
+  get header(): string {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ')
+  }
+
+  copy(): CookieJar {
+    return new CookieJar(this.cookies)
+  }
+
+  /** Stores every Set-Cookie of a response (an expired one removes the cookie). */
+  take(headers: Headers): void {
+    for (const line of headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';')
+      const eq = pair!.indexOf('=')
+      const name = pair!.slice(0, eq).trim()
+      const value = pair!.slice(eq + 1).trim()
+      const expired = attributes.some((attribute) => /expires=thu, 01 jan 1970/i.test(attribute.trim())) || value === ''
+      if (expired) this.cookies.delete(name)
+      else this.cookies.set(name, value)
+    }
+  }
+}
+
+/** A GET through the jar, as a browser would send it. */
+export async function browse(jar: CookieJar, url: string): Promise<{ status: number; body: Record<string, unknown>; setCookies: string[] }> {
+  const response = await fetch(url, { headers: jar.header ? { cookie: jar.header } : {} })
+  const setCookies = response.headers.getSetCookie()
+  jar.take(response.headers)
+  const text = await response.text()
+  let body: Record<string, unknown> = {}
+  try {
+    body = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    body = { text }
+  }
+  return { status: response.status, body, setCookies }
+}

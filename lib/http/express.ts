@@ -1,0 +1,127 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import session, { type SessionData, type SessionOptions } from 'express-session'
+import onHeaders from 'on-headers'
+import { debugFor } from '../debug.js'
+import { InvalidOptionError } from '../errors.js'
+import { internalsOf } from '../store/internals.js'
+import type { PeerStore } from '../store/peer-store.js'
+import { withoutReplication } from '../store/replication-scope.js'
+import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
+import { routeOf } from './session-id.js'
+import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
+
+const debug = debugFor('http')
+
+declare global {
+  // express-session extends Express's Request the same way.
+  namespace Express {
+    interface Request {
+      /** The session id this request arrived with, when this node took the session over. */
+      previousSessionID?: string
+    }
+  }
+}
+
+type Request = IncomingMessage & {
+  session?: session.Session & Partial<SessionData>
+  sessionID?: string
+  sessionStore?: session.Store
+  /** The session id this request arrived with, when this node took the session over. */
+  previousSessionID?: string
+}
+type Next = (error?: unknown) => void
+type Middleware = (req: Request, res: ServerResponse, next: Next) => void
+
+/** Options of `peerSession`: express-session's own, plus the routing and filter ones. */
+export interface PeerSessionOptions extends Omit<SessionOptions, 'store' | 'genid'> {
+  /** The PeerStore to keep sessions in; its `genid` names this node in every new session id. */
+  store: PeerStore
+  /** The route cookie balancers stick on; see `RouteCookieOptions`. */
+  routeCookie?: RouteCookieOptions
+  /**
+   * Requests that replicate nothing (Tomcat's ReplicationValve filter).
+   * @default the seed's filter: paths ending in .gif .js .jpeg .jpg .png .htm .html .css .txt
+   */
+  staticFilter?: StaticFilter<IncomingMessage>
+}
+
+/**
+ * express-session with everything Tomcat's cluster valves did: session ids routed to this node, a
+ * route cookie for the load balancer, failover rebinding, and the static-asset filter.
+ *
+ * @example
+ * ```ts
+ * import { PeerStore, peerSession } from 'connect-peer'
+ * const store = new PeerStore(['10.0.0.2:4055'], { nodeId: 'was1', listen: '10.0.0.1:4055', secret })
+ * app.use(peerSession({ store, secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }))
+ * ```
+ */
+export function peerSession(options: PeerSessionOptions): Middleware {
+  const { store, routeCookie, staticFilter: filter, ...sessionOptions } = options
+  if (!store || typeof store !== 'object') throw new InvalidOptionError('store', 'a PeerStore', store)
+  const filterRequests = staticFilter({ filter })
+  const sessions = session({ ...sessionOptions, store, genid: store.genid }) as unknown as Middleware
+  const sticky = stickyRouting(store, { routeCookie, sessionCookieName: sessionOptions.name })
+  return (req, res, next) => {
+    filterRequests(req, res, (error) => {
+      if (error) return next(error)
+      sessions(req, res, (error) => (error ? next(error) : sticky(req, res, next)))
+    })
+  }
+}
+
+/**
+ * Before express-session: requests the filter matches still see their session, but cause no
+ * replication traffic at all (no delta, no touch).
+ */
+export function staticFilter(options: { filter?: StaticFilter<IncomingMessage> } = {}): Middleware {
+  const matches = staticMatcher(options.filter)
+  return (req, _res, next) => {
+    if (matches(req, pathOf(req.url))) withoutReplication(() => next())
+    else next()
+  }
+}
+
+/**
+ * After express-session (configured with `genid: store.genid`): takes over sessions routed to
+ * another node (JvmRouteBinderValve) and keeps the route cookie naming this node.
+ */
+export function stickyRouting(store: PeerStore, options: { routeCookie?: RouteCookieOptions; sessionCookieName?: string } = {}): Middleware {
+  const internals = internalsOf(store)
+  const cookie = resolveRouteCookie(options.routeCookie)
+  const sessionCookieName = options.sessionCookieName ?? 'connect.sid'
+  return (req, res, next) => {
+    if (!req.session || typeof req.sessionID !== 'string') return next()
+    onHeaders(res, () => {
+      if (!req.session || cookie.read(req.headers.cookie) === internals.nodeId) return
+      const hasData = Object.keys(req.session).some((key) => key !== 'cookie')
+      const hadCookie = (req.headers.cookie ?? '').includes(`${sessionCookieName}=`)
+      if (hasData || hadCookie) appendSetCookie(res, cookie.header(internals.nodeId))
+    })
+    const route = routeOf(req.sessionID)
+    // A session created elsewhere, or by another id generator (no route), is left as it is.
+    if (route === undefined || route === internals.nodeId) return next()
+    rebind(req, internals.rebind).then(() => next(), next)
+  }
+}
+
+async function rebind(req: Request, move: (sid: string) => Promise<string | undefined>): Promise<void> {
+  const previous = req.sessionID!
+  const next = await move(previous)
+  if (next === undefined) return // not stored here: express-session made a new session anyway
+  debug('took over session %s as %s', previous, next)
+  // At runtime the Cookie has toJSON (express-session stores it that way); its typings omit it.
+  const cookie = (req.session!.cookie as unknown as { toJSON(): object }).toJSON()
+  const data = { ...req.session, cookie } as unknown as SessionData
+  req.sessionID = next
+  req.previousSessionID = previous
+  // express-session's Session keeps its id read-only: build the session anew under the new id.
+  // Its original id differs now, so express-session reissues the cookie and saves at the end.
+  req.sessionStore!.createSession(req as never, data)
+}
+
+function appendSetCookie(res: ServerResponse, header: string): void {
+  const existing = res.getHeader('set-cookie')
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
+  res.setHeader('set-cookie', [...list, header])
+}

@@ -1,0 +1,106 @@
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyPlugin from 'fastify-plugin'
+import { debugFor } from '../debug.js'
+import { InvalidOptionError } from '../errors.js'
+import { internalsOf } from '../store/internals.js'
+import type { PeerStore } from '../store/peer-store.js'
+import { withoutReplication } from '../store/replication-scope.js'
+import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
+import { routeOf } from './session-id.js'
+import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
+
+const debug = debugFor('http')
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session id this request arrived with, when this node took the session over. */
+    previousSessionId: string | null
+  }
+}
+
+/** What this plugin needs of @fastify/session's request.session. */
+interface FastifySessionLike {
+  readonly sessionId: string
+  regenerate(keys: string[]): Promise<void>
+}
+
+export interface ConnectPeerFastifyOptions {
+  /** The PeerStore given to @fastify/session (with `idGenerator: store.genid`). */
+  store: PeerStore
+  /** The route cookie balancers stick on; see `RouteCookieOptions`. */
+  routeCookie?: RouteCookieOptions
+  /**
+   * Requests that replicate nothing (Tomcat's ReplicationValve filter).
+   * @default the seed's filter: paths ending in .gif .js .jpeg .jpg .png .htm .html .css .txt
+   */
+  staticFilter?: StaticFilter<FastifyRequest>
+  /**
+   * The session cookie's name, as given to @fastify/session.
+   * @default 'sessionId'
+   */
+  sessionCookieName?: string
+}
+
+/**
+ * Sticky routing, failover rebinding and the static-asset filter for @fastify/session. Register it
+ * before @fastify/session (its filter must wrap the session's own hooks), and give @fastify/session
+ * the PeerStore and `idGenerator: store.genid`.
+ *
+ * @fastify/session never calls `touch` and is `rolling` by default, so every request saves the whole
+ * session; PeerStore turns an unchanged save into an expiry change, replicated in batches.
+ *
+ * @example
+ * ```ts
+ * import { connectPeerFastify } from 'connect-peer/fastify'
+ * await app.register(fastifyCookie)
+ * await app.register(connectPeerFastify, { store })
+ * await app.register(fastifySession, { store, idGenerator: store.genid, secret })
+ * ```
+ */
+const plugin: FastifyPluginCallback<ConnectPeerFastifyOptions> = (fastify: FastifyInstance, options, done) => {
+  if (!options?.store) throw new InvalidOptionError('store', 'a PeerStore', options?.store)
+  const internals = internalsOf(options.store)
+  const routeCookie = resolveRouteCookie(options.routeCookie)
+  const matches = staticMatcher(options.staticFilter)
+  const sessionCookieName = options.sessionCookieName ?? 'sessionId'
+
+  fastify.decorateRequest('previousSessionId', null)
+
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    if (matches(request, pathOf(request.raw.url))) withoutReplication(() => next())
+    else next()
+  })
+
+  // preHandler runs after every onRequest hook, so @fastify/session has loaded the session.
+  fastify.addHook('preHandler', async (request) => {
+    const session = (request as FastifyRequest & { session?: FastifySessionLike }).session
+    const sid = session?.sessionId
+    if (!session || typeof sid !== 'string') return
+    const route = routeOf(sid)
+    if (route === undefined || route === internals.nodeId) return
+    // regenerate() destroys the old id and stores the same data under a new id from store.genid:
+    // both replicate, so the old id stops working everywhere.
+    const keys = Object.keys(session).filter((key) => key !== 'cookie')
+    await session.regenerate(keys)
+    request.previousSessionId = sid
+    debug('took over session %s as %s', sid, (request as FastifyRequest & { session: FastifySessionLike }).session.sessionId)
+  })
+
+  fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const session = (request as FastifyRequest & { session?: Record<string, unknown> & Partial<FastifySessionLike> }).session
+    if (!session?.sessionId || routeCookie.read(request.headers.cookie) === internals.nodeId) return payload
+    const hasData = Object.keys(session).some((key) => key !== 'cookie')
+    const hadCookie = (request.headers.cookie ?? '').includes(`${sessionCookieName}=`)
+    if (hasData || hadCookie) {
+      const existing = reply.getHeader('set-cookie')
+      const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
+      reply.header('set-cookie', [...list, routeCookie.header(internals.nodeId)])
+    }
+    return payload
+  })
+
+  done()
+}
+
+/** The plugin, registered without encapsulation so its hooks see every route. */
+export const connectPeerFastify = fastifyPlugin(plugin, { fastify: '>=4', name: 'connect-peer' })

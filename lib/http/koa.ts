@@ -1,0 +1,129 @@
+import type { Context, Middleware, Next } from 'koa'
+import createSession, { type CreateSessionOptions } from 'koa-session'
+import { debugFor } from '../debug.js'
+import { InvalidOptionError } from '../errors.js'
+import { internalsOf } from '../store/internals.js'
+import type { PeerStore } from '../store/peer-store.js'
+import { withoutReplication } from '../store/replication-scope.js'
+import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
+import { routeOf } from './session-id.js'
+import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
+
+const debug = debugFor('http')
+
+/** koa-session's external store contract. */
+export interface KoaExternalStore {
+  get(key: string, maxAge: number | 'session' | undefined, options: { rolling?: boolean; ctx?: Context }): Promise<Record<string, unknown> | null>
+  set(key: string, session: Record<string, unknown>, maxAge: number | 'session' | undefined, options: { rolling?: boolean; changed?: boolean; ctx?: Context }): Promise<void>
+  destroy(key: string, options: { ctx?: Context }): Promise<void>
+}
+
+/**
+ * A PeerStore as koa-session's external store. koa-session keeps the cookie expiry in `_expire`
+ * inside the session; the store holds it beside the data instead, so a rolling save that only moves
+ * the expiry replicates as a batched touch, not as a change of the session.
+ *
+ * @example
+ * ```ts
+ * import session from 'koa-session'
+ * import { koaStore } from 'connect-peer/koa'
+ * app.use(session({ store: koaStore(store), genid: store.genid }, app))
+ * ```
+ */
+export function koaStore(store: PeerStore): KoaExternalStore {
+  const internals = internalsOf(store)
+  return {
+    async get(key) {
+      const found = await internals.readExternal(key)
+      if (!found) return null
+      return found.cookieExpires === null ? found.data : { ...found.data, _expire: found.cookieExpires }
+    },
+    async set(key, session, maxAge) {
+      const { _expire: expire, ...data } = session
+      // koa-session passes its maxAge plus 10 s, so the store outlives the cookie; 'session' has no end.
+      await internals.writeExternal(key, data, typeof expire === 'number' ? expire : null, typeof maxAge === 'number' ? maxAge : undefined)
+    },
+    async destroy(key) {
+      await internals.destroy(key)
+    },
+  }
+}
+
+/** Options of `peerKoaSession`: koa-session's own, plus the routing and filter ones. */
+export interface PeerKoaSessionOptions extends Omit<CreateSessionOptions, 'store' | 'genid' | 'externalKey' | 'ContextStore'> {
+  /** The route cookie balancers stick on; see `RouteCookieOptions`. */
+  routeCookie?: RouteCookieOptions
+  /**
+   * Requests that replicate nothing (Tomcat's ReplicationValve filter).
+   * @default the seed's filter: paths ending in .gif .js .jpeg .jpg .png .htm .html .css .txt
+   */
+  staticFilter?: StaticFilter<Context>
+}
+
+const REBOUND = Symbol('connect-peer rebound key')
+
+/**
+ * koa-session on a PeerStore, with what Tomcat's cluster valves did: session keys routed to this
+ * node, a route cookie for the load balancer, failover rebinding, and the static-asset filter. The
+ * previous key of a session taken over is in `ctx.state.previousSessionId`.
+ *
+ * @example
+ * ```ts
+ * import Koa from 'koa'
+ * import { peerKoaSession } from 'connect-peer/koa'
+ * const app = new Koa()
+ * app.keys = [process.env.COOKIE_KEY!]
+ * app.use(peerKoaSession(app, store, { maxAge: 30 * 60 * 1000 }))
+ * ```
+ */
+export function peerKoaSession(app: { use: unknown; context: object }, store: PeerStore, options: PeerKoaSessionOptions = {}): Middleware {
+  const internals = internalsOf(store)
+  const { routeCookie: routeCookieOptions, staticFilter: filter, ...sessionOptions } = options
+  const routeCookie = resolveRouteCookie(routeCookieOptions)
+  const matches = staticMatcher(filter)
+  const key = sessionOptions.key ?? 'koa.sess'
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidOptionError('key', 'a cookie name', key)
+  type KoaContext = Context & { sessionOptions: { signed: boolean }; [REBOUND]?: string }
+  const sessions = createSession(
+    {
+      ...sessionOptions,
+      key,
+      store: koaStore(store),
+      genid: () => internals.genid(),
+      // The key koa-session loads: the rebound one when this request took a session over.
+      externalKey: {
+        get: (ctx: KoaContext) => ctx[REBOUND] ?? ctx.cookies.get(key, ctx.sessionOptions),
+        set: (ctx: KoaContext, value: string) => ctx.cookies.set(key, value, ctx.sessionOptions),
+      },
+    } as CreateSessionOptions,
+    app,
+  )
+
+  const handle = async (ctx: KoaContext, next: Next) => {
+    const arrived = ctx.cookies.get(key, ctx.sessionOptions)
+    const route = arrived === undefined ? undefined : routeOf(arrived)
+    if (arrived !== undefined && route !== undefined && route !== internals.nodeId) {
+      const moved = await internals.rebind(arrived)
+      if (moved !== undefined) {
+        debug('took over session %s as %s', arrived, moved)
+        ctx[REBOUND] = moved
+        ctx.state.previousSessionId = arrived
+        // The data is already under the new key: reissue the cookie whether or not koa-session saves.
+        ctx.cookies.set(key, moved, ctx.sessionOptions)
+      }
+    }
+    await sessions(ctx, async () => {
+      await next()
+      const session = ctx.session as { length?: number } | null
+      const hasData = (session?.length ?? 0) > 0
+      if ((hasData || arrived !== undefined) && routeCookie.read(ctx.get('cookie')) !== internals.nodeId) {
+        ctx.append('Set-Cookie', routeCookie.header(internals.nodeId))
+      }
+    })
+  }
+
+  return (ctx, next) => {
+    const context = ctx as KoaContext
+    return matches(ctx, pathOf(ctx.url)) ? withoutReplication(() => handle(context, next)) : handle(context, next)
+  }
+}

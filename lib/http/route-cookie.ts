@@ -1,0 +1,76 @@
+import { parse, serialize } from 'cookie'
+import { InvalidOptionError } from '../errors.js'
+
+/** How the route cookie is written; every field has a default (see `resolveRouteCookie`). */
+export interface RouteCookieOptions {
+  /**
+   * Cookie name the load balancer routes on.
+   * @default 'ROUTEID'
+   */
+  name?: string
+  /**
+   * `'plain'` writes `was1` (HAProxy, nginx, Traefik); `'dot'` writes `.was1` (Apache mod_proxy_balancer).
+   * @default 'plain'
+   */
+  format?: 'plain' | 'dot'
+  /** @default '/' */
+  path?: string
+  /** @default undefined (the current host) */
+  domain?: string
+  /** @default true */
+  httpOnly?: boolean
+  /** @default false */
+  secure?: boolean
+  /** @default 'lax' */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /**
+   * Lifetime in ms; undefined makes it a browser-session cookie. A lost route cookie only costs a
+   * rebind: the balancer picks a node, which takes the session over.
+   * @default undefined
+   */
+  maxAge?: number
+}
+
+export interface RouteCookie {
+  readonly name: string
+  /** The value naming `nodeId` in the configured format. */
+  value(nodeId: string): string
+  /** The route a request's cookie header names, if any. */
+  read(cookieHeader: string | undefined): string | undefined
+  /** A Set-Cookie header value routing to `nodeId`. */
+  header(nodeId: string): string
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+export function resolveRouteCookie(options: RouteCookieOptions = {}): RouteCookie {
+  const name = options.name ?? 'ROUTEID'
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) throw new InvalidOptionError('routeCookie.name', 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)', name)
+  const format = options.format ?? 'plain'
+  if (format !== 'plain' && format !== 'dot') throw new InvalidOptionError('routeCookie.format', "'plain' or 'dot'", format)
+  const sameSite = options.sameSite ?? 'lax'
+  if (!['lax', 'strict', 'none'].includes(sameSite)) throw new InvalidOptionError('routeCookie.sameSite', "'lax', 'strict' or 'none'", sameSite)
+  if (options.maxAge !== undefined && (typeof options.maxAge !== 'number' || !(options.maxAge > 0))) {
+    throw new InvalidOptionError('routeCookie.maxAge', 'a number of ms greater than 0, or undefined', options.maxAge)
+  }
+  const attributes = {
+    path: options.path ?? '/',
+    domain: options.domain,
+    httpOnly: options.httpOnly ?? true,
+    secure: options.secure ?? false,
+    sameSite,
+    maxAge: options.maxAge === undefined ? undefined : Math.floor(options.maxAge / 1000),
+  } as const
+  const value = (nodeId: string) => (format === 'dot' ? `.${nodeId}` : nodeId)
+  return {
+    name,
+    value,
+    read(cookieHeader) {
+      if (!cookieHeader) return undefined
+      const raw = parse(cookieHeader)[name]
+      if (raw === undefined) return undefined
+      return format === 'dot' && raw.startsWith('.') ? raw.slice(1) : raw
+    },
+    header: (nodeId) => serialize(name, value(nodeId), attributes),
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * What the framework adapters (Express, Koa, Fastify) need from a PeerStore beyond the Store
+ * contract. Kept off the public class: users reach it only through the adapters.
+ */
+export interface StoreInternals {
+  readonly nodeId: string
+  /** A new session id routed to this node: `<random>.<nodeId>`. */
+  genid(): string
+  /**
+   * Moves a live session to a new id routed to this node and replicates the move; the old id stops
+   * working on every node. Returns the new id, or undefined when there is no such session here.
+   */
+  rebind(sid: string): Promise<string | undefined>
+  /** Reads a session stored by an adapter with `writeExternal`, fetching it during a transfer. */
+  readExternal(sid: string): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null>
+  /** Stores a session whose expiry the adapter decides (Koa: `maxAge`, possibly 'session'). */
+  writeExternal(sid: string, data: Record<string, unknown>, cookieExpires: number | null, maxAgeMs: number | undefined): Promise<void>
+  /** Destroys a session; as `Store.destroy`. */
+  destroy(sid: string): Promise<void>
+}
+
+const registry = new WeakMap<object, StoreInternals>()
+
+export function registerInternals(store: object, internals: StoreInternals): void {
+  registry.set(store, internals)
+}
+
+export function internalsOf(store: object): StoreInternals {
+  const internals = registry.get(store)
+  if (!internals) throw new TypeError('Expected a PeerStore from connect-peer')
+  return internals
+}
