@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import path from 'node:path'
+import request from 'supertest'
 import type { PeerStoreOptions } from '../../lib/index.js'
 import { ROOT } from './child.js'
 
@@ -102,9 +103,9 @@ export class CookieJar {
     return new CookieJar(this.cookies)
   }
 
-  /** Stores every Set-Cookie of a response (an expired one removes the cookie). */
-  take(headers: Headers): void {
-    for (const line of headers.getSetCookie()) {
+  /** Stores every Set-Cookie line of a response (an expired one removes the cookie). */
+  take(setCookies: readonly string[]): void {
+    for (const line of setCookies) {
       const [pair, ...attributes] = line.split(';')
       const eq = pair!.indexOf('=')
       const name = pair!.slice(0, eq).trim()
@@ -116,17 +117,14 @@ export class CookieJar {
   }
 }
 
-/** A GET through the jar, as a browser would send it. */
+/** A GET through the jar, with supertest against a real node's URL, as a browser would send it. */
 export async function browse(jar: CookieJar, url: string): Promise<{ status: number; body: Record<string, unknown>; setCookies: string[] }> {
-  const response = await fetch(url, { headers: jar.header ? { cookie: jar.header } : {} })
-  const setCookies = response.headers.getSetCookie()
-  jar.take(response.headers)
-  const text = await response.text()
-  let body: Record<string, unknown> = {}
-  try {
-    body = JSON.parse(text) as Record<string, unknown>
-  } catch {
-    body = { text }
-  }
+  const { origin, pathname, search } = new URL(url)
+  const call = request(origin).get(pathname + search)
+  if (jar.header) call.set('Cookie', jar.header)
+  const response = await call
+  const setCookies = (response.headers['set-cookie'] as unknown as string[] | undefined) ?? []
+  jar.take(setCookies)
+  const body = (response.type === 'application/json' ? response.body : { text: response.text }) as Record<string, unknown>
   return { status: response.status, body, setCookies }
 }
