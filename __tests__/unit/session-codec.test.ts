@@ -25,3 +25,12 @@ test('splitFields and joinFields are inverses, whatever the number of fields', (
     expect(joinFields(fields).equals(blob)).toBe(true)
   }
 })
+
+test("express-session's millisecond jitter in originalMaxAge is not a change; real values are kept", () => {
+  const exact = encodeSession({ cookie: { originalMaxAge: 600_000, path: '/' } }, limits)
+  const jittered = encodeSession({ cookie: { originalMaxAge: 599_999, path: '/' } }, limits)
+  expect(jittered.blob.equals(exact.blob)).toBe(true)
+  expect(decodeSession(jittered.blob, null).cookie.originalMaxAge).toBe(600_000)
+  expect(decodeSession(encodeSession({ cookie: { originalMaxAge: 1500 } }, limits).blob, null).cookie.originalMaxAge).toBe(1500)
+  expect(decodeSession(encodeSession({ cookie: { originalMaxAge: null } }, limits).blob, null).cookie.originalMaxAge).toBeNull()
+})

@@ -90,6 +90,9 @@ function mapHeader(count: number): Uint8Array {
   return header
 }
 
+/** How far from a whole second an `originalMaxAge` may be and still count as that second. */
+const SNAP_MS = 10
+
 function normaliseCookie(cookie: unknown): { json: Record<string, unknown>; expires: number | null } {
   if (typeof cookie !== 'object' || cookie === null) throw new InvalidArgumentError('session.cookie', 'an object', cookie)
   const toJSON = (cookie as { toJSON?: unknown }).toJSON
@@ -99,7 +102,19 @@ function normaliseCookie(cookie: unknown): { json: Record<string, unknown>; expi
   // @fastify/session's cookie carries the previous request's expiry; it derives it from `expires`
   // again on load, so storing it would only make every rolling save look like a change.
   delete json.originalExpires
+  json.originalMaxAge = snapToSecond(json.originalMaxAge)
   return { json, expires }
+}
+
+/**
+ * express-session recomputes `originalMaxAge` from the clock (`expires - Date.now()`) each time it
+ * moves the expiry, so it comes out a millisecond or two short now and then. Snap such values to the
+ * whole second they miss, or that jitter would make an unchanged session look changed.
+ */
+function snapToSecond(value: unknown): unknown {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return value
+  const snapped = Math.round(value / 1000) * 1000
+  return Math.abs(snapped - value) <= SNAP_MS ? snapped : value
 }
 
 function toTime(expires: unknown): number | null {
