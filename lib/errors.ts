@@ -136,6 +136,8 @@ export const HandshakeRefusals = {
   WRONG_NODE: 'wrong-node',
   TIMEOUT: 'timeout',
   SHUTTING_DOWN: 'shutting-down',
+  AUTH: 'auth',
+  BUSY: 'busy',
 } as const
 
 export type HandshakeRefusal = (typeof HandshakeRefusals)[keyof typeof HandshakeRefusals]

@@ -1,10 +1,20 @@
 import type { SessionData } from 'express-session'
-import { parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
+import { isLoopback, parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
 import { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 import { InvalidOptionError } from './errors.js'
 
 /** How long a write waits for peers: not at all, until received, or until applied. */
 export type SendMode = 'async' | 'ack' | 'sync'
+
+/** Mutual TLS material, as `tls.createSecureContext` takes it. */
+export interface TlsOptions {
+  /** The certificate authority (or authorities) peers' certificates must come from. */
+  ca: string | Buffer | Array<string | Buffer>
+  /** This node's certificate; its CN or a DNS SAN must be this node's id. */
+  cert: string | Buffer
+  key: string | Buffer
+  passphrase?: string
+}
 
 /**
  * Options of `new PeerStore(peers, options)`. Session lifetimes are in seconds, like connect-redis's
@@ -64,9 +74,30 @@ export interface PeerStoreOptions {
   /** Where peers reach this node: `'10.0.0.1:4055'` or `{ host, port, autoBind }`. Required with peers. */
   listen?: ListenSpec
   /**
-   * Shared cluster key. Accepted now; authentication and encryption with it arrive in a later release.
+   * Shared cluster secret, the same on every node (at least 16 characters; `openssl rand -base64 32`
+   * makes a good one). Peers prove they know it in the handshake, and every frame after it is
+   * encrypted and authenticated with keys derived from it (AES-256-GCM). A list rotates secrets:
+   * every one is accepted, the first is used to connect. Required unless the node listens on
+   * loopback only, `tls` is set, or `insecure` is true.
    */
-  secret?: string
+  secret?: string | readonly string[]
+  /**
+   * Mutual TLS instead of (or on top of) the secret: `{ ca, cert, key }` as for `tls.createSecureContext`.
+   * Both sides present certificates from `ca`, and a peer's certificate must name its node id
+   * (subject CN or a DNS subject alternative name).
+   */
+  tls?: TlsOptions
+  /**
+   * Allow replication without a secret or TLS on a non-loopback address. Only for networks where
+   * everyone who can reach the port is trusted.
+   * @default false
+   */
+  insecure?: boolean
+  /**
+   * Connections that have not finished their handshake, at most; more are closed at once.
+   * @default 32
+   */
+  maxPendingHandshakes?: number
   /**
    * Name of the cluster; nodes of different clusters refuse each other.
    * @default 'connect-peer'
@@ -183,7 +214,10 @@ export interface ClusterOptions {
   readonly nodeId: string
   readonly peers: readonly PeerAddress[]
   readonly listen: ListenAddress
-  readonly secret: string | undefined
+  /** Secrets, the first used to connect; empty without one. */
+  readonly secrets: readonly string[]
+  readonly tls: TlsOptions | undefined
+  readonly maxPendingHandshakes: number
   readonly clusterName: string
   readonly sendMode: SendMode
   readonly ackTimeoutMs: number
@@ -231,10 +265,12 @@ export const DEFAULTS = {
   touchFlushInterval: 100,
   expireSessionsOnShutdown: false,
   notifyOnReplication: true,
+  insecure: false,
+  maxPendingHandshakes: 32,
 } as const
 
 /** Options that have no single default value to list in DEFAULTS. */
-const OTHER_OPTIONS = ['nodeId', 'listen', 'secret', 'retry', 'maxFrameBytes'] as const
+const OTHER_OPTIONS = ['nodeId', 'listen', 'secret', 'tls', 'retry', 'maxFrameBytes'] as const
 const KNOWN_OPTIONS = new Set<string>([...Object.keys(DEFAULTS), ...OTHER_OPTIONS])
 
 /** Node id of a store without peers: versions still need an origin. */
@@ -280,8 +316,19 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
   }
   const peers = peerSpecs.map((spec, index) => parsePeer(`peers[${index}]`, spec))
   checkPeersAreDistinct(peers, nodeId)
-  const secret = options.secret
-  if (secret !== undefined && (typeof secret !== 'string' || secret.length === 0)) throw new InvalidOptionError('secret', 'a non-empty string', secret)
+  const listen = parseListen(options.listen)
+  const secrets = parseSecrets(options.secret)
+  const tls = parseTls(options.tls)
+  const insecure = boolean('insecure', options.insecure ?? DEFAULTS.insecure)
+  const localOnly = isLoopback(listen.host) && peers.every((peer) => isLoopback(peer.host))
+  if (secrets.length === 0 && !tls && !insecure && !localOnly) {
+    throw new InvalidOptionError(
+      'secret',
+      `a cluster secret before listening on ${listen.host}, which is not loopback: set \`secret\` to the same string on every node ` +
+        '(such as the output of `openssl rand -base64 32`), or `tls` for mutual TLS, or `insecure: true` if everyone who can reach the port is trusted',
+      undefined,
+    )
+  }
   const sendMode = options.sendMode ?? DEFAULTS.sendMode
   if (sendMode !== 'async' && sendMode !== 'ack' && sendMode !== 'sync') throw new InvalidOptionError('sendMode', "'async', 'ack' or 'sync'", sendMode)
   const clusterName = options.clusterName ?? DEFAULTS.clusterName
@@ -305,8 +352,10 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
   return {
     nodeId,
     peers,
-    listen: parseListen(options.listen),
-    secret,
+    listen,
+    secrets,
+    tls,
+    maxPendingHandshakes: integer('maxPendingHandshakes', options.maxPendingHandshakes ?? DEFAULTS.maxPendingHandshakes, 1, 10_000),
     clusterName,
     sendMode,
     ackTimeoutMs: integer('ackTimeout', options.ackTimeout ?? DEFAULTS.ackTimeout, 1, 600_000),
@@ -326,6 +375,35 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
     expireSessionsOnShutdown: boolean('expireSessionsOnShutdown', options.expireSessionsOnShutdown ?? DEFAULTS.expireSessionsOnShutdown),
     notifyOnReplication: boolean('notifyOnReplication', options.notifyOnReplication ?? DEFAULTS.notifyOnReplication),
   }
+}
+
+/** A secret shorter than this is refused: it could be guessed from a recorded handshake. */
+const MIN_SECRET_LENGTH = 16
+
+function parseSecrets(value: unknown): string[] {
+  if (value === undefined) return []
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value)
+  list.forEach((secret, index) => {
+    if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
+      throw new InvalidOptionError(typeof value === 'string' ? 'secret' : `secret[${index}]`, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret)
+    }
+  })
+  return list as string[]
+}
+
+function parseTls(value: unknown): TlsOptions | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value)
+  const tls = value as Record<string, unknown>
+  const pem = (item: unknown) => typeof item === 'string' || Buffer.isBuffer(item)
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    const item = tls[field]
+    const ok = field === 'ca' && Array.isArray(item) ? item.length > 0 && item.every(pem) : pem(item)
+    if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item)
+  }
+  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase)
+  return tls as unknown as TlsOptions
 }
 
 function checkPeersAreDistinct(peers: readonly PeerAddress[], nodeId: string): void {

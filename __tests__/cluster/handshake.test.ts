@@ -1,5 +1,5 @@
 import { PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
-import { MessageType, type Message } from '../../lib/cluster/messages.js'
+import { MessageType } from '../../lib/cluster/messages.js'
 import { ErrorCodes, HandshakeRefusals, PeerStore } from '../../lib/index.js'
 import { RawPeer } from '../helpers/raw-peer.js'
 
@@ -22,14 +22,14 @@ beforeEach(async () => {
 })
 afterEach(() => store.close())
 
-function hello(overrides: Partial<{ protocol: number; cluster: string; nodeId: string; incarnation: string }> = {}): Message {
-  return { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, cluster: 'shop', nodeId: 'was2', incarnation: 'aaaa', ...overrides }
+function hello(overrides: Partial<{ protocol: number; cluster: string; nodeId: string; incarnation: string }> = {}) {
+  return { protocol: PROTOCOL_VERSION, cluster: 'shop', nodeId: 'was2', incarnation: 'aaaa', ...overrides }
 }
 
-test('a configured peer is welcomed with the node id and cluster name', async () => {
+test('a configured peer is welcomed with the node id and cluster name, then ready', async () => {
   const peer = await RawPeer.connect(HOST, PORT)
-  peer.send(hello())
-  expect(await peer.next(MessageType.WELCOME)).toMatchObject({ nodeId: 'was1', cluster: 'shop' })
+  expect(await peer.handshake(hello())).toMatchObject({ type: MessageType.READY })
+  expect(peer.received[0]).toMatchObject({ type: MessageType.WELCOME, nodeId: 'was1', cluster: 'shop' })
   peer.destroy()
 })
 
@@ -40,8 +40,7 @@ test.each([
   ['another protocol version', { protocol: 99 }, HandshakeRefusals.VERSION],
 ])('a peer with %s is refused with a reason, and the connection closed', async (_, overrides, reason) => {
   const peer = await RawPeer.connect(HOST, PORT)
-  peer.send(hello(overrides))
-  expect(await peer.next(MessageType.REFUSE)).toMatchObject({ reason })
+  expect(await peer.handshake(hello(overrides))).toMatchObject({ type: MessageType.REFUSE, reason })
   await peer.closed
   expect(store.stats().refusedHandshakes).toBe(1)
   expect(errors).toEqual([{ code: ErrorCodes.HANDSHAKE_REFUSED, remote: expect.stringContaining('127.0.0.1') }])
@@ -49,15 +48,12 @@ test.each([
 
 test('a second connection of the same peer process is refused as a duplicate', async () => {
   const first = await RawPeer.connect(HOST, PORT)
-  first.send(hello())
-  await first.next(MessageType.WELCOME)
+  expect(await first.handshake(hello())).toMatchObject({ type: MessageType.READY })
   const second = await RawPeer.connect(HOST, PORT)
-  second.send(hello())
-  expect(await second.next(MessageType.REFUSE)).toMatchObject({ reason: HandshakeRefusals.DUPLICATE })
+  expect(await second.handshake(hello())).toMatchObject({ type: MessageType.REFUSE, reason: HandshakeRefusals.DUPLICATE })
   // A restarted peer (a new incarnation) replaces the old connection instead.
   const restarted = await RawPeer.connect(HOST, PORT)
-  restarted.send(hello({ incarnation: 'bbbb' }))
-  await restarted.next(MessageType.WELCOME)
+  expect(await restarted.handshake(hello({ incarnation: 'bbbb' }))).toMatchObject({ type: MessageType.READY })
   await first.closed
   restarted.destroy()
 })
@@ -78,7 +74,7 @@ test('a connection that never completes the handshake is closed after handshakeT
 
 test('the store keeps serving while peers are refused', async () => {
   const peer = await RawPeer.connect(HOST, PORT)
-  peer.send(hello({ nodeId: 'intruder' }))
+  await peer.handshake(hello({ nodeId: 'intruder' }))
   await peer.closed
   await store.set('s1', { cookie: {}, n: 1 } as never)
   expect(await store.get('s1')).toMatchObject({ n: 1 })

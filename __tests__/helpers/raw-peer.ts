@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import { FrameDecoder } from '../../lib/cluster/frame.js'
-import { decodeMessage, encodeMessage, type Message } from '../../lib/cluster/messages.js'
+import { randomBytes } from 'node:crypto'
+import { decodeMessage, encodeMessage, MessageType, type Hello, type Message } from '../../lib/cluster/messages.js'
 
 const limits = { session: { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }, maxBatch: 10_000 }
 
@@ -37,14 +38,24 @@ export class RawPeer {
     this.socket.write(encodeMessage(message))
   }
 
+  /** Sends HELLO and, once WELCOME arrives, AUTH without a proof: the handshake of a node without a secret. */
+  async handshake(hello: Omit<Hello, 'type' | 'nonce' | 'keyId'> & Partial<Pick<Hello, 'nonce' | 'keyId'>>): Promise<Message | undefined> {
+    this.send({ type: MessageType.HELLO, nonce: randomBytes(32), keyId: null, ...hello })
+    const answer = await this.next((message) => message.type === MessageType.WELCOME || message.type === MessageType.REFUSE)
+    if (answer?.type !== MessageType.WELCOME) return answer
+    this.send({ type: MessageType.AUTH, proof: null })
+    return this.next((message) => message.type === MessageType.READY || message.type === MessageType.REFUSE)
+  }
+
   sendBytes(bytes: Uint8Array): void {
     this.socket.write(bytes)
   }
 
-  /** Resolves with the first received message of `type`, or undefined if the socket closes first. */
-  async next(type: number): Promise<Message | undefined> {
+  /** Resolves with the first received message of `type` (or matching), or undefined if the socket closes first. */
+  async next(type: number | ((message: Message) => boolean)): Promise<Message | undefined> {
+    const match = typeof type === 'number' ? (message: Message) => message.type === type : type
     for (;;) {
-      const found = this.received.find((message) => message.type === type)
+      const found = this.received.find(match)
       if (found) return found
       if (this.socket.destroyed) return undefined
       await new Promise<void>((resolve) => this.#waiters.push(resolve))

@@ -12,8 +12,12 @@ function roundTrip(message: Message): Message {
 }
 
 const samples: Message[] = [
-  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc' },
-  { type: MessageType.WELCOME, cluster: 'c', nodeId: 'was2', incarnation: 'def' },
+  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', nonce: Buffer.alloc(32, 1), keyId: Buffer.alloc(8, 2) },
+  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', nonce: Buffer.alloc(32, 1), keyId: null },
+  { type: MessageType.WELCOME, cluster: 'c', nodeId: 'was2', incarnation: 'def', nonce: Buffer.alloc(32, 3), proof: Buffer.alloc(32, 4) },
+  { type: MessageType.AUTH, proof: Buffer.alloc(32, 5) },
+  { type: MessageType.AUTH, proof: null },
+  { type: MessageType.READY },
   { type: MessageType.REFUSE, nodeId: 'was2', reason: 'unknown-node', detail: 'who are you' },
   { type: MessageType.BYE, reason: 'bye' },
   { type: MessageType.PING, seq: 7 },
@@ -64,7 +68,9 @@ test.each([
   ['a trailing item', MessageType.PING, [1, 2]],
   ['a negative integer', MessageType.PING, [-1]],
   ['a float where an integer belongs', MessageType.ACK, [1.5]],
-  ['a bad node id', MessageType.HELLO, [1, 'c', 'bad id!', 'x']],
+  ['a bad node id', MessageType.HELLO, [1, 'c', 'bad id!', 'x', Buffer.alloc(32), null]],
+  ['a nonce of the wrong length', MessageType.HELLO, [1, 'c', 'was1', 'x', Buffer.alloc(31), null]],
+  ['a proof of the wrong length', MessageType.AUTH, [Buffer.alloc(31)]],
   ['an empty session id', MessageType.FETCH, [1, ['']]],
   ['a session id over 256 characters', MessageType.FETCH, [1, ['x'.repeat(257)]]],
   ['more ids than the batch limit', MessageType.FETCH, [1, Array.from({ length: 101 }, (_, i) => `s${i}`)]],

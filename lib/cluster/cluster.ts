@@ -5,8 +5,11 @@ import { HandshakeRefusals, HandshakeRefusedError, MalformedDataError, ProtocolE
 import type { ClusterOptions } from '../options.js'
 import { formatAddress } from './address.js'
 import { Connection, type ConnectionHandlers, type OutgoingData } from './connection.js'
-import { acceptHandshake, type LocalIdentity, type Refusal } from './handshake.js'
+import { deriveSecretKey, type SecretKey } from '../security/keys.js'
+import { acceptHandshake, type HandshakeSecurity, type LocalIdentity, type Refusal } from './handshake.js'
 import { listen } from './listener.js'
+import { RateLimiter } from './rate-limiter.js'
+import { socketsFor, type Sockets } from './sockets.js'
 import { MessageType, type AckLevel, type Hello, type Message, type MessageLimits } from './messages.js'
 import { PeerLink, type Member, type MemberState } from './peer-link.js'
 
@@ -24,6 +27,13 @@ export interface TransportStats {
   refusedHandshakes: number
   /** Times a peer's send queue overflowed and was dropped. */
   queueOverflows: number
+  /** Connections closed at once because `maxPendingHandshakes` were already pending. */
+  rejectedConnections: number
+}
+
+/** Zero of everything: the counters of a node that has not replicated (or has no peers). */
+export function emptyTransportStats(): TransportStats {
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0, rejectedConnections: 0 }
 }
 
 /** What the cluster hands up to the replicator; the replicator never sees a socket. */
@@ -46,7 +56,7 @@ export interface ClusterEvents {
  */
 export class Cluster {
   readonly identity: LocalIdentity
-  readonly stats: TransportStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0 }
+  readonly stats: TransportStats = emptyTransportStats()
   readonly #options: ClusterOptions
   readonly #events: ClusterEvents
   readonly #links: PeerLink[]
@@ -54,6 +64,10 @@ export class Cluster {
   readonly #inbound = new Map<string, { connection: Connection; incarnation: string; lastHeardAt: number }>()
   readonly #handshaking = new Set<Connection>()
   readonly #limits: MessageLimits
+  readonly #security: HandshakeSecurity & { keys: SecretKey[] }
+  readonly #sockets: Sockets
+  /** One report per remote host and window: a flood of bad frames does not flood the logs. */
+  readonly #reports = new RateLimiter(10_000)
   #server: Server | undefined
   #port = 0
   #stopping = false
@@ -65,6 +79,9 @@ export class Cluster {
     this.identity = { cluster: options.clusterName, nodeId: options.nodeId, incarnation: randomBytes(8).toString('hex') }
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
+    // Keys are derived in start(), off the event loop; links only use them once started.
+    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls !== undefined }
+    this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeoutMs)
     this.#links = options.peers.map(
       (address) =>
         new PeerLink(address, {
@@ -74,6 +91,8 @@ export class Cluster {
           handshakeTimeoutMs: options.handshakeTimeoutMs,
           retry: options.retry,
           localAddress,
+          security: this.#security,
+          dial: (peerHost, peerPort) => this.#sockets.dial(peerHost, peerPort),
           wrap: (socket, label) => this.#wrap(socket, label),
           handlers: (link) => this.#outboundHandlers(link),
           stateChanged: (link, previous) => this.#events.memberChanged(link.member(), previous),
@@ -97,9 +116,15 @@ export class Cluster {
     return this.#links
   }
 
-  /** Opens the replication port, then starts dialing the peers. */
+  /** Derives the keys, opens the replication port, then starts dialing the peers. */
   async start(): Promise<void> {
-    const { server, port } = await listen(this.#options.listen, (socket) => this.#accept(socket))
+    this.#security.keys.push(...(await Promise.all(this.#options.secrets.map(deriveSecretKey))))
+    const { server, port } = await listen(this.#options.listen, () =>
+      this.#sockets.createServer(
+        (socket) => this.#accept(socket),
+        (error) => this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`), 'a TLS client'),
+      ),
+    )
     this.#server = server
     this.#port = port
     debug('%s listening on %s', this.identity.nodeId, formatAddress({ host: this.#options.listen.host, port }))
@@ -164,9 +189,15 @@ export class Cluster {
       socket.destroy()
       return
     }
+    if (this.#handshaking.size >= this.#options.maxPendingHandshakes) {
+      // Too many strangers at once: turn the next ones away before spending anything on them.
+      this.stats.rejectedConnections += 1
+      socket.destroy()
+      return
+    }
     const connection = this.#wrap(socket, `${this.identity.nodeId}<-${socket.remoteAddress}:${socket.remotePort}`)
     this.#handshaking.add(connection)
-    acceptHandshake(connection, this.identity, this.#options.handshakeTimeoutMs, (hello) => this.#decide(hello), (hello) => this.#inboundHandlers(hello, connection))
+    acceptHandshake(connection, this.identity, this.#security, this.#options.handshakeTimeoutMs, (hello) => this.#decide(hello), (hello) => this.#inboundHandlers(hello, connection))
       .catch((error: Error) => this.#reportFailure(error, connection.remoteAddress))
       .finally(() => this.#handshaking.delete(connection))
   }
@@ -231,7 +262,10 @@ export class Cluster {
     if (error instanceof HandshakeRefusedError) this.stats.refusedHandshakes += 1
     else if (error instanceof ProtocolError || error instanceof MalformedDataError) this.stats.protocolErrors += 1
     else return // resets, timeouts and closes are membership matters, not errors
-    debug('%s: %s', remote, error.message)
+    const host = remote.replace(/:\d+$/, '')
+    const suppressed = this.#reports.take(host)
+    if (suppressed === false) return
+    debug('%s: %s%s', remote, error.message, suppressed > 0 ? ` (${suppressed} more from ${host} not reported)` : '')
     this.#events.connectionError(error, remote)
   }
 }

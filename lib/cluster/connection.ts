@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import PQueue from 'p-queue'
 import { debugFor } from '../debug.js'
-import { ConnectionClosedError, QueueOverflowError } from '../errors.js'
-import { FrameDecoder } from './frame.js'
+import { ConnectionClosedError, ProtocolError, QueueOverflowError } from '../errors.js'
+import { TAG_BYTES, type RecordOpener, type RecordSealer } from '../security/record.js'
+import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from './frame.js'
 import {
   AckLevel,
   decodeMessage,
@@ -15,6 +17,16 @@ import {
 } from './messages.js'
 
 const debug = debugFor('transport')
+
+/** Cap on a frame before the handshake completes: handshake messages are small, strangers get little. */
+export const HANDSHAKE_MAX_FRAME_BYTES = 4096
+
+/** Frames queued in order; those queued after `secure()` go out as encrypted records. */
+interface PendingGroup {
+  readonly sealed: boolean
+  readonly frames: Buffer[]
+  bytes: number
+}
 
 /** A data message before the connection gives it an ack id. */
 export type OutgoingData = DataMessage extends infer M ? (M extends DataMessage ? Omit<M, 'ackId' | 'ackLevel'> : never) : never
@@ -64,8 +76,12 @@ export class Connection {
   readonly #decoder: FrameDecoder
   readonly #writes = new PQueue({ concurrency: 1 })
   #handlers: ConnectionHandlers
-  #pending: Buffer[] = []
+  #pending: PendingGroup[] = []
   #pendingBytes = 0
+  #sealer: RecordSealer | undefined
+  #opener: RecordOpener | undefined
+  /** Frames inside decrypted records. */
+  #inner: FrameDecoder | undefined
   #flushScheduled = false
   #overflowed = false
   #closing = false
@@ -83,7 +99,7 @@ export class Connection {
     this.label = options.label
     this.#handlers = handlers
     this.#stats = options.stats
-    this.#decoder = new FrameDecoder(options.maxFrameBytes)
+    this.#decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_FRAME_BYTES, options.maxFrameBytes))
     socket.setNoDelay(true)
     socket.setTimeout(options.idleTimeoutMs, () => this.destroy(new Error(`nothing received or sent for ${options.idleTimeoutMs} ms`)))
     socket.on('data', (chunk: Buffer) => this.#receive(chunk))
@@ -114,6 +130,34 @@ export class Connection {
     this.#handlers = handlers
   }
 
+  /** The handshake succeeded: frames up to the full size are accepted from now on. */
+  established(): void {
+    this.#decoder.maxFrameBytes = this.#options.maxFrameBytes
+  }
+
+  /**
+   * From now on every frame sent is encrypted into records by `sealer`, and every frame received must
+   * be a record that `opener` authenticates. Frames queued before this call still go out in clear.
+   */
+  secure(sealer: RecordSealer, opener: RecordOpener): void {
+    this.#sealer = sealer
+    this.#opener = opener
+    this.#inner = new FrameDecoder(this.#options.maxFrameBytes)
+  }
+
+  /** With TLS, the names the peer's certificate gives (its CN and DNS subject alternative names). */
+  peerCertificateNames(): string[] {
+    if (!(this.#socket instanceof TLSSocket)) return []
+    const certificate = this.#socket.getPeerCertificate()
+    if (!certificate || Object.keys(certificate).length === 0) return []
+    const names = typeof certificate.subject?.CN === 'string' ? [certificate.subject.CN] : []
+    for (const entry of (certificate.subjectaltname ?? '').split(',')) {
+      const [kind, name] = entry.trim().split(':')
+      if (kind === 'DNS' && name) names.push(name)
+    }
+    return names
+  }
+
   /** Queues one message. False when it was not queued: the connection is closed or overflowing. */
   send(message: Message): boolean {
     if (this.#closed || (this.#overflowed && isDataMessage(message))) return false
@@ -122,7 +166,14 @@ export class Connection {
       this.#overflow()
       return false
     }
-    this.#pending.push(frame)
+    const sealed = this.#sealer !== undefined
+    let group = this.#pending.at(-1)
+    if (!group || group.sealed !== sealed) {
+      group = { sealed, frames: [], bytes: 0 }
+      this.#pending.push(group)
+    }
+    group.frames.push(frame)
+    group.bytes += frame.length
     this.#pendingBytes += frame.length
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -187,9 +238,20 @@ export class Connection {
     try {
       for (const frame of this.#decoder.push(chunk)) {
         if (this.#closed) return
-        this.#stats.framesIn += 1
-        const message = decodeMessage(frame, this.#options.limits)
-        this.#dispatch(message)
+        if (!this.#opener) {
+          this.#stats.framesIn += 1
+          this.#dispatch(decodeMessage(frame, this.#options.limits))
+          continue
+        }
+        if (frame.type !== SEALED_RECORD) throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
+        const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length), frame.payload)
+        const inner = this.#inner!.push(plain)
+        if (this.#inner!.bufferedBytes > 0) throw new ProtocolError('a record ends inside a frame')
+        for (const innerFrame of inner) {
+          if (this.#closed) return
+          this.#stats.framesIn += 1
+          this.#dispatch(decodeMessage(innerFrame, this.#options.limits))
+        }
       }
     } catch (error) {
       this.destroy(error as Error)
@@ -222,22 +284,54 @@ export class Connection {
 
   async #flush(): Promise<void> {
     this.#flushScheduled = false
-    const frames = this.#pending
+    const groups = this.#pending
     this.#pending = []
     this.#pendingBytes = 0
-    if (frames.length === 0 || this.#closed) return
-    const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames)
-    this.#stats.framesOut += frames.length
+    if (groups.length === 0 || this.#closed) return
+    const chunks: Buffer[] = []
+    for (const group of groups) {
+      this.#stats.framesOut += group.frames.length
+      if (group.sealed) chunks.push(...this.#seal(group.frames))
+      else chunks.push(...group.frames)
+    }
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     this.#stats.bytesOut += bytes.length
     if (!this.#socket.write(bytes)) await this.#drainOrClose()
+  }
+
+  /** Packs whole frames into as few records as fit the frame cap: one encryption per record, not per frame. */
+  #seal(frames: readonly Buffer[]): Buffer[] {
+    const capacity = this.#options.maxFrameBytes - FRAME_HEADER_BYTES - TAG_BYTES
+    const records: Buffer[] = []
+    let batch: Buffer[] = []
+    let size = 0
+    const close = () => {
+      if (batch.length === 0) return
+      const header = frameHeader(SEALED_RECORD, size + TAG_BYTES)
+      records.push(header, this.#sealer!.seal(header, batch.length === 1 ? batch[0]! : Buffer.concat(batch, size)))
+      batch = []
+      size = 0
+    }
+    for (const frame of frames) {
+      if (size + frame.length > capacity) close()
+      batch.push(frame)
+      size += frame.length
+    }
+    close()
+    return records
   }
 
   #overflow(): void {
     if (this.#overflowed) return
     this.#overflowed = true
     debug('%s: send queue passed %d bytes: dropped', this.label, this.#options.maxQueueBytes)
-    this.#pending = []
-    this.#pendingBytes = 0
+    // Only data is dropped: control messages queued with it (acks, pongs, replies) still go out.
+    for (const group of this.#pending) {
+      const kept = group.frames.filter((frame) => !isDataFrame(frame))
+      group.frames.splice(0, group.frames.length, ...kept)
+      group.bytes = kept.reduce((sum, frame) => sum + frame.length, 0)
+    }
+    this.#pendingBytes = this.#pending.reduce((sum, group) => sum + group.bytes, 0)
     const error = new QueueOverflowError(this.label, this.#options.maxQueueBytes)
     for (const waiter of this.#ackWaiters.values()) waiter.reject(error)
     this.#ackWaiters.clear()
@@ -277,4 +371,9 @@ export class Connection {
     this.#resolveDone()
     this.#handlers.closed(error, this)
   }
+}
+
+function isDataFrame(frame: Buffer): boolean {
+  const type = frame[5]!
+  return type >= MessageType.UPSERT && type <= MessageType.CLEAR
 }

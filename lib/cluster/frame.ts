@@ -10,12 +10,23 @@ import { ProtocolError } from '../errors.js'
  */
 export const PROTOCOL_VERSION = 1
 export const FRAME_HEADER_BYTES = 6
+/** The frame type of an encrypted record, which holds whole frames (see `security/record.ts`). */
+export const SEALED_RECORD = 0x7f
 const LENGTH_BYTES = 4
 
 export interface Frame {
   readonly version: number
   readonly type: number
   readonly payload: Buffer
+}
+
+/** The six header bytes of a frame with `payloadLength` bytes of payload. */
+export function frameHeader(type: number, payloadLength: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
+  header.writeUInt32BE(payloadLength + 2, 0)
+  header[4] = PROTOCOL_VERSION
+  header[5] = type
+  return header
 }
 
 export function encodeFrame(type: number, payload: Uint8Array): Buffer {
@@ -28,13 +39,18 @@ export function encodeFrame(type: number, payload: Uint8Array): Buffer {
 }
 
 export class FrameDecoder {
-  readonly #maxFrameBytes: number
+  #maxFrameBytes: number
   #chunks: Buffer[] = []
   #buffered = 0
 
   /** `maxFrameBytes` caps the whole frame, header included. */
   constructor(maxFrameBytes: number) {
     this.#maxFrameBytes = maxFrameBytes
+  }
+
+  /** Raises (or lowers) the cap: small during the handshake, the full size once the peer is known. */
+  set maxFrameBytes(bytes: number) {
+    this.#maxFrameBytes = bytes
   }
 
   /** Bytes received but not yet part of a complete frame. */

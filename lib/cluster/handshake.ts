@@ -1,13 +1,27 @@
+import { randomBytes } from 'node:crypto'
+import { packr } from '../codec/msgpack.js'
 import { ConnectionClosedError, HandshakeRefusals, HandshakeRefusedError, ProtocolError, type HandshakeRefusal } from '../errors.js'
+import { proof, recordKeys, sameBytes, type SecretKey } from '../security/keys.js'
+import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { PROTOCOL_VERSION } from './frame.js'
-import { MessageType, type Hello, type Message, type Welcome } from './messages.js'
+import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from './messages.js'
 
 /** Who this node is, as it introduces itself to peers. */
 export interface LocalIdentity {
   readonly cluster: string
   readonly nodeId: string
   readonly incarnation: string
+}
+
+/** How this node proves itself and checks its peers. */
+export interface HandshakeSecurity {
+  /** Secrets accepted from peers; the first is the one this node proves with. Empty: no secret. */
+  readonly keys: readonly SecretKey[]
+  /** Encrypt and authenticate every frame after the handshake (a secret without TLS). */
+  readonly encrypt: boolean
+  /** Over mutual TLS: the peer's certificate must name the node id it claims (CN or a DNS SAN). */
+  readonly tls: boolean
 }
 
 /** A refusal the accepting side decided on, sent to the dialer before closing. */
@@ -17,67 +31,141 @@ export interface Refusal {
 }
 
 /**
- * The dialing side: sends HELLO, expects WELCOME. `expectedNodeId` is the configured peer's id,
- * when the configuration names one. On success the connection is handed to `next` before any
- * further frame is read, so nothing the peer sends right after WELCOME is missed. A refusal tells
- * `refusedBy` the refusing node's id.
+ * The dialing side: HELLO, then WELCOME (checked: cluster, node id, the acceptor's proof of the
+ * secret), then AUTH (this side's proof), then READY. `expectedNodeId` is the configured peer's id
+ * when the configuration names one. On READY the connection is handed to `next` before any further
+ * frame is read. A refusal tells `refusedBy` the refusing node's id.
  */
 export function dialHandshake(
   connection: Connection,
   local: LocalIdentity,
+  security: HandshakeSecurity,
   expectedNodeId: string | undefined,
   timeoutMs: number,
   next: (welcome: Welcome) => ConnectionHandlers,
   refusedBy: (nodeId: string) => void,
 ): Promise<Welcome> {
+  const key = security.keys[0]
+  const hello: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local, nonce: randomBytes(NONCE_BYTES), keyId: key?.id ?? null }
+  let welcome: Welcome | undefined
   return run(connection, timeoutMs, (message, settle) => {
     if (message.type === MessageType.REFUSE) {
       refusedBy(message.nodeId)
       throw new HandshakeRefusedError(message.reason, `the peer says: ${message.detail}`)
     }
-    if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
-    if (message.cluster !== local.cluster) {
-      throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${message.cluster}", this node in "${local.cluster}"`)
+    if (!welcome) {
+      if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
+      checkWelcome(message, connection, local, expectedNodeId)
+      if (security.tls) {
+        const names = connection.peerCertificateNames()
+        if (!names.includes(message.nodeId)) {
+          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"`)
+        }
+      }
+      const transcript = transcriptOf(hello, message)
+      if (key) {
+        if (!message.proof || !sameBytes(message.proof, proof(key, 'acceptor', transcript))) {
+          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} at ${connection.remoteAddress} did not prove the cluster secret`)
+        }
+      } else if (message.proof) {
+        throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} uses a cluster secret and this node has none: set \`secret\``)
+      }
+      welcome = message
+      connection.send({ type: MessageType.AUTH, proof: key ? proof(key, 'dialer', transcript) : null })
+      return
     }
-    if (message.nodeId === local.nodeId) {
-      throw new HandshakeRefusedError(HandshakeRefusals.SAME_NODE, `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`)
+    if (message.type !== MessageType.READY) throw new ProtocolError(`expected READY, received message 0x${message.type.toString(16)}`)
+    if (key && security.encrypt) {
+      const keys = recordKeys(key, hello.nonce, welcome.nonce)
+      connection.secure(new RecordSealer(keys.dialerToAcceptor), new RecordOpener(keys.acceptorToDialer))
     }
-    if (expectedNodeId !== undefined && message.nodeId !== expectedNodeId) {
-      throw new HandshakeRefusedError(HandshakeRefusals.WRONG_NODE, `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${message.nodeId}"`)
-    }
-    settle(message, next(message))
-  }, () => connection.send({ type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local }))
+    settle(welcome, next(welcome))
+  }, () => connection.send(hello))
 }
 
 /**
- * The accepting side: expects HELLO, checks version, cluster and node id, asks `decide` about the
- * rest (unknown or duplicate node), then answers WELCOME or REFUSE.
+ * The accepting side: HELLO (checked: version, cluster, which secret), WELCOME with this side's
+ * proof, AUTH (the dialer's proof, checked), then `decide` on the rest (unknown or duplicate node):
+ * READY or REFUSE. Nothing about this node's peers is revealed before the dialer has proved the secret.
  */
 export function acceptHandshake(
   connection: Connection,
   local: LocalIdentity,
+  security: HandshakeSecurity,
   timeoutMs: number,
   decide: (hello: Hello) => Refusal | undefined,
   next: (hello: Hello) => ConnectionHandlers,
 ): Promise<Hello> {
+  let hello: Hello | undefined
+  let welcome: Welcome | undefined
+  let key: SecretKey | undefined
+  const refuse = (refusal: Refusal, nodeId: string): never => {
+    connection.send({ type: MessageType.REFUSE, nodeId: local.nodeId, ...refusal })
+    void connection.close(1000)
+    throw new HandshakeRefusedError(refusal.reason, `refused ${nodeId} from ${connection.remoteAddress}: ${refusal.detail}`)
+  }
   return run(connection, timeoutMs, (message, settle) => {
-    if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
-    const refusal =
-      message.protocol !== PROTOCOL_VERSION
-        ? { reason: HandshakeRefusals.VERSION, detail: `protocol ${message.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}` }
-        : message.cluster !== local.cluster
-          ? { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${message.cluster}"` }
-          : message.nodeId === local.nodeId
-            ? { reason: HandshakeRefusals.SAME_NODE, detail: `"${message.nodeId}" is this node's own id` }
-            : decide(message)
-    if (refusal) {
-      connection.send({ type: MessageType.REFUSE, nodeId: local.nodeId, ...refusal })
-      void connection.close(1000)
-      throw new HandshakeRefusedError(refusal.reason, `refused ${message.nodeId} from ${connection.remoteAddress}: ${refusal.detail}`)
+    if (!hello) {
+      if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
+      const refusal = checkHello(message, local)
+      if (refusal) refuse(refusal, message.nodeId)
+      if (security.tls && !connection.peerCertificateNames().includes(message.nodeId)) {
+        refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate does not name "${message.nodeId}"` }, message.nodeId)
+      }
+      key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
+      if (message.keyId && !key) {
+        refuse({ reason: HandshakeRefusals.AUTH, detail: security.keys.length ? 'no cluster secret in common (check `secret` on both nodes)' : 'this node has no cluster secret' }, message.nodeId)
+      }
+      if (!message.keyId && security.keys.length > 0) {
+        refuse({ reason: HandshakeRefusals.AUTH, detail: 'this node requires the cluster secret: set `secret`' }, message.nodeId)
+      }
+      hello = message
+      welcome = { type: MessageType.WELCOME, ...local, nonce: randomBytes(NONCE_BYTES), proof: null }
+      if (key) welcome = { ...welcome, proof: proof(key, 'acceptor', transcriptOf(message, welcome)) }
+      connection.send(welcome)
+      return
     }
-    connection.send({ type: MessageType.WELCOME, ...local })
-    settle(message, next(message))
+    if (message.type !== MessageType.AUTH) throw new ProtocolError(`expected AUTH, received message 0x${message.type.toString(16)}`)
+    if (key && (!message.proof || !sameBytes(message.proof, proof(key, 'dialer', transcriptOf(hello, welcome!))))) {
+      refuse({ reason: HandshakeRefusals.AUTH, detail: 'the proof of the cluster secret is wrong' }, hello.nodeId)
+    }
+    const refusal = decide(hello)
+    if (refusal) refuse(refusal, hello.nodeId)
+    connection.send({ type: MessageType.READY })
+    if (key && security.encrypt) {
+      const keys = recordKeys(key, hello.nonce, welcome!.nonce)
+      connection.secure(new RecordSealer(keys.acceptorToDialer), new RecordOpener(keys.dialerToAcceptor))
+    }
+    settle(hello, next(hello))
   })
+}
+
+function checkHello(hello: Hello, local: LocalIdentity): Refusal | undefined {
+  if (hello.protocol !== PROTOCOL_VERSION) {
+    return { reason: HandshakeRefusals.VERSION, detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}` }
+  }
+  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${hello.cluster}"` }
+  if (hello.nodeId === local.nodeId) return { reason: HandshakeRefusals.SAME_NODE, detail: `"${hello.nodeId}" is this node's own id` }
+  return undefined
+}
+
+function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIdentity, expectedNodeId: string | undefined): void {
+  if (welcome.cluster !== local.cluster) {
+    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${welcome.cluster}", this node in "${local.cluster}"`)
+  }
+  if (welcome.nodeId === local.nodeId) {
+    throw new HandshakeRefusedError(HandshakeRefusals.SAME_NODE, `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`)
+  }
+  if (expectedNodeId !== undefined && welcome.nodeId !== expectedNodeId) {
+    throw new HandshakeRefusedError(HandshakeRefusals.WRONG_NODE, `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${welcome.nodeId}"`)
+  }
+}
+
+/** Everything both sides said, in a fixed encoding: what the proofs sign. */
+function transcriptOf(hello: Hello, welcome: Welcome): Buffer {
+  return Buffer.from(
+    packr.pack([hello.protocol, hello.cluster, hello.nodeId, hello.incarnation, hello.nonce, welcome.nodeId, welcome.incarnation, welcome.nonce]),
+  )
 }
 
 function run<T extends Message>(
@@ -105,6 +193,7 @@ function run<T extends Message>(
           onMessage(message, (result, handlers) => {
             done = true
             clearTimeout(timer)
+            connection.established()
             connection.setHandlers(handlers)
             resolve(result)
           })

@@ -1,19 +1,20 @@
-import { createServer, type Server, type Socket } from 'node:net'
+import type { Server } from 'node:net'
 import { ListenError } from '../errors.js'
 import { formatAddress, type ListenAddress } from './address.js'
 
 /**
- * Opens the replication port. With `autoBind`, a port that is taken moves on to the next one, up to
- * `autoBind` more (Tomcat's NioReceiver autoBind). Resolves with the server and the port it got.
+ * Opens the replication port with a server from `createServer` (plain TCP or TLS). With `autoBind`,
+ * a port that is taken moves on to the next one, up to `autoBind` more (Tomcat's NioReceiver
+ * autoBind). Resolves with the server and the port it got.
  */
-export async function listen(address: ListenAddress, onSocket: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
+export async function listen(address: ListenAddress, createServer: () => Server): Promise<{ server: Server; port: number }> {
   let lastError: unknown
   let tried = 0
   for (let offset = 0; offset <= address.autoBind; offset++) {
     const port = address.port === 0 ? 0 : address.port + offset
     if (port > 65535) break
     tried += 1
-    const server = createServer({ noDelay: true }, onSocket)
+    const server = createServer()
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)

@@ -17,6 +17,8 @@ export const MessageType = {
   WELCOME: 0x02,
   REFUSE: 0x03,
   BYE: 0x04,
+  AUTH: 0x05,
+  READY: 0x06,
   PING: 0x10,
   PONG: 0x11,
   UPSERT: 0x20,
@@ -35,6 +37,11 @@ export const MessageType = {
 export const AckLevel = { NONE: 0, RECEIVED: 1, APPLIED: 2 } as const
 export type AckLevel = (typeof AckLevel)[keyof typeof AckLevel]
 
+/**
+ * The handshake: HELLO (dialer) -> WELCOME (acceptor) -> AUTH (dialer) -> READY or REFUSE
+ * (acceptor). With a secret, each side proves it knows the secret over a transcript that includes
+ * fresh nonces from both, so a recorded handshake cannot be replayed.
+ */
 export interface Hello {
   readonly type: typeof MessageType.HELLO
   readonly protocol: number
@@ -42,12 +49,28 @@ export interface Hello {
   readonly nodeId: string
   /** Random per process start: tells a restarted peer from a second connection of the same one. */
   readonly incarnation: string
+  /** 32 fresh random bytes. */
+  readonly nonce: Buffer
+  /** Which secret the dialer uses (a hash, see `deriveSecretKey`); null without a secret. */
+  readonly keyId: Buffer | null
 }
 export interface Welcome {
   readonly type: typeof MessageType.WELCOME
   readonly cluster: string
   readonly nodeId: string
   readonly incarnation: string
+  /** 32 fresh random bytes. */
+  readonly nonce: Buffer
+  /** The acceptor's proof of the secret; null without a secret. */
+  readonly proof: Buffer | null
+}
+export interface Auth {
+  readonly type: typeof MessageType.AUTH
+  /** The dialer's proof of the secret; null without a secret. */
+  readonly proof: Buffer | null
+}
+export interface Ready {
+  readonly type: typeof MessageType.READY
 }
 export interface Refuse {
   readonly type: typeof MessageType.REFUSE
@@ -159,7 +182,7 @@ export interface FetchReply {
 }
 
 export type DataMessage = Upsert | Destroy | Expiry | Rename | Clear
-export type Message = Hello | Welcome | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
+export type Message = Hello | Welcome | Auth | Ready | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
 
 export function isDataMessage(message: Message): message is DataMessage {
   return message.type >= MessageType.UPSERT && message.type <= MessageType.CLEAR
@@ -180,9 +203,13 @@ export function encodeMessage(message: Message): Buffer {
 function toWire(message: Message): unknown[] {
   switch (message.type) {
     case MessageType.HELLO:
-      return [message.protocol, message.cluster, message.nodeId, message.incarnation]
+      return [message.protocol, message.cluster, message.nodeId, message.incarnation, message.nonce, message.keyId]
     case MessageType.WELCOME:
-      return [message.cluster, message.nodeId, message.incarnation]
+      return [message.cluster, message.nodeId, message.incarnation, message.nonce, message.proof]
+    case MessageType.AUTH:
+      return [message.proof]
+    case MessageType.READY:
+      return []
     case MessageType.REFUSE:
       return [message.nodeId, message.reason, message.detail]
     case MessageType.BYE:
@@ -256,9 +283,13 @@ export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
 function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
   switch (type) {
     case MessageType.HELLO:
-      return { type, protocol: f.integer(), cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64) }
+      return { type, protocol: f.integer(), cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64), nonce: f.fixedBytes(NONCE_BYTES), keyId: f.optionalFixedBytes(KEY_ID_BYTES) }
     case MessageType.WELCOME:
-      return { type, cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64) }
+      return { type, cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64), nonce: f.fixedBytes(NONCE_BYTES), proof: f.optionalFixedBytes(PROOF_BYTES) }
+    case MessageType.AUTH:
+      return { type, proof: f.optionalFixedBytes(PROOF_BYTES) }
+    case MessageType.READY:
+      return { type }
     case MessageType.REFUSE:
       return { type, nodeId: f.nodeId(), reason: f.refusal(), detail: f.text(512) }
     case MessageType.BYE:
@@ -336,6 +367,9 @@ function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
 }
 
 const MAX_FIELD_NAME_LENGTH = 1024
+export const NONCE_BYTES = 32
+export const KEY_ID_BYTES = 8
+export const PROOF_BYTES = 32
 const REFUSALS = new Set<string>(Object.values(HandshakeRefusals))
 
 /** Reads the items of a decoded message array in order, checking each one's type and bounds. */
@@ -431,6 +465,20 @@ class Fields {
     const ackLevel = this.integer()
     if (ackLevel > AckLevel.APPLIED || (ackLevel === AckLevel.NONE) !== (ackId === 0)) this.#fail('bad ack request')
     return { ackId, ackLevel: ackLevel as AckLevel }
+  }
+
+  fixedBytes(length: number): Buffer {
+    const value = this.#take()
+    if (!Buffer.isBuffer(value) || value.length !== length) this.#fail(`expected ${length} bytes`)
+    return value as Buffer
+  }
+
+  optionalFixedBytes(length: number): Buffer | null {
+    if (this.#items[this.#next] === null) {
+      this.#next += 1
+      return null
+    }
+    return this.fixedBytes(length)
   }
 
   /** One session field value: msgpack bytes that must pass the store's own limits. */

@@ -3,7 +3,7 @@ import { debugFor } from '../debug.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import type { RetryPolicy } from './backoff.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
-import { dialHandshake, type LocalIdentity } from './handshake.js'
+import { dialHandshake, type HandshakeSecurity, type LocalIdentity } from './handshake.js'
 import { Heartbeat, type HeartbeatTiming } from './heartbeat.js'
 import { MessageType, type Message, type Welcome } from './messages.js'
 
@@ -40,6 +40,9 @@ export interface PeerLinkContext {
   readonly retry: RetryPolicy
   /** Local address to dial from, so loopback aliases (127.0.0.11) show up as themselves. */
   readonly localAddress: string | undefined
+  readonly security: HandshakeSecurity
+  /** Opens a connection (plain TCP, or TLS); `connected` is the event that says it is ready. */
+  dial(host: string, port: number): { socket: Socket; connected: 'connect' | 'secureConnect' }
   wrap(socket: Socket, label: string): Connection
   /** Handlers for the messages of an established outbound connection. */
   handlers(link: PeerLink): ConnectionHandlers
@@ -159,21 +162,21 @@ export class PeerLink {
   #dial(): void {
     if (this.#stopped || this.#dialing) return
     this.#dialing = true
-    const { host, port } = this.address
-    const socket = connect({ host, port, localAddress: this.#context.localAddress })
+    const { socket, connected } = this.#context.dial(this.address.host, this.address.port)
     const connectTimer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.#context.connectTimeoutMs} ms`)), this.#context.connectTimeoutMs)
     const failEarly = (error: Error) => {
       clearTimeout(connectTimer)
       this.#dialFailed(error)
     }
     socket.once('error', failEarly)
-    socket.once('connect', () => {
+    socket.once(connected, () => {
       clearTimeout(connectTimer)
       socket.off('error', failEarly)
       const connection = this.#context.wrap(socket, `${this.#context.identity.nodeId}->${this.#name}`)
       dialHandshake(
         connection,
         this.#context.identity,
+        this.#context.security,
         this.#nodeId,
         this.#context.handshakeTimeoutMs,
         (welcome) => {

@@ -1,6 +1,6 @@
 import { Store, type SessionData } from 'express-session'
 import type { PeerSpec } from '../cluster/address.js'
-import type { TransportStats } from '../cluster/cluster.js'
+import { emptyTransportStats, type TransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import {
   decodeSession,
@@ -285,7 +285,7 @@ export class PeerStore extends Store {
 
   /** Counts for monitoring; cheap enough to call on every scrape. */
   stats(): PeerStoreStats {
-    const transport = this.#replication?.stats() ?? { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0 }
+    const transport = this.#replication?.stats() ?? emptyTransportStats()
     return { sessions: this.#table.liveCount, tombstones: this.#table.tombstoneCount, syncing: this.#replication?.syncing ?? false, ...transport }
   }
 
