@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { FrameDecoder, FRAME_HEADER_BYTES } from '../../lib/cluster/frame.js'
 
 /**
  * A TCP proxy between two nodes that a test can break: `cut()` drops every connection through it
@@ -19,6 +20,12 @@ export class FaultProxy {
   tap: ((chunk: Buffer) => Buffer | null) | undefined
   /** Holds each chunk toward the target this long; chunks keep their order. */
   delayMs = 0
+  /**
+   * Sees each whole frame toward the target (header included) and returns the frames to forward
+   * instead: none to drop it, two to replay it, a changed one to tamper with it. Applies to
+   * connections opened after it is set.
+   */
+  frameTap: ((frame: Buffer, index: number) => Buffer[]) | undefined
 
   private constructor(listen: { host: string; port: number }, target: { host: string; port: number }) {
     this.host = listen.host
@@ -82,11 +89,25 @@ export class FaultProxy {
     }
     client.on('error', drop).on('close', drop)
     upstream.on('error', drop).on('close', drop)
+    const frameTap = this.frameTap
+    const decoder = new FrameDecoder(1 << 30)
+    let index = 0
     client.on('data', (chunk: Buffer) => {
-      const out = this.tap ? this.tap(chunk) : chunk
+      let out = this.tap ? this.tap(chunk) : chunk
+      if (out && frameTap) {
+        const frames = decoder.push(out).flatMap((frame) => {
+          const header = Buffer.alloc(FRAME_HEADER_BYTES)
+          header.writeUInt32BE(frame.payload.length + 2, 0)
+          header[4] = frame.version
+          header[5] = frame.type
+          return frameTap(Buffer.concat([header, frame.payload]), index++)
+        })
+        out = frames.length > 0 ? Buffer.concat(frames) : null
+      }
       if (!out) return
-      if (this.delayMs > 0) setTimeout(() => upstream.write(out), this.delayMs)
-      else upstream.write(out)
+      const bytes = out
+      if (this.delayMs > 0) setTimeout(() => upstream.write(bytes), this.delayMs)
+      else upstream.write(bytes)
     })
     upstream.pipe(client)
   }

@@ -1,6 +1,10 @@
 import { connect, type Socket } from 'node:net'
 import { FrameDecoder } from '../../lib/cluster/frame.js'
 import { randomBytes } from 'node:crypto'
+import { packr } from '../../lib/codec/msgpack.js'
+import { encodeFrame, frameHeader, SEALED_RECORD } from '../../lib/cluster/frame.js'
+import { deriveSecretKey, proof, recordKeys } from '../../lib/security/keys.js'
+import { RecordSealer } from '../../lib/security/record.js'
 import { decodeMessage, encodeMessage, MessageType, type Hello, type Message } from '../../lib/cluster/messages.js'
 
 const limits = { session: { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }, maxBatch: 10_000 }
@@ -49,6 +53,32 @@ export class RawPeer {
 
   sendBytes(bytes: Uint8Array): void {
     this.socket.write(bytes)
+  }
+
+  #sealer: RecordSealer | undefined
+
+  /**
+   * The handshake of a peer that knows `secret` (an authenticated peer, possibly a malicious one).
+   * Afterwards `sendSealed` sends frames in records the node accepts.
+   */
+  async secureHandshake(hello: { cluster: string; nodeId: string; incarnation?: string }, secret: string): Promise<Message | undefined> {
+    const key = await deriveSecretKey(secret)
+    const sent: Hello = { type: MessageType.HELLO, protocol: 1, incarnation: 'raw', ...hello, nonce: randomBytes(32), keyId: key.id }
+    this.send(sent)
+    const welcome = await this.next((message) => message.type === MessageType.WELCOME || message.type === MessageType.REFUSE)
+    if (welcome?.type !== MessageType.WELCOME) return welcome
+    const transcript = Buffer.from(packr.pack([sent.protocol, sent.cluster, sent.nodeId, sent.incarnation, sent.nonce, welcome.nodeId, welcome.incarnation, welcome.nonce]))
+    this.send({ type: MessageType.AUTH, proof: proof(key, 'dialer', transcript) })
+    const ready = await this.next((message) => message.type === MessageType.READY || message.type === MessageType.REFUSE)
+    if (ready?.type === MessageType.READY) this.#sealer = new RecordSealer(recordKeys(key, sent.nonce, welcome.nonce).dialerToAcceptor)
+    return ready
+  }
+
+  /** After `secureHandshake`: sends a frame of `type` with a raw payload, inside a proper record. */
+  sendSealed(type: number, payload: Uint8Array): void {
+    const frame = encodeFrame(type, payload)
+    const header = frameHeader(SEALED_RECORD, frame.length + 16)
+    this.socket.write(Buffer.concat([header, this.#sealer!.seal(header, frame)]))
   }
 
   /** Resolves with the first received message of `type` (or matching), or undefined if the socket closes first. */

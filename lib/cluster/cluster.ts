@@ -102,7 +102,7 @@ export class Cluster {
             debug('peer %s is %s', link.label, nodeId)
             return true
           },
-          dialFailed: (link, error) => this.#reportFailure(error, link.label),
+          dialFailed: (link, error) => this.#reportFailure(isTlsRefusal(error) ? new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`) : error, link.label),
         }),
     )
   }
@@ -122,7 +122,7 @@ export class Cluster {
     const { server, port } = await listen(this.#options.listen, () =>
       this.#sockets.createServer(
         (socket) => this.#accept(socket),
-        (error) => this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`), 'a TLS client'),
+        (error) => this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client'),
       ),
     )
     this.#server = server
@@ -268,4 +268,10 @@ export class Cluster {
     debug('%s: %s%s', remote, error.message, suppressed > 0 ? ` (${suppressed} more from ${host} not reported)` : '')
     this.#events.connectionError(error, remote)
   }
+}
+
+/** Certificate and TLS protocol failures (as opposed to a peer that is simply down). */
+function isTlsRefusal(error: Error): boolean {
+  const code = (error as { code?: string }).code ?? ''
+  return /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO)/.test(code)
 }

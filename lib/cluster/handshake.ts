@@ -109,8 +109,9 @@ export function acceptHandshake(
       if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
       const refusal = checkHello(message, local)
       if (refusal) refuse(refusal, message.nodeId)
-      if (security.tls && !connection.peerCertificateNames().includes(message.nodeId)) {
-        refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate does not name "${message.nodeId}"` }, message.nodeId)
+      const names = security.tls ? connection.peerCertificateNames() : []
+      if (security.tls && !names.includes(message.nodeId)) {
+        refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"` }, message.nodeId)
       }
       key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
       if (message.keyId && !key) {

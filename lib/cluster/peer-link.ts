@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { debugFor } from '../debug.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import type { RetryPolicy } from './backoff.js'
@@ -265,7 +265,8 @@ export class PeerLink {
   #verify(): void {
     if (this.#verifying) return
     this.#verifying = true
-    const probe = connect({ host: this.address.host, port: this.address.port, localAddress: this.#context.localAddress })
+    // The same kind of connection as the real one (TLS included), so the peer sees a normal handshake, not a reset.
+    const { socket: probe, connected } = this.#context.dial(this.address.host, this.address.port)
     const timer = setTimeout(() => probe.destroy(new Error('verification timed out')), this.#context.connectTimeoutMs)
     const done = (reachable: boolean, reason?: string) => {
       clearTimeout(timer)
@@ -275,7 +276,7 @@ export class PeerLink {
       debug('%s: verification %s%s', this.#name, reachable ? 'reached it' : 'failed', reason ? `: ${reason}` : '')
       if (!reachable) this.#lost()
     }
-    probe.once('connect', () => done(true))
+    probe.once(connected, () => done(true))
     probe.once('error', (error) => done(false, error.message))
   }
 

@@ -30,7 +30,8 @@ export function socketsFor(tls: TlsOptions | undefined, localAddress: string | u
       // TLS over a TCP socket of our own, so it can be dialed from the listen address.
       const tcp = connectTcp({ host, port, localAddress })
       const socket = connectTls({ ...material, socket: tcp, rejectUnauthorized: true, checkServerIdentity: () => undefined })
-      tcp.on('error', (error) => socket.destroy(error))
+      // The TLS socket reports the TCP socket's errors itself; this only keeps them from being unhandled.
+      tcp.on('error', () => undefined)
       return { socket, connected: 'secureConnect' }
     },
   }
