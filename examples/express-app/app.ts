@@ -1,0 +1,83 @@
+import express from 'express'
+import path from 'node:path'
+import { peerSession, type PeerStore } from 'connect-peer'
+import type { Config } from './config.js'
+import { page } from './views.js'
+
+declare module 'express-session' {
+  interface SessionData {
+    count?: number
+    note?: string
+  }
+}
+
+/**
+ * The demo app: one page showing the node, the session and the cluster. Everything it imports from
+ * connect-peer is the public API, exactly as an application would use it.
+ */
+export function createApp(store: PeerStore, config: Config): express.Express {
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(
+    peerSession({
+      store,
+      secret: config.sessionSecret,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: 30 * 60 * 1000, sameSite: 'lax' },
+    }),
+  )
+  // After the session middleware on purpose: the static-asset filter keeps these requests from
+  // replicating anything (express-session would otherwise touch the session for every file).
+  app.use('/public', express.static(path.join(__dirname, 'public'), { maxAge: 0 }))
+  app.use(express.urlencoded({ extended: false, limit: '4kb' }))
+
+  // For load balancers and container healthchecks: up means the replication port is open too.
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', node: config.nodeId, peers: store.members().map(({ nodeId, state }) => ({ nodeId, state })) })
+  })
+
+  app.get('/', (req, res) => {
+    res.type('html').send(
+      page({
+        node: config.nodeId,
+        count: req.session.count ?? 0,
+        note: req.session.note ?? null,
+        sessionId: req.sessionID,
+        previousSessionId: req.previousSessionID ?? null,
+        routeCookie: parseRoute(req.headers.cookie),
+        members: store.members(),
+      }),
+    )
+  })
+
+  app.get('/api/state', (req, res) => {
+    res.json({
+      node: config.nodeId,
+      count: req.session.count ?? 0,
+      note: req.session.note ?? null,
+      sessionId: req.sessionID,
+      previousSessionId: req.previousSessionID ?? null,
+      members: store.members().map(({ nodeId, state }) => ({ nodeId, state })),
+    })
+  })
+
+  app.post('/count', (req, res) => {
+    req.session.count = (req.session.count ?? 0) + 1
+    if (req.accepts(['html', 'json']) === 'json') res.json({ node: config.nodeId, count: req.session.count })
+    else res.redirect(303, '/')
+  })
+
+  app.post('/note', (req, res) => {
+    const note = typeof req.body?.note === 'string' ? req.body.note.slice(0, 200) : ''
+    req.session.note = note
+    res.redirect(303, '/')
+  })
+
+  return app
+}
+
+function parseRoute(cookieHeader: string | undefined): string | null {
+  const match = /(?:^|;\s*)ROUTEID=([^;]*)/.exec(cookieHeader ?? '')
+  return match ? decodeURIComponent(match[1]!) : null
+}

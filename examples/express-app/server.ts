@@ -1,0 +1,50 @@
+/**
+ * Entry point of one demo node: `node --import tsx examples/express-app/server.ts`, configured
+ * from the environment (see config.ts). Used by `npm run demo`, docker-compose.yml and the tests.
+ */
+import type { Server } from 'node:http'
+import { PeerStore } from 'connect-peer'
+import { createApp } from './app.js'
+import { ConfigError, readConfig } from './config.js'
+
+async function main(): Promise<void> {
+  const config = readConfig()
+  const store = new PeerStore(config.peers, {
+    nodeId: config.nodeId,
+    listen: config.listen,
+    ...(config.clusterSecret ? { secret: config.clusterSecret } : {}),
+    heartbeatInterval: 500,
+    suspectTimeout: 1500,
+    deadTimeout: 4000,
+  })
+  store.on('peer:up', (member) => log(`peer ${member.nodeId} is up`))
+  store.on('peer:down', (member) => log(`peer ${member.nodeId} is down`))
+  store.on('sync', ({ peer, sessions, durationMs }) => log(`received ${sessions} sessions from ${peer} in ${durationMs} ms`))
+  store.on('peer:error', (error, remote) => log(`refused ${remote}: ${error.message}`))
+  await store.ready()
+
+  const server: Server = createApp(store, config).listen(config.port, config.host, () => {
+    log(`web on http://${config.host}:${config.port}, replication on ${config.listen}`)
+  })
+
+  const stop = async (signal: string) => {
+    log(`${signal}: shutting down`)
+    server.close()
+    server.closeAllConnections()
+    await store.close()
+    process.exit(0)
+  }
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+  process.once('SIGINT', () => void stop('SIGINT'))
+  // Started by the demo launcher: stop with it, even if it is killed.
+  if (process.connected) process.once('disconnect', () => void stop('launcher gone'))
+
+  function log(message: string): void {
+    console.log(`[${config.nodeId}] ${message}`)
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError || (error as { code?: string }).code?.startsWith('EPEER_') ? `error: ${(error as Error).message}` : error)
+  process.exit(1)
+})
