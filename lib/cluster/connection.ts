@@ -8,11 +8,13 @@ import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from './
 import {
   AckLevel,
   decodeMessage,
+  encodeDataMessage,
   encodeMessage,
   isDataMessage,
   MessageType,
   type DataMessage,
   type Message,
+  type OutgoingData,
   type MessageLimits,
 } from './messages.js'
 
@@ -28,8 +30,7 @@ interface PendingGroup {
   bytes: number
 }
 
-/** A data message before the connection gives it an ack id. */
-export type OutgoingData = DataMessage extends infer M ? (M extends DataMessage ? Omit<M, 'ackId' | 'ackLevel'> : never) : never
+export type { OutgoingData } from './messages.js'
 
 export interface ConnectionOptions {
   /** Cap on one frame, header included; a larger length prefix closes the connection. */
@@ -160,8 +161,35 @@ export class Connection {
 
   /** Queues one message. False when it was not queued: the connection is closed or overflowing. */
   send(message: Message): boolean {
-    if (this.#closed || (this.#overflowed && isDataMessage(message))) return false
-    const frame = encodeMessage(message)
+    const data = isDataMessage(message)
+    if (this.#closed || (this.#overflowed && data)) return false
+    return this.#enqueue(encodeMessage(message))
+  }
+
+  /**
+   * Sends a data message. With an ack level, resolves once the peer acknowledged it (or anything
+   * sent after it) and rejects if the connection closes or overflows first; without, returns
+   * undefined and whether it was queued does not matter to the caller (resyncs repair losses).
+   */
+  sendData(message: OutgoingData, level: AckLevel): Promise<void> | undefined {
+    if (this.#closed || this.#overflowed) {
+      return level === AckLevel.NONE ? undefined : Promise.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
+    }
+    if (level === AckLevel.NONE) {
+      this.#enqueue(encodeDataMessage(message, 0, AckLevel.NONE))
+      return undefined
+    }
+    const ackId = this.#nextAckId++
+    const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject }))
+    if (!this.#enqueue(encodeDataMessage(message, ackId, level))) {
+      this.#ackWaiters.get(ackId)?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
+      this.#ackWaiters.delete(ackId)
+    }
+    return acked
+  }
+
+  /** Adds an encoded frame to the next write; false (and an overflow) if the queue is full. */
+  #enqueue(frame: Buffer): boolean {
     if (this.queuedBytes + frame.length > this.#options.maxQueueBytes) {
       this.#overflow()
       return false
@@ -181,25 +209,6 @@ export class Connection {
       setImmediate(() => void this.#writes.add(() => this.#flush()))
     }
     return true
-  }
-
-  /**
-   * Sends a data message. With an ack level, resolves once the peer acknowledged it (or anything
-   * sent after it) and rejects if the connection closes or overflows first; without, returns
-   * undefined and whether it was queued does not matter to the caller (resyncs repair losses).
-   */
-  sendData(message: OutgoingData, level: AckLevel): Promise<void> | undefined {
-    if (level === AckLevel.NONE) {
-      this.send({ ...message, ackId: 0, ackLevel: AckLevel.NONE } as DataMessage)
-      return undefined
-    }
-    const ackId = this.#nextAckId++
-    const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject }))
-    if (!this.send({ ...message, ackId, ackLevel: level } as DataMessage)) {
-      this.#ackWaiters.get(ackId)?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
-      this.#ackWaiters.delete(ackId)
-    }
-    return acked
   }
 
   /** Resolves when everything queued so far has been handed to the socket and the socket drained. */

@@ -182,6 +182,9 @@ export interface FetchReply {
 }
 
 export type DataMessage = Upsert | Destroy | Expiry | Rename | Clear
+
+/** A data message before a connection gives it an ack request. */
+export type OutgoingData = DataMessage extends infer M ? (M extends DataMessage ? Omit<M, 'ackId' | 'ackLevel'> : never) : never
 export type Message = Hello | Welcome | Auth | Ready | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
 
 export function isDataMessage(message: Message): message is DataMessage {
@@ -218,29 +221,11 @@ function toWire(message: Message): unknown[] {
     case MessageType.PONG:
       return [message.seq]
     case MessageType.UPSERT:
-      return [
-        message.ackId,
-        message.ackLevel,
-        message.sid,
-        ...versionToWire(message.base),
-        ...versionToWire(message.version),
-        message.expiresAt,
-        message.cookieExpires,
-        message.set.map(([key, value]) => [key, value]),
-        message.remove,
-      ]
     case MessageType.DESTROY:
-      return [message.ackId, message.ackLevel, message.sid, ...versionToWire(message.version), message.keepUntil]
     case MessageType.EXPIRY:
-      return [
-        message.ackId,
-        message.ackLevel,
-        message.changes.map((change) => [change.sid, ...versionToWire(change.version), change.expiresAt, change.cookieExpires]),
-      ]
     case MessageType.RENAME:
-      return [message.ackId, message.ackLevel, message.from, message.to, ...versionToWire(message.base), ...versionToWire(message.version), message.keepUntil]
     case MessageType.CLEAR:
-      return [message.ackId, message.ackLevel]
+      return dataToWire(message, message.ackId, message.ackLevel)
     case MessageType.ACK:
       return [message.ackId]
     case MessageType.SYNC_REQUEST:
@@ -256,6 +241,39 @@ function toWire(message: Message): unknown[] {
     case MessageType.FETCH_REPLY:
       return [message.requestId, message.snapshots.map(snapshotToWire), message.final]
   }
+}
+
+/** A data message's fields after the ack request, without copying the message (the hot path). */
+function dataToWire(message: OutgoingData, ackId: number, ackLevel: AckLevel): unknown[] {
+  switch (message.type) {
+    case MessageType.UPSERT:
+      return [
+        ackId,
+        ackLevel,
+        message.sid,
+        message.base.counter,
+        message.base.origin,
+        message.version.counter,
+        message.version.origin,
+        message.expiresAt,
+        message.cookieExpires,
+        message.set,
+        message.remove,
+      ]
+    case MessageType.DESTROY:
+      return [ackId, ackLevel, message.sid, message.version.counter, message.version.origin, message.keepUntil]
+    case MessageType.EXPIRY:
+      return [ackId, ackLevel, message.changes.map((change) => [change.sid, change.version.counter, change.version.origin, change.expiresAt, change.cookieExpires])]
+    case MessageType.RENAME:
+      return [ackId, ackLevel, message.from, message.to, message.base.counter, message.base.origin, message.version.counter, message.version.origin, message.keepUntil]
+    case MessageType.CLEAR:
+      return [ackId, ackLevel]
+  }
+}
+
+/** Encodes a data message with the ack request a connection chose for it. */
+export function encodeDataMessage(message: OutgoingData, ackId: number, ackLevel: AckLevel): Buffer {
+  return encodeFrame(message.type, packr.pack(dataToWire(message, ackId, ackLevel)))
 }
 
 function versionToWire(version: Version): [number, string] {

@@ -18,8 +18,7 @@ const TIMESTAMP_EXTENSION = 0xff // -1 as an unsigned byte
 
 /** Returns the offset just past the value that starts at `offset`; throws `MalformedDataError`. */
 export function scanValue(bytes: Uint8Array, offset: number, limits: ScanLimits, depth = 1): number {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  return scan(bytes, view, offset, limits, depth)
+  return scan(bytes, offset, limits, depth)
 }
 
 /** Checks that `bytes` hold exactly one acceptable msgpack value. */
@@ -37,17 +36,16 @@ export interface MapField {
 
 /** Lists the entries of the map that fills `bytes`; keys must be strings and unique. */
 export function readMapFields(bytes: Uint8Array, limits: ScanLimits): MapField[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const header = readMapHeader(bytes, view, 0)
+  const header = readMapHeader(bytes, 0)
   checkLength(header.count, limits)
   const fields: MapField[] = []
   const seen = new Set<string>()
   let offset = header.next
   for (let i = 0; i < header.count; i++) {
-    const key = readString(bytes, view, offset)
+    const key = readString(bytes, offset)
     if (seen.has(key.value)) throw new MalformedDataError(`duplicate map key ${JSON.stringify(key.value)}`)
     seen.add(key.value)
-    const valueEnd = scan(bytes, view, key.next, limits, 2)
+    const valueEnd = scan(bytes, key.next, limits, 2)
     fields.push({ key: key.value, valueStart: key.next, valueEnd })
     offset = valueEnd
   }
@@ -55,14 +53,14 @@ export function readMapFields(bytes: Uint8Array, limits: ScanLimits): MapField[]
   return fields
 }
 
-function scan(bytes: Uint8Array, view: DataView, offset: number, limits: ScanLimits, depth: number): number {
+function scan(bytes: Uint8Array, offset: number, limits: ScanLimits, depth: number): number {
   if (depth > limits.maxDepth) throw new MalformedDataError(`nesting deeper than ${limits.maxDepth}`)
   need(bytes, offset, 1)
   const type = bytes[offset]!
   const at = offset + 1
   if (type <= 0x7f || type >= 0xe0) return at // positive and negative fixint
-  if (type <= 0x8f) return scanMap(bytes, view, at, type & 0x0f, limits, depth)
-  if (type <= 0x9f) return scanArray(bytes, view, at, type & 0x0f, limits, depth)
+  if (type <= 0x8f) return scanMap(bytes, at, type & 0x0f, limits, depth)
+  if (type <= 0x9f) return scanArray(bytes, at, type & 0x0f, limits, depth)
   if (type <= 0xbf) return skip(bytes, at, type & 0x1f) // fixstr
   switch (type) {
     case 0xc0: // nil
@@ -72,15 +70,15 @@ function scan(bytes: Uint8Array, view: DataView, offset: number, limits: ScanLim
     case 0xc4: // bin 8
     case 0xd9: // str 8
       need(bytes, at, 1)
-      return skip(bytes, at + 1, view.getUint8(at))
+      return skip(bytes, at + 1, bytes[at]!)
     case 0xc5: // bin 16
     case 0xda: // str 16
       need(bytes, at, 2)
-      return skip(bytes, at + 2, view.getUint16(at))
+      return skip(bytes, at + 2, uint16(bytes, at))
     case 0xc6: // bin 32
     case 0xdb: // str 32
       need(bytes, at, 4)
-      return skip(bytes, at + 4, view.getUint32(at))
+      return skip(bytes, at + 4, uint32(bytes, at))
     case 0xca: // float 32
       return skip(bytes, at, 4)
     case 0xcb: // float 64
@@ -103,20 +101,20 @@ function scan(bytes: Uint8Array, view: DataView, offset: number, limits: ScanLim
       return scanTimestamp(bytes, at, 8)
     case 0xc7: // ext 8: timestamp 96
       need(bytes, at, 1)
-      if (view.getUint8(at) !== 12) throw new MalformedDataError(`extension type 0x${type.toString(16)} is not allowed`)
+      if (bytes[at] !== 12) throw new MalformedDataError(`extension type 0x${type.toString(16)} is not allowed`)
       return scanTimestamp(bytes, at + 1, 12)
     case 0xdc:
       need(bytes, at, 2)
-      return scanArray(bytes, view, at + 2, view.getUint16(at), limits, depth)
+      return scanArray(bytes, at + 2, uint16(bytes, at), limits, depth)
     case 0xdd:
       need(bytes, at, 4)
-      return scanArray(bytes, view, at + 4, view.getUint32(at), limits, depth)
+      return scanArray(bytes, at + 4, uint32(bytes, at), limits, depth)
     case 0xde:
       need(bytes, at, 2)
-      return scanMap(bytes, view, at + 2, view.getUint16(at), limits, depth)
+      return scanMap(bytes, at + 2, uint16(bytes, at), limits, depth)
     case 0xdf:
       need(bytes, at, 4)
-      return scanMap(bytes, view, at + 4, view.getUint32(at), limits, depth)
+      return scanMap(bytes, at + 4, uint32(bytes, at), limits, depth)
     default: // 0xc1 (never used) and every other extension
       throw new MalformedDataError(`type byte 0x${type.toString(16)} is not allowed`)
   }
@@ -128,42 +126,42 @@ function scanTimestamp(bytes: Uint8Array, at: number, length: number): number {
   return skip(bytes, at + 1, length)
 }
 
-function scanArray(bytes: Uint8Array, view: DataView, at: number, count: number, limits: ScanLimits, depth: number): number {
+function scanArray(bytes: Uint8Array, at: number, count: number, limits: ScanLimits, depth: number): number {
   checkLength(count, limits)
   let offset = at
-  for (let i = 0; i < count; i++) offset = scan(bytes, view, offset, limits, depth + 1)
+  for (let i = 0; i < count; i++) offset = scan(bytes, offset, limits, depth + 1)
   return offset
 }
 
-function scanMap(bytes: Uint8Array, view: DataView, at: number, count: number, limits: ScanLimits, depth: number): number {
+function scanMap(bytes: Uint8Array, at: number, count: number, limits: ScanLimits, depth: number): number {
   checkLength(count, limits)
   let offset = at
   for (let i = 0; i < count; i++) {
-    const key = readString(bytes, view, offset)
+    const key = readString(bytes, offset)
     if (key.value === '__proto__') throw new MalformedDataError('map key "__proto__" is not allowed')
-    offset = scan(bytes, view, key.next, limits, depth + 1)
+    offset = scan(bytes, key.next, limits, depth + 1)
   }
   return offset
 }
 
-function readMapHeader(bytes: Uint8Array, view: DataView, offset: number): { count: number; next: number } {
+function readMapHeader(bytes: Uint8Array, offset: number): { count: number; next: number } {
   need(bytes, offset, 1)
   const type = bytes[offset]!
   if (type >= 0x80 && type <= 0x8f) return { count: type & 0x0f, next: offset + 1 }
   if (type === 0xde) {
     need(bytes, offset + 1, 2)
-    return { count: view.getUint16(offset + 1), next: offset + 3 }
+    return { count: uint16(bytes, offset + 1), next: offset + 3 }
   }
   if (type === 0xdf) {
     need(bytes, offset + 1, 4)
-    return { count: view.getUint32(offset + 1), next: offset + 5 }
+    return { count: uint32(bytes, offset + 1), next: offset + 5 }
   }
   throw new MalformedDataError(`expected a map, found type byte 0x${type.toString(16)}`)
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function readString(bytes: Uint8Array, view: DataView, offset: number): { value: string; next: number } {
+function readString(bytes: Uint8Array, offset: number): { value: string; next: number } {
   need(bytes, offset, 1)
   const type = bytes[offset]!
   let length: number
@@ -173,25 +171,42 @@ function readString(bytes: Uint8Array, view: DataView, offset: number): { value:
     start = offset + 1
   } else if (type === 0xd9) {
     need(bytes, offset + 1, 1)
-    length = view.getUint8(offset + 1)
+    length = bytes[offset + 1]!
     start = offset + 2
   } else if (type === 0xda) {
     need(bytes, offset + 1, 2)
-    length = view.getUint16(offset + 1)
+    length = uint16(bytes, offset + 1)
     start = offset + 3
   } else if (type === 0xdb) {
     need(bytes, offset + 1, 4)
-    length = view.getUint32(offset + 1)
+    length = uint32(bytes, offset + 1)
     start = offset + 5
   } else {
     throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
   }
   const next = skip(bytes, start, length)
-  try {
-    return { value: utf8.decode(bytes.subarray(start, next)), next }
-  } catch (cause) {
-    throw new MalformedDataError('map key is not valid UTF-8', { cause })
+  // Keys are short and nearly always ASCII: build those directly, and leave the rest to a strict decoder.
+  let ascii = ''
+  for (let i = start; i < next; i++) {
+    const byte = bytes[i]!
+    if (byte >= 0x80) {
+      try {
+        return { value: utf8.decode(bytes.subarray(start, next)), next }
+      } catch (cause) {
+        throw new MalformedDataError('map key is not valid UTF-8', { cause })
+      }
+    }
+    ascii += String.fromCharCode(byte)
   }
+  return { value: ascii, next }
+}
+
+function uint16(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 8) | bytes[at + 1]!
+}
+
+function uint32(bytes: Uint8Array, at: number): number {
+  return bytes[at]! * 0x1000000 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!)
 }
 
 function checkLength(count: number, limits: ScanLimits): void {

@@ -6,54 +6,83 @@ import { NotReplicableError } from '../errors.js'
  * valid Dates and Buffers/Uint8Arrays. Anything else (functions, symbols, bigints, circular
  * references, Maps, Sets, sockets, class instances) throws `NotReplicableError` naming the path.
  * `container` is the object that holds `value`, so a reference back to it counts as circular.
+ *
+ * This runs on every `set`: the path is kept as a stack of keys and only turned into text when a
+ * value is refused.
  */
 export function assertReplicable(value: unknown, path: string, maxDepth: number, container?: object): void {
+  const walk = new Walk(path, maxDepth, container)
   // `value` is a field of the session, and the session itself is depth 1 (as in `scanValue`).
-  check(value, path, 2, maxDepth, new Set(container ? [container] : []))
+  walk.check(value, 2)
 }
 
-function check(value: unknown, path: string, depth: number, maxDepth: number, ancestors: Set<object>): void {
-  switch (typeof value) {
-    case 'string':
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-      return
-    case 'function':
-      throw new NotReplicableError(path, 'functions cannot be sent to another node')
-    case 'symbol':
-      throw new NotReplicableError(path, 'symbols cannot be sent to another node')
-    case 'bigint':
-      throw new NotReplicableError(path, 'bigints are not supported; store them as strings')
-  }
-  if (value === null) return
-  const object = value as object
-  if (object instanceof Date) {
-    if (Number.isNaN(object.getTime())) throw new NotReplicableError(path, 'the Date is invalid')
-    return
-  }
-  if (object instanceof Uint8Array && (object.constructor === Uint8Array || Buffer.isBuffer(object))) return
-  if (depth > maxDepth) throw new NotReplicableError(path, `it is nested deeper than ${maxDepth} levels`)
-  if (ancestors.has(object)) throw new NotReplicableError(path, 'it is a circular reference')
+class Walk {
+  readonly #root: string
+  readonly #maxDepth: number
+  readonly #keys: Array<string | number> = []
+  readonly #ancestors: object[] = []
 
-  ancestors.add(object)
-  if (Array.isArray(object)) {
-    if (Object.getPrototypeOf(object) !== Array.prototype) throw notPlain(path, object)
-    for (let i = 0; i < object.length; i++) check(object[i], `${path}[${i}]`, depth + 1, maxDepth, ancestors)
-  } else {
-    const prototype = Object.getPrototypeOf(object)
-    if (prototype !== Object.prototype && prototype !== null) throw notPlain(path, object)
-    for (const key of Object.keys(object)) {
-      if (key === '__proto__') throw new NotReplicableError(path, 'it has an own "__proto__" key')
-      check((object as Record<string, unknown>)[key], joinPath(path, key), depth + 1, maxDepth, ancestors)
+  constructor(root: string, maxDepth: number, container: object | undefined) {
+    this.#root = root
+    this.#maxDepth = maxDepth
+    if (container) this.#ancestors.push(container)
+  }
+
+  check(value: unknown, depth: number): void {
+    switch (typeof value) {
+      case 'string':
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+        return
+      case 'function':
+        throw this.#refuse('functions cannot be sent to another node')
+      case 'symbol':
+        throw this.#refuse('symbols cannot be sent to another node')
+      case 'bigint':
+        throw this.#refuse('bigints are not supported; store them as strings')
     }
-  }
-  ancestors.delete(object)
-}
+    if (value === null) return
+    const object = value as object
+    if (object instanceof Date) {
+      if (Number.isNaN(object.getTime())) throw this.#refuse('the Date is invalid')
+      return
+    }
+    if (object instanceof Uint8Array && (object.constructor === Uint8Array || Buffer.isBuffer(object))) return
+    if (depth > this.#maxDepth) throw this.#refuse(`it is nested deeper than ${this.#maxDepth} levels`)
+    if (this.#ancestors.includes(object)) throw this.#refuse('it is a circular reference')
 
-function notPlain(path: string, object: object): NotReplicableError {
-  const name = Object.getPrototypeOf(object)?.constructor?.name ?? 'an unknown class'
-  return new NotReplicableError(path, `it is an instance of ${name}, which would not come back as the same kind of object`)
+    this.#ancestors.push(object)
+    if (Array.isArray(object)) {
+      if (Object.getPrototypeOf(object) !== Array.prototype) throw this.#notPlain(object)
+      for (let i = 0; i < object.length; i++) {
+        this.#keys.push(i)
+        this.check(object[i], depth + 1)
+        this.#keys.pop()
+      }
+    } else {
+      const prototype = Object.getPrototypeOf(object)
+      if (prototype !== Object.prototype && prototype !== null) throw this.#notPlain(object)
+      for (const key of Object.keys(object)) {
+        this.#keys.push(key)
+        if (key === '__proto__') throw this.#refuse('the key "__proto__" is reserved')
+        this.check((object as Record<string, unknown>)[key], depth + 1)
+        this.#keys.pop()
+      }
+    }
+    this.#ancestors.pop()
+  }
+
+  #notPlain(object: object): NotReplicableError {
+    const name = Object.getPrototypeOf(object)?.constructor?.name ?? 'an unknown class'
+    return this.#refuse(`it is an instance of ${name}, which would not come back as the same kind of object`)
+  }
+
+  #refuse(reason: string): NotReplicableError {
+    let path = this.#root
+    for (const key of this.#keys) path = typeof key === 'number' ? `${path}[${key}]` : joinPath(path, key)
+    return new NotReplicableError(path, reason)
+  }
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/

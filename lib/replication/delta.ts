@@ -1,4 +1,4 @@
-import type { ScanLimits } from '../codec/msgpack-scan.js'
+import { readMapFields, type MapField, type ScanLimits } from '../codec/msgpack-scan.js'
 import { joinFields, splitFields } from '../codec/session-codec.js'
 
 /** The top-level fields a change sets (with their new encoded values) and removes. */
@@ -13,15 +13,19 @@ export interface FieldDelta {
  * a create: every field is set.
  */
 export function diffFields(previous: Buffer | null, next: Buffer, limits: ScanLimits): FieldDelta {
-  const after = splitFields(next, limits)
   const set: Array<readonly [string, Buffer]> = []
   const remove: string[] = []
-  const before = previous ? splitFields(previous, limits) : new Map<string, Buffer>()
-  for (const [key, value] of after) {
-    const old = before.get(key)
-    if (!old || !old.equals(value)) set.push([key, value])
+  // Compare byte ranges in place: only the fields that changed become Buffers of their own.
+  const before = new Map<string, MapField>()
+  if (previous) for (const field of readMapFields(previous, limits)) before.set(field.key, field)
+  const after = readMapFields(next, limits)
+  for (const field of after) {
+    const old = before.get(field.key)
+    const same = old !== undefined && next.compare(previous!, old.valueStart, old.valueEnd, field.valueStart, field.valueEnd) === 0
+    if (!same) set.push([field.key, next.subarray(field.valueStart, field.valueEnd)])
+    before.delete(field.key)
   }
-  for (const key of before.keys()) if (!after.has(key)) remove.push(key)
+  for (const key of before.keys()) remove.push(key)
   return { set, remove }
 }
 

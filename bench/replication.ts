@@ -1,0 +1,112 @@
+/**
+ * 2. Replication: single-key changes per second from one node applied on a peer, and the lag from
+ * `set` on the writer to the change being applied on the receiver (p50/p99/max), at fixed rates and
+ * at saturation. The writer runs on core 0, the receiver on core 1; encrypted with a secret, as in
+ * production. Also used by the scaling benchmark (more sessions, more peers).
+ */
+import { BenchChild, type Core } from './lib/process.js'
+import { percentile, round } from './lib/stats.js'
+
+export interface ReplicationRow {
+  sessions: number
+  peers: number
+  targetRate: number | 'max'
+  written: number
+  appliedPerSecond: number
+  lagP50Ms: number
+  lagP99Ms: number
+  lagMaxMs: number
+}
+
+export interface Cluster {
+  writer: BenchChild
+  receivers: BenchChild[]
+}
+
+const PORT = 4710
+
+export async function startCluster(peers: number, options: Record<string, unknown> = {}): Promise<Cluster> {
+  const env = (role: string, index: number) => ({
+    BENCH_ROLE: role,
+    BENCH_PORT: String(PORT),
+    BENCH_PEERS: String(peers),
+    BENCH_INDEX: String(index),
+    BENCH_OPTIONS: JSON.stringify(options),
+  })
+  const receivers = Array.from({ length: peers }, (_, i) => new BenchChild('bench/nodes/repl-node.ts', env('receiver', i + 1), 1 as Core))
+  const writer = new BenchChild('bench/nodes/repl-node.ts', env('writer', 0), 0)
+  await Promise.all([writer, ...receivers].map((node) => node.waitFor('ready')))
+  // Wait until the writer has a live connection to every receiver.
+  for (;;) {
+    const members = await writer.call<{ state: string }[]>('members')
+    if (members.every((member) => member.state === 'alive')) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return { writer, receivers }
+}
+
+export async function stopCluster(cluster: Cluster): Promise<void> {
+  for (const node of [cluster.writer, ...cluster.receivers]) {
+    await node.call('stop').catch(() => undefined)
+    await node.stop()
+  }
+}
+
+/** Every receiver has applied `count` changes since the last reset. */
+async function drained(cluster: Cluster, count: number, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const counts = await Promise.all(cluster.receivers.map((node) => node.call<number>('receivedCount')))
+    if (counts.every((each) => each >= count)) return
+    if (Date.now() > deadline) throw new Error(`receivers applied ${counts.join(', ')} of ${count}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+export async function measure(cluster: Cluster, sessions: number, rate: number, seconds: number): Promise<ReplicationRow> {
+  await cluster.writer.call('prepare', sessions)
+  await drained(cluster, sessions)
+  await Promise.all([cluster.writer, ...cluster.receivers].map((node) => node.call('reset')))
+  const written = await cluster.writer.call<number>('run', sessions, rate, seconds)
+  await drained(cluster, written)
+  const sent = await cluster.writer.call<Record<string, number[]>>('sent')
+  const lags: number[] = []
+  let first = Number.POSITIVE_INFINITY
+  let last = 0
+  for (const receiver of cluster.receivers) {
+    const { times } = await receiver.call<{ times: Record<string, number[]> }>('received')
+    for (const [sid, at] of Object.entries(times)) {
+      const sentAt = sent[sid] ?? []
+      for (let k = 0; k < at.length && k < sentAt.length; k++) {
+        lags.push(at[k]! - sentAt[k]!)
+        first = Math.min(first, sentAt[k]!)
+        last = Math.max(last, at[k]!)
+      }
+    }
+  }
+  return {
+    sessions,
+    peers: cluster.receivers.length,
+    targetRate: Number.isFinite(rate) ? rate : 'max',
+    written,
+    appliedPerSecond: round(lags.length / cluster.receivers.length / ((last - first) / 1000), 0),
+    lagP50Ms: round(percentile(lags, 50), 3),
+    lagP99Ms: round(percentile(lags, 99), 3),
+    lagMaxMs: round(percentile(lags, 100), 3),
+  }
+}
+
+export async function runReplication(options: { seconds: number; rates: number[] }, log: (line: string) => void): Promise<ReplicationRow[]> {
+  const cluster = await startCluster(1)
+  const rows: ReplicationRow[] = []
+  try {
+    for (const rate of [...options.rates, Number.POSITIVE_INFINITY]) {
+      const row = await measure(cluster, 1000, rate, options.seconds)
+      rows.push(row)
+      log(`replication ${String(row.targetRate).padStart(6)}/s: applied ${row.appliedPerSecond}/s, lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms`)
+    }
+  } finally {
+    await stopCluster(cluster)
+  }
+  return rows
+}
