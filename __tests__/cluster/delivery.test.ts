@@ -112,6 +112,12 @@ test('while a restarted node is still receiving its state, a get that misses loc
   expect(await was1.call<{ syncing: boolean }>('stats')).toMatchObject({ syncing: false })
 }, 60_000)
 
+test('a get made right at start, before any peer is connected, waits for the first connection and finds the session', async () => {
+  await NodeProcess.start({ ...A, peers: [B], preload: { prefix: 'early', count: 10 } })
+  const was2 = await NodeProcess.start({ ...B, peers: [A], probeAtStart: 'early-3' })
+  expect(await was2.waitFor((event) => event.event === 'probe-at-start')).toMatchObject({ connected: false, found: true })
+}, 60_000)
+
 test('a hung peer (SIGSTOP) is suspect first, verified, then dead; it comes back alive after SIGCONT', async () => {
   const [was1, was2] = await pair()
   const mark = was1.mark

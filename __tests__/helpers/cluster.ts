@@ -24,6 +24,7 @@ export interface NodeSpec {
   options?: PeerStoreOptions
   preload?: { prefix: string; count: number; bytes?: number }
   probeOnUp?: string
+  probeAtStart?: string
 }
 
 export interface NodeEvent {
@@ -53,9 +54,9 @@ export class NodeProcess {
 
   private constructor(spec: NodeSpec) {
     this.spec = spec
-    const { nodeId, host, port, peers, options, preload, probeOnUp } = spec
+    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
-    const config = { peers, options: { ...FAST, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, retryCapMs: 500 }
+    const config = { peers, options: { ...FAST, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],

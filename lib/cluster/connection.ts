@@ -23,6 +23,9 @@ const debug = debugFor('transport')
 /** Cap on a frame before the handshake completes: handshake messages are small, strangers get little. */
 export const HANDSHAKE_MAX_FRAME_BYTES = 4096
 
+/** Target size of an encrypted record's contents. */
+const RECORD_BYTES = 128 * 1024
+
 /** Frames queued in order; those queued after `secure()` go out as encrypted records. */
 interface PendingGroup {
   readonly sealed: boolean
@@ -308,9 +311,12 @@ export class Connection {
     if (!this.#socket.write(bytes)) await this.#drainOrClose()
   }
 
-  /** Packs whole frames into as few records as fit the frame cap: one encryption per record, not per frame. */
+  /**
+   * Packs whole frames into records of up to 128 KiB (a larger frame gets a record of its own): one
+   * encryption per record, not per frame, and never so much at once that the receiver stalls on it.
+   */
   #seal(frames: readonly Buffer[]): Buffer[] {
-    const capacity = this.#options.maxFrameBytes - FRAME_HEADER_BYTES - TAG_BYTES
+    const capacity = Math.min(RECORD_BYTES, this.#options.maxFrameBytes - FRAME_HEADER_BYTES - TAG_BYTES)
     const records: Buffer[] = []
     let batch: Buffer[] = []
     let size = 0

@@ -28,6 +28,17 @@ export function encodeOwned(value: unknown): Buffer {
   return Buffer.from(packr.pack(value))
 }
 
+/**
+ * A copy in memory of its own, for bytes the store keeps for a long time. Small Buffers normally
+ * share 8 KiB slabs with whatever else was allocated at the same moment (request parsing, other
+ * encodings); one long-lived session would then keep its whole slab, garbage included, alive.
+ */
+export function ownedCopy(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length)
+  copy.set(bytes)
+  return copy
+}
+
 /** Decodes bytes that `scanValue` has already accepted. */
 export function decode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes)

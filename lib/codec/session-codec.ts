@@ -1,6 +1,6 @@
 import type { SessionData } from 'express-session'
 import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../errors.js'
-import { decode, packr } from './msgpack.js'
+import { decode, ownedCopy, packr } from './msgpack.js'
 import { readMapFields, type ScanLimits } from './msgpack-scan.js'
 import { assertReplicable, joinPath } from './replicable.js'
 
@@ -48,7 +48,7 @@ export function encodeSession(session: unknown, limits: SessionLimits): EncodedS
   }
   const packed = packr.pack(copy)
   if (packed.length > limits.maxSessionBytes) throw new SessionTooLargeError(packed.length, limits.maxSessionBytes)
-  return { blob: Buffer.from(packed), cookieExpires }
+  return { blob: ownedCopy(packed), cookieExpires }
 }
 
 /** Encodes only the cookie, for `touch`, which must not look at the rest of the session. */
@@ -77,8 +77,20 @@ export function splitFields(blob: Buffer, limits: ScanLimits): Map<string, Buffe
 /** The inverse of `splitFields`: one msgpack map from already-encoded values. */
 export function joinFields(fields: ReadonlyMap<string, Uint8Array>): Buffer {
   const parts: Uint8Array[] = [mapHeader(fields.size)]
-  for (const [key, value] of fields) parts.push(packr.pack(key), value)
-  return Buffer.concat(parts)
+  let length = parts[0]!.length
+  for (const [key, value] of fields) {
+    const encodedKey = packr.pack(key)
+    parts.push(encodedKey, value)
+    length += encodedKey.length + value.length
+  }
+  // Stored for long: a buffer of its own, not a share of a pooled slab (see ownedCopy).
+  const joined = Buffer.allocUnsafeSlow(length)
+  let offset = 0
+  for (const part of parts) {
+    joined.set(part, offset)
+    offset += part.length
+  }
+  return joined
 }
 
 function mapHeader(count: number): Uint8Array {

@@ -38,6 +38,9 @@ export class Replicator {
   readonly #sync: StateSync
   /** A first transfer has finished, or the time allowed for one has passed. */
   #transferred: boolean
+  /** Resolves when the first outbound connection to a peer is up. */
+  readonly #firstConnection: Promise<void>
+  #connectedOnce!: () => void
   #transferDeadline: NodeJS.Timeout | undefined
 
   constructor(table: SessionTable, cluster: Cluster, options: ClusterOptions, limits: MessageLimits, events: ReplicatorEvents) {
@@ -53,8 +56,10 @@ export class Replicator {
       table,
       {
         chunkSize: options.syncChunkSize,
-        replyBytes: Math.floor(options.maxFrameBytes / 2),
-        highWaterBytes: Math.min(options.maxQueueBytes / 4, 8 * options.maxFrameBytes),
+        // Small replies and a short queue keep a transfer from starving everything else on both
+        // nodes: a session wanted by a request now does not wait behind megabytes of bulk.
+        replyBytes: 64 * 1024,
+        highWaterBytes: Math.min(options.maxQueueBytes / 4, 256 * 1024),
       },
       {
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
@@ -65,6 +70,7 @@ export class Replicator {
         },
       },
     )
+    this.#firstConnection = new Promise((resolve) => (this.#connectedOnce = resolve))
     this.#transferred = options.peers.length === 0 || options.stateTransferTimeoutMs === 0
     if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeoutMs)
   }
@@ -103,10 +109,13 @@ export class Replicator {
    */
   async fetchMissing(sid: string): Promise<void> {
     if (!this.syncing) return
-    const fetches = this.#cluster.reachable().map(({ connection }) => this.#sync.fetch(connection, [sid]))
-    if (fetches.length === 0) return
     let timer: NodeJS.Timeout | undefined
-    await Promise.race([Promise.all(fetches), new Promise((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeoutMs)))])
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeoutMs)))
+    // Right after start no peer may be connected yet: wait for the first connection, within the same time.
+    if (this.#cluster.reachable().length === 0) await Promise.race([this.#firstConnection, deadline])
+    // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
+    const fetches = this.#cluster.reachable().map(({ connection }) => this.#sync.refetch(connection, [sid]))
+    if (fetches.length > 0) await Promise.race([Promise.all(fetches), deadline])
     clearTimeout(timer)
   }
 
@@ -155,6 +164,7 @@ export class Replicator {
   connected(peer: PeerLink, connection: Connection): void {
     this.#sync.request(peer, connection)
     this.#sync.push(connection)
+    this.#connectedOnce()
   }
 
   /** A peer's queue overflowed and it has caught up: offer everything again, it fetches what it lacks. */

@@ -23,6 +23,16 @@ export interface StateSyncEvents {
   completed(peer: PeerLink, fetched: number, durationMs: number): void
 }
 
+/** Fetches of at most this many ids are answered at once instead of in turn. */
+const URGENT_FETCH = 16
+/** Bulk fetch requests outstanding at once per connection during a synchronisation. */
+const BULK_WINDOW = 4
+
+interface BulkWindow {
+  readonly queue: Array<{ sids: string[]; run: SyncRun | undefined }>
+  active: number
+}
+
 /** One synchronisation this node asked a peer for. */
 interface SyncRun {
   readonly syncId: number
@@ -55,6 +65,7 @@ export class StateSync {
   readonly #inFlight = new Map<string, Promise<void>>()
   /** Replies to one connection are produced one at a time, so they cannot flood its queue. */
   readonly #replies = new WeakMap<Connection, Promise<void>>()
+  readonly #bulk = new WeakMap<Connection, BulkWindow>()
   #nextId = 1
 
   constructor(table: SessionTable, options: StateSyncOptions, events: StateSyncEvents) {
@@ -90,7 +101,7 @@ export class StateSync {
     const now = Date.now()
     const wanted: string[] = []
     for (const entry of message.entries) if (this.#wants(entry, now, peer)) wanted.push(entry.sid)
-    if (wanted.length > 0) this.fetch(connection, wanted, run)
+    if (wanted.length > 0) this.#queueBulk(connection, wanted, run)
     if (run && message.final) {
       run.digestDone = true
       this.#maybeComplete(run)
@@ -101,7 +112,7 @@ export class StateSync {
    * Fetches entries from the peer at the other end of `connection`. Resolves when the reply is in
    * (or the connection closed), including for ids another fetch was already bringing.
    */
-  fetch(connection: Connection, sids: readonly string[], run?: SyncRun): Promise<void> {
+  fetch(connection: Connection, sids: readonly string[]): Promise<void> {
     const waits = new Set<Promise<void>>()
     const fresh: string[] = []
     for (const sid of sids) {
@@ -109,7 +120,7 @@ export class StateSync {
       if (inFlight) waits.add(inFlight)
       else fresh.push(sid)
     }
-    return this.#request(connection, fresh, waits, run)
+    return this.#request(connection, fresh, waits)
   }
 
   /**
@@ -117,10 +128,38 @@ export class StateSync {
    * an older version than the change that made this node ask (a delta on a version it lacked).
    */
   refetch(connection: Connection, sids: readonly string[]): Promise<void> {
-    return this.#request(connection, sids, new Set(), undefined)
+    return this.#request(connection, sids, new Set())
   }
 
-  #request(connection: Connection, fresh: readonly string[], waits: Set<Promise<void>>, run: SyncRun | undefined): Promise<void> {
+  /**
+   * Fetches a digest's worth of entries, at most `BULK_WINDOW` requests at a time per connection:
+   * the peer is never asked for a whole transfer at once, so replies for requests that cannot wait
+   * (a session someone is asking for right now) are not queued behind all of it.
+   */
+  #queueBulk(connection: Connection, sids: string[], run: SyncRun | undefined): void {
+    if (run) run.outstanding += 1
+    let window = this.#bulk.get(connection)
+    if (!window) this.#bulk.set(connection, (window = { queue: [], active: 0 }))
+    window.queue.push({ sids, run })
+    this.#pump(connection, window)
+  }
+
+  #pump(connection: Connection, window: BulkWindow): void {
+    while (window.active < BULK_WINDOW && window.queue.length > 0) {
+      const { sids, run } = window.queue.shift()!
+      window.active += 1
+      void this.fetch(connection, sids).then(() => {
+        window.active -= 1
+        if (run) {
+          run.outstanding -= 1
+          this.#maybeComplete(run)
+        }
+        this.#pump(connection, window)
+      })
+    }
+  }
+
+  #request(connection: Connection, fresh: readonly string[], waits: Set<Promise<void>>): Promise<void> {
     if (fresh.length > 0) {
       const requestId = this.#nextId++
       let resolve!: () => void
@@ -132,43 +171,42 @@ export class StateSync {
       void connection.done.then(() => this.#finishFetch(requestId))
       connection.send({ type: MessageType.FETCH, requestId, sids: fresh })
     }
-    const all = Promise.all(waits).then(() => undefined)
-    if (run) {
-      run.outstanding += 1
-      void all.then(() => {
-        run.outstanding -= 1
-        this.#maybeComplete(run)
-      })
-    }
-    return all
+    return Promise.all(waits).then(() => undefined)
   }
 
   handleFetch(message: Fetch, connection: Connection): void {
-    this.#serialise(connection, async () => {
-      const now = Date.now()
-      let batch: Snapshot[] = []
-      let batchBytes = 0
-      for (const sid of message.sids) {
-        const entry = this.#table.peek(sid)
-        if (!entry || entry.expiresAt <= now) continue
-        batch.push({
-          sid,
-          version: { counter: entry.counter, origin: entry.origin },
-          expiresAt: entry.expiresAt,
-          cookieExpires: entry.cookieExpires,
-          blob: entry.blob,
-        })
-        batchBytes += (entry.blob?.length ?? 0) + sid.length + 32
-        if (batchBytes >= this.#options.replyBytes) {
-          connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: false })
-          batch = []
-          batchBytes = 0
-          await this.#backpressure(connection)
-          if (connection.closing) return
-        }
+    // A few sessions (a request waiting for one) are answered at once, not behind a transfer.
+    if (message.sids.length <= URGENT_FETCH) {
+      void this.#reply(message, connection)
+      return
+    }
+    this.#serialise(connection, () => this.#reply(message, connection))
+  }
+
+  async #reply(message: Fetch, connection: Connection): Promise<void> {
+    const now = Date.now()
+    let batch: Snapshot[] = []
+    let batchBytes = 0
+    for (const sid of message.sids) {
+      const entry = this.#table.peek(sid)
+      if (!entry || entry.expiresAt <= now) continue
+      batch.push({
+        sid,
+        version: { counter: entry.counter, origin: entry.origin },
+        expiresAt: entry.expiresAt,
+        cookieExpires: entry.cookieExpires,
+        blob: entry.blob,
+      })
+      batchBytes += (entry.blob?.length ?? 0) + sid.length + 32
+      if (batchBytes >= this.#options.replyBytes) {
+        connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: false })
+        batch = []
+        batchBytes = 0
+        await this.#backpressure(connection)
+        if (connection.closing) return
       }
-      connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: true })
-    })
+    }
+    connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: true })
   }
 
   handleFetchReply(message: FetchReply, peer: PeerLink): void {

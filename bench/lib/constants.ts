@@ -1,0 +1,3 @@
+/** Secrets shared by the benchmark processes (benchmark material only). */
+export const SESSION_SECRET = 'bench session secret'
+export const CLUSTER_SECRET = 'bench cluster secret 0123456789'

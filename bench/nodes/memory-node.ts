@@ -1,0 +1,47 @@
+/** Benchmark child: fills one PeerStore and reports what it costs in memory. */
+import { encodeSession } from '../../lib/codec/session-codec.js'
+import { PeerStore } from '../../lib/index.js'
+import { serveParent } from '../lib/process.js'
+import { round } from '../lib/stats.js'
+
+const gc = (globalThis as { gc?: () => void }).gc!
+const limits = { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }
+
+/** About 1 KB encoded: a user, a small cart, a token and some text. */
+function session(i: number): Record<string, unknown> {
+  return {
+    cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
+    user: { id: i, name: `user-${i}`, email: `user-${i}@example.com`, roles: ['reader'] },
+    cart: [{ sku: `SKU-${i % 1000}`, qty: 1 }],
+    csrf: 'c'.repeat(43),
+    notes: 'n'.repeat(700),
+  }
+}
+
+async function measure(count: number) {
+  const store = new PeerStore({ nodeId: 'bench', reapInterval: 60_000 })
+  gc()
+  const before = process.memoryUsage()
+  let payload = 0
+  for (let i = 0; i < count; i++) {
+    const data = session(i)
+    payload += encodeSession(data, limits).blob.length
+    await store.set(`${'x'.repeat(24)}${String(i).padStart(8, '0')}.bench`, data as never)
+  }
+  gc()
+  const after = process.memoryUsage()
+  const heap = after.heapUsed - before.heapUsed
+  const buffers = after.arrayBuffers - before.arrayBuffers
+  await store.close()
+  return {
+    sessions: count,
+    payloadBytes: payload,
+    heapBytes: heap,
+    arrayBufferBytes: buffers,
+    rssBytes: after.rss - before.rss,
+    ratio: round((heap + buffers) / payload, 3),
+  }
+}
+
+serveParent({ measure: (count: number) => measure(count) })
+process.send?.({ event: 'ready' })
