@@ -16,6 +16,8 @@ export interface ReplicationRow {
   lagP50Ms: number
   lagP99Ms: number
   lagMaxMs: number
+  /** Bytes the writer sent per change and peer (framing, encryption and heartbeats included). */
+  bytesPerChange: number
 }
 
 export interface Cluster {
@@ -64,11 +66,16 @@ async function drained(cluster: Cluster, count: number, timeoutMs = 120_000): Pr
 }
 
 export async function measure(cluster: Cluster, sessions: number, rate: number, seconds: number): Promise<ReplicationRow> {
+  // Counters from zero, then the sessions written once (as creates, or as changes of a previous
+  // round): only when every receiver has them all does the measured run start from zero again.
+  await Promise.all([cluster.writer, ...cluster.receivers].map((node) => node.call('reset')))
   await cluster.writer.call('prepare', sessions)
   await drained(cluster, sessions)
   await Promise.all([cluster.writer, ...cluster.receivers].map((node) => node.call('reset')))
+  const bytesBefore = (await cluster.writer.call<{ bytesOut: number }>('stats')).bytesOut
   const written = await cluster.writer.call<number>('run', sessions, rate, seconds)
   await drained(cluster, written)
+  const bytesAfter = (await cluster.writer.call<{ bytesOut: number }>('stats')).bytesOut
   const sent = await cluster.writer.call<Record<string, number[]>>('sent')
   const lags: number[] = []
   let first = Number.POSITIVE_INFINITY
@@ -93,6 +100,7 @@ export async function measure(cluster: Cluster, sessions: number, rate: number, 
     lagP50Ms: round(percentile(lags, 50), 3),
     lagP99Ms: round(percentile(lags, 99), 3),
     lagMaxMs: round(percentile(lags, 100), 3),
+    bytesPerChange: round((bytesAfter - bytesBefore) / written / cluster.receivers.length, 1),
   }
 }
 
@@ -103,10 +111,50 @@ export async function runReplication(options: { seconds: number; rates: number[]
     for (const rate of [...options.rates, Number.POSITIVE_INFINITY]) {
       const row = await measure(cluster, 1000, rate, options.seconds)
       rows.push(row)
-      log(`replication ${String(row.targetRate).padStart(6)}/s: applied ${row.appliedPerSecond}/s, lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms`)
+      log(describe('replication', row))
     }
   } finally {
     await stopCluster(cluster)
   }
   return rows
+}
+
+export function describe(label: string, row: ReplicationRow): string {
+  return (
+    `${label}: ${row.sessions} sessions, ${row.peers} peer(s), ${String(row.targetRate)}/s: applied ${row.appliedPerSecond}/s, ` +
+    `lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms, ${row.bytesPerChange} B/change`
+  )
+}
+
+/**
+ * 7. Scaling: the lag at 10,000 changes/s and the bytes per change, as the number of sessions grows
+ * (1,000 to 1,000,000) and as the number of peers grows (1 to 4). All receivers share core 1.
+ */
+export async function runScaling(options: { sessionCounts: number[]; peerCounts: number[]; seconds: number }, log: (line: string) => void) {
+  const bySessions: ReplicationRow[] = []
+  const byPeers: ReplicationRow[] = []
+  let cluster = await startCluster(1)
+  try {
+    for (const sessions of options.sessionCounts) {
+      const row = await measure(cluster, sessions, 10_000, options.seconds)
+      bySessions.push(row)
+      log(describe('scaling', row))
+      // A fresh cluster for the next size, so each starts with exactly its own sessions.
+      await stopCluster(cluster)
+      cluster = await startCluster(1)
+    }
+  } finally {
+    await stopCluster(cluster)
+  }
+  for (const peers of options.peerCounts) {
+    const withPeers = await startCluster(peers)
+    try {
+      const row = await measure(withPeers, 10_000, 10_000, options.seconds)
+      byPeers.push(row)
+      log(describe('scaling', row))
+    } finally {
+      await stopCluster(withPeers)
+    }
+  }
+  return { bySessions, byPeers }
 }

@@ -1,0 +1,175 @@
+/**
+ * The Markdown report of a benchmark run: every table, and the targets with what was measured
+ * against each. Nothing here decides a number; it only lays out what the run measured.
+ */
+import type { HttpRow } from '../http.js'
+import type { MemoryRow } from '../memory.js'
+import type { StoreGetRow } from '../nodes/store-get-node.js'
+import type { ReplicationRow } from '../replication.js'
+import type { TouchRow } from '../touch.js'
+import type { TransferRow } from '../transfer.js'
+import type { WireRow } from '../wire.js'
+import { round } from './stats.js'
+
+interface Record {
+  date: string
+  mode: string
+  machine: { [key: string]: unknown }
+  pinned: string
+  results: {
+    http?: HttpRow[]
+    replication?: ReplicationRow[]
+    wire?: WireRow
+    transfer?: TransferRow[]
+    memory?: MemoryRow
+    touch?: TouchRow[]
+    scaling?: { bySessions: ReplicationRow[]; byPeers: ReplicationRow[] }
+    get?: StoreGetRow[]
+  }
+}
+
+const table = (header: string[], rows: (string | number)[][]) =>
+  [`| ${header.join(' | ')} |`, `|${header.map(() => '---:').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
+
+const n = (value: number) => value.toLocaleString('en-US')
+const pct = (value: number) => `${round(value * 100, 1)}%`
+
+export function report(record: Record): string {
+  const { results } = record
+  const m = record.machine
+  const out: string[] = [
+    `# Benchmark results (${record.mode} run)`,
+    '',
+    `Measured ${record.date.slice(0, 16).replace('T', ' ')} UTC on ${m.cpus} x ${m.model}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}.`,
+    `Processes: ${record.pinned}. Method: see each script in bench/ (run with \`npm run bench\`).`,
+    '',
+  ]
+  const targets: string[][] = []
+  const verdict = (met: boolean) => (met ? 'met' : '**missed**')
+
+  if (results.http) {
+    const rows = results.http
+    const rps = (variant: string, route: string) => rows.find((row) => row.variant === variant && row.route === route)?.requestsPerSecond ?? Number.NaN
+    out.push('## 1. HTTP throughput and latency', '')
+    out.push('Express app, every request with its own session (rotating through the sessions made first), autocannon with 32 connections; median of the runs.', '')
+    out.push(
+      table(
+        ['store', 'route', 'req/s', 'vs MemoryStore', 'p50 ms', 'p99 ms', 'errors', 'runs (req/s)'],
+        rows.map((row) => [
+          row.variant,
+          row.route,
+          n(row.requestsPerSecond),
+          pct(row.requestsPerSecond / rps('memory-store', row.route)),
+          row.p50Ms,
+          row.p99Ms,
+          row.errors,
+          row.runs.join(', '),
+        ]),
+      ),
+      '',
+      '![req/s by store](http.svg)',
+      '',
+    )
+    for (const route of ['/read', '/write']) {
+      const peer = rps('peer-2-async', route)
+      const memory = rps('memory-store', route)
+      const redis = rps('connect-redis', route)
+      targets.push([
+        `PeerStore 2-node ${route}: at least 95% of MemoryStore's req/s and at least connect-redis's`,
+        `${n(peer)} req/s = ${pct(peer / memory)} of MemoryStore (${n(memory)}), ${pct(peer / redis)} of connect-redis (${n(redis)})`,
+        verdict(peer >= 0.95 * memory && peer >= redis),
+      ])
+    }
+  }
+
+  if (results.replication) {
+    out.push('## 2. Replication throughput and lag', '')
+    out.push('Single-key changes from one node (core 0) applied on its peer (core 1), encrypted; lag from `set` on the writer to the change applied on the peer.', '')
+    out.push(
+      table(
+        ['rate', 'written', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change'],
+        results.replication.map((row) => [String(row.targetRate), n(row.written), n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange]),
+      ),
+      '',
+    )
+    const max = results.replication.find((row) => row.targetRate === 'max')
+    const tenK = results.replication.find((row) => row.targetRate === 10_000)
+    if (max) targets.push(['Replication: at least 100,000 single-key changes/s to one peer', `${n(max.appliedPerSecond)}/s`, verdict(max.appliedPerSecond >= 100_000)])
+    if (tenK) targets.push(['Replication: p99 lag under 5 ms at 10,000/s', `${tenK.lagP99Ms} ms`, verdict(tenK.lagP99Ms < 5)])
+  }
+
+  if (results.wire) {
+    const w = results.wire
+    out.push('## 3. Bytes on the wire', '')
+    out.push(`A session of ${n(w.sessionBytes)} bytes (msgpack), replicated encrypted, each change a write of its own:`, '')
+    out.push(table(['change', 'bytes on the wire'], [['whole session (create)', n(w.fullChangeBytes)], ['one key changed', n(w.oneKeyChangeBytes)]]), '')
+    targets.push(['One changed key in a 4 KB session: under 5% of the whole session', `${n(w.oneKeyChangeBytes)} of ${n(w.fullChangeBytes)} bytes = ${pct(w.ratio)}`, verdict(w.ratio < 0.05)])
+  }
+
+  if (results.transfer) {
+    out.push('## 4. State transfer', '')
+    out.push('A fresh node (core 0) receives every session (about 1 KB each) from a live peer, while requests for random sessions keep arriving (8 at a time).', '')
+    out.push(
+      table(
+        ['sessions', 'transfer ms', 'requests meanwhile', 'errors', 'not found', 'p50 ms', 'p99 ms', 'max ms', 'event loop held up, max ms'],
+        results.transfer.map((row) => [n(row.sessions), n(row.transferMs), row.requests, row.errors, row.notFound, row.p50Ms, row.p99Ms, row.maxMs, row.loopDelayMaxMs]),
+      ),
+      '',
+    )
+    const big = results.transfer.find((row) => row.sessions >= 100_000)
+    if (big) {
+      targets.push([
+        'State transfer of 100k x 1 KB sessions: under 3 s, answering requests throughout',
+        `${n(big.transferMs)} ms; ${big.requests} requests answered, ${big.errors} errors, ${big.notFound} not found`,
+        verdict(big.transferMs < 3000 && big.errors === 0 && big.notFound === 0),
+      ])
+    }
+  }
+
+  if (results.memory) {
+    const mem = results.memory
+    const mib = (bytes: number) => `${round(bytes / 2 ** 20, 1)} MiB`
+    out.push('## 5. Memory', '')
+    out.push(`${n(mem.sessions)} sessions on one node, after a full garbage collection, against the raw payload (the sessions' encoded bytes):`, '')
+    out.push(
+      table(['payload', 'heap', 'buffers', 'heap + buffers', 'RSS', '(heap + buffers) / payload'], [[mib(mem.payloadBytes), mib(mem.heapBytes), mib(mem.arrayBufferBytes), mib(mem.heapBytes + mem.arrayBufferBytes), mib(mem.rssBytes), `${mem.ratio}x`]]),
+      '',
+    )
+    targets.push(['100k x 1 KB sessions: under 2x the raw payload in memory', `${mem.ratio}x (heap and buffers)`, verdict(mem.ratio < 2)])
+  }
+
+  if (results.touch) {
+    out.push('## 6. Touch traffic', '')
+    out.push('A rolling-touch workload (every request moves an unchanged session\'s expiry), sent to one peer:', '')
+    out.push(
+      table(
+        ['touchAfter', 'touches/s', 'sessions', 'frames/s', 'expiry changes/s', 'bytes/s'],
+        results.touch.map((row) => [`${row.touchAfterSeconds} s`, n(row.touchesPerSecond), n(row.sessions), row.framesPerSecond, row.expiryChangesPerSecond, n(row.bytesPerSecond)]),
+      ),
+      '',
+    )
+  }
+
+  if (results.scaling) {
+    out.push('## 7. Scaling', '')
+    out.push('Lag at 10,000 changes/s and bytes per change, as sessions and peers grow (all peers share core 1).', '')
+    const rows = [...results.scaling.bySessions, ...results.scaling.byPeers]
+    out.push(table(['sessions', 'peers', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change'], rows.map((row) => [n(row.sessions), row.peers, n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange])), '')
+  }
+
+  if (results.get) {
+    const base = results.get[0]!
+    out.push('## Cost of a get by number of stored sessions', '')
+    out.push('hot: random ids among 1,000 active sessions; spread: random ids among all; bare Map: msgpack buffers in a Map, decoded on each read.', '')
+    out.push(
+      table(
+        ['sessions', 'hot ns', 'hot vs 1,000', 'bare Map hot vs 1,000', 'spread ns', 'spread vs bare Map'],
+        results.get.map((row) => [n(row.sessions), row.hotNs, `${round(row.hotNs / base.hotNs, 2)}x`, `${round(row.baselineHotNs / base.baselineHotNs, 2)}x`, row.spreadNs, `${round(row.spreadNs / row.baselineSpreadNs, 2)}x`]),
+      ),
+      '',
+    )
+  }
+
+  if (targets.length > 0) out.splice(5, 0, '## Targets', '', table(['target', 'measured', ''], targets), '')
+  return `${out.join('\n')}\n`
+}

@@ -1,0 +1,102 @@
+/**
+ * `npm run bench` (full, for the README) and `npm run bench:quick` (a smoke run): every benchmark in
+ * one run, side by side, written to bench/results/ (quick runs to bench/results/quick/) as JSON, a
+ * Markdown report and an SVG chart. This process (the load generator) moves itself to core 1; each
+ * benchmark pins the systems under test to core 0.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { runHttp, type HttpRow } from './http.js'
+import { barChart } from './lib/chart.js'
+import { canPin, ROOT } from './lib/process.js'
+import { machine, round } from './lib/stats.js'
+import { runMemory } from './memory.js'
+import { runReplication, runScaling } from './replication.js'
+import { runStoreGet } from './store-get.js'
+import { runTouch } from './touch.js'
+import { runTransfer } from './transfer.js'
+import { runWire } from './wire.js'
+
+const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1'
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
+const plan = quick
+  ? {
+      http: { runs: 1, seconds: 2, sessions: 200, connections: 32 },
+      replication: { seconds: 2, rates: [1000, 10_000] },
+      transfer: [10_000],
+      memory: 20_000,
+      touch: { rate: 2000, sessions: 500, seconds: 2 },
+      scaling: { sessionCounts: [1000, 10_000], peerCounts: [1, 2], seconds: 2 },
+      storeGet: { sizes: [1000, 100_000], rounds: 3 },
+    }
+  : {
+      http: { runs: 5, seconds: 5, sessions: 1000, connections: 32 },
+      replication: { seconds: 5, rates: [1000, 10_000] },
+      transfer: [10_000, 100_000],
+      memory: 100_000,
+      touch: { rate: 5000, sessions: 1000, seconds: 5 },
+      scaling: { sessionCounts: [1000, 10_000, 100_000, 1_000_000], peerCounts: [1, 2, 3, 4], seconds: 5 },
+      storeGet: { sizes: [1000, 10_000, 100_000, 1_000_000], rounds: 7 },
+    }
+
+const log = (line: string) => console.log(line)
+
+// This process generates load: it belongs on core 1, away from the systems under test on core 0.
+if (canPin) execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' })
+const wanted = (name: string) => !only || only.includes(name)
+
+async function main(): Promise<void> {
+  const started = new Date()
+  const results: Record<string, unknown> = {}
+  if (wanted('http')) results.http = await runHttp(plan.http, log)
+  if (wanted('replication')) results.replication = await runReplication(plan.replication, log)
+  if (wanted('wire')) results.wire = await runWire(log)
+  if (wanted('transfer')) results.transfer = await runTransfer(plan.transfer, log)
+  if (wanted('memory')) results.memory = await runMemory(plan.memory, log)
+  if (wanted('touch')) results.touch = await runTouch(plan.touch, log)
+  if (wanted('scaling')) results.scaling = await runScaling(plan.scaling, log)
+  if (wanted('get')) results.get = await runStoreGet(plan.storeGet.sizes, plan.storeGet.rounds, log)
+
+  const record = {
+    date: started.toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine: machine(),
+    pinned: canPin ? 'systems under test on core 0; load generators, peers and Redis on core 1' : 'not pinned (no taskset)',
+    plan,
+    results,
+  }
+  const dir = path.join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []))
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(record, null, 2)}\n`)
+  if (results.http) writeFileSync(path.join(dir, 'http.svg'), httpChart(results.http as HttpRow[], record))
+  writeFileSync(path.join(dir, 'RESULTS.md'), (await import('./lib/report.js')).report(record))
+  log(`written to ${path.relative(ROOT, dir)}/`)
+}
+
+function httpChart(rows: HttpRow[], record: { date: string; machine: Record<string, unknown> }): string {
+  const names: Record<string, string> = {
+    none: 'no sessions',
+    'memory-store': 'MemoryStore',
+    memorystore: 'memorystore',
+    'connect-redis': 'connect-redis',
+    'peer-store': 'PeerStore alone',
+    'peer-2-async': 'PeerStore, 2 nodes',
+    'peer-2-sync': 'PeerStore, 2 nodes, sync',
+  }
+  const variants = [...new Set(rows.map((row) => row.variant))]
+  const groups = variants.map((variant) => ({
+    label: names[variant] ?? variant,
+    bars: rows.filter((row) => row.variant === variant).map((row) => ({ label: row.route.replace('/static/file.txt', '/static'), value: round(row.requestsPerSecond, 0) })),
+  }))
+  const m = record.machine
+  return barChart('Express requests per second, by session store (higher is better)', '', groups, `${record.date.slice(0, 10)}, ${m.cpus} x ${m.model}, Node ${m.node}; median of runs; bench/http.ts`)
+}
+
+void main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  },
+)
