@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process'
 import { BenchChild } from './lib/process.js'
 import { median, round } from './lib/stats.js'
 
-export const VARIANTS = ['none', 'memory-store', 'memorystore', 'connect-redis', 'peer-store', 'peer-2-async', 'peer-2-sync'] as const
+export const VARIANTS = ['none', 'memory-store', 'memorystore', 'connect-redis', 'peer-store-bare', 'peer-store', 'peer-2-async', 'peer-2-sync'] as const
 export const ROUTES = ['/read', '/write', '/static/file.txt'] as const
 export type Variant = (typeof VARIANTS)[number]
 
@@ -27,6 +27,8 @@ export interface HttpRow {
 }
 
 export interface HttpOptions {
+  /** Which stores, in order (all by default). */
+  variants?: readonly Variant[]
   runs: number
   seconds: number
   sessions: number
@@ -46,12 +48,12 @@ async function load(url: string, cookies: string[], seconds: number, connections
   } as autocannon.Options)
 }
 
+/** Makes `count` sessions; each entry is the Cookie header a browser would then send (every cookie it got). */
 async function login(base: string, count: number): Promise<string[]> {
   const cookies: string[] = []
   for (let i = 0; i < count; i++) {
     const response = await fetch(`${base}/login`)
-    const cookie = response.headers.getSetCookie().find((line) => line.startsWith('connect.sid='))
-    cookies.push(cookie ? cookie.split(';')[0]! : '')
+    cookies.push(response.headers.getSetCookie().map((line) => line.split(';')[0]).join('; '))
   }
   return cookies
 }
@@ -70,7 +72,7 @@ export async function runHttp(options: HttpOptions, log: (line: string) => void)
   const rows: HttpRow[] = []
   pinRedis('1')
   try {
-    for (const variant of VARIANTS) {
+    for (const variant of options.variants ?? VARIANTS) {
       const peer = variant.startsWith('peer-2') ? new BenchChild('bench/nodes/peer-node.ts', { BENCH_PEER_PORT: String(PEER_PORT) }, 1) : undefined
       if (peer) await peer.waitFor('ready')
       const server = new BenchChild('bench/nodes/http-server.ts', { BENCH_VARIANT: variant, BENCH_PORT: String(PORT), BENCH_PEER_PORT: String(PEER_PORT) }, 0)

@@ -49,6 +49,12 @@ async function sessionMiddleware(): Promise<express.RequestHandler | undefined> 
       }
       return session({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie })
     }
+    case 'peer-store-bare': {
+      // PeerStore under plain express-session: no route cookie, no rebinding, no static filter.
+      const store = new PeerStore({ nodeId: 'bench' })
+      close = () => store.close()
+      return session({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie, genid: store.genid })
+    }
     case 'peer-store':
     case 'peer-2-async':
     case 'peer-2-sync': {
