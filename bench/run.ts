@@ -3,13 +3,20 @@
  * one run, side by side, written to bench/results/ (quick runs to bench/results/quick/) as JSON, a
  * Markdown report and an SVG chart. This process (the load generator) moves itself to core 1; each
  * benchmark pins the systems under test to core 0.
+ *
+ * Flags: `--quick`, `--only=http,replication,...` (one or more of the sections below), `--report`
+ * (rebuild RESULTS.md and http.svg from an existing results.json, measuring nothing). Environment:
+ * BENCH_PROFILE=<dir> writes a CPU profile of every child; BENCH_NODE_ARGS="--trace-gc ..." passes
+ * flags to every child; BENCH_PLAINTEXT=1 runs the two-node HTTP variants without a secret, to see
+ * what encryption costs.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { runHttp, type HttpRow } from './http.js'
 import { barChart } from './lib/chart.js'
 import { canPin, ROOT } from './lib/process.js'
+import { report } from './lib/report.js'
 import { machine, round } from './lib/stats.js'
 import { runMemory } from './memory.js'
 import { runReplication, runScaling } from './replication.js'
@@ -46,7 +53,21 @@ const log = (line: string) => console.log(line)
 if (canPin) execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' })
 const wanted = (name: string) => !only || only.includes(name)
 
+const reportOnly = process.argv.includes('--report')
+const resultsDir = path.join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []))
+
+function writeReport(record: Parameters<typeof report>[0] & { date: string; machine: Record<string, unknown> }): void {
+  const http = record.results.http
+  if (http) writeFileSync(path.join(resultsDir, 'http.svg'), httpChart(http, record))
+  writeFileSync(path.join(resultsDir, 'RESULTS.md'), report(record))
+}
+
 async function main(): Promise<void> {
+  if (reportOnly) {
+    writeReport(JSON.parse(readFileSync(path.join(resultsDir, 'results.json'), 'utf8')))
+    log(`report rebuilt in ${path.relative(ROOT, resultsDir)}/`)
+    return
+  }
   const started = new Date()
   const results: Record<string, unknown> = {}
   if (wanted('http')) results.http = await runHttp(plan.http, log)
@@ -66,12 +87,10 @@ async function main(): Promise<void> {
     plan,
     results,
   }
-  const dir = path.join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []))
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(record, null, 2)}\n`)
-  if (results.http) writeFileSync(path.join(dir, 'http.svg'), httpChart(results.http as HttpRow[], record))
-  writeFileSync(path.join(dir, 'RESULTS.md'), (await import('./lib/report.js')).report(record))
-  log(`written to ${path.relative(ROOT, dir)}/`)
+  mkdirSync(resultsDir, { recursive: true })
+  writeFileSync(path.join(resultsDir, 'results.json'), `${JSON.stringify(record, null, 2)}\n`)
+  writeReport(record as Parameters<typeof writeReport>[0])
+  log(`written to ${path.relative(ROOT, resultsDir)}/`)
 }
 
 function httpChart(rows: HttpRow[], record: { date: string; machine: Record<string, unknown> }): string {
@@ -80,6 +99,7 @@ function httpChart(rows: HttpRow[], record: { date: string; machine: Record<stri
     'memory-store': 'MemoryStore',
     memorystore: 'memorystore',
     'connect-redis': 'connect-redis',
+    'peer-store-bare': 'PeerStore, bare',
     'peer-store': 'PeerStore alone',
     'peer-2-async': 'PeerStore, 2 nodes',
     'peer-2-sync': 'PeerStore, 2 nodes, sync',

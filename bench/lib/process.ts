@@ -25,8 +25,9 @@ export class BenchChild {
 
   constructor(script: string, env: Record<string, string>, core: Core) {
     // taskset pins the exec'd node and everything it starts; fork keeps the IPC channel.
-    // BENCH_PROFILE=<dir> writes a CPU profile of every child there (to see where time goes).
-    const nodeArgs = ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])]
+    // BENCH_PROFILE=<dir> writes a CPU profile of every child there (to see where time goes);
+    // BENCH_NODE_ARGS adds node flags to every child (--trace-gc, say).
+    const nodeArgs = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--expose-gc', '--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])]
     this.child = fork(path.join(ROOT, script), [], {
       cwd: ROOT,
       execPath: TASKSET ?? process.execPath,

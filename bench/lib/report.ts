@@ -9,7 +9,7 @@ import type { ReplicationRow } from '../replication.js'
 import type { TouchRow } from '../touch.js'
 import type { TransferRow } from '../transfer.js'
 import type { WireRow } from '../wire.js'
-import { round } from './stats.js'
+import { median, round } from './stats.js'
 
 interface Record {
   date: string
@@ -28,8 +28,14 @@ interface Record {
   }
 }
 
+// Numbers align right, words align left: a column is numeric when every cell in it reads as a number.
+const numeric = (cell: string | number) => typeof cell === 'number' || /^[\d.,-]+ ?(%|x|ms|MiB)?$/.test(cell)
 const table = (header: string[], rows: (string | number)[][]) =>
-  [`| ${header.join(' | ')} |`, `|${header.map(() => '---:').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n')
+  [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, column) => (rows.every((row) => numeric(row[column] ?? '')) ? '---:' : '---')).join('|')}|`,
+    ...rows.map((row) => `| ${row.join(' | ')} |`),
+  ].join('\n')
 
 const n = (value: number) => value.toLocaleString('en-US')
 const pct = (value: number) => `${round(value * 100, 1)}%`
@@ -95,7 +101,16 @@ export function report(record: Record): string {
     const max = results.replication.find((row) => row.targetRate === 'max')
     const tenK = results.replication.find((row) => row.targetRate === 10_000)
     if (max) targets.push(['Replication: at least 100,000 single-key changes/s to one peer', `${n(max.appliedPerSecond)}/s`, verdict(max.appliedPerSecond >= 100_000)])
-    if (tenK) targets.push(['Replication: p99 lag under 5 ms at 10,000/s', `${tenK.lagP99Ms} ms`, verdict(tenK.lagP99Ms < 5)])
+    // The scaling benchmark measures the same rate with one peer several more times: the verdict is
+    // the median of every such run, not the luckiest one.
+    const scaling = results.scaling ? [...results.scaling.bySessions, ...results.scaling.byPeers] : []
+    const lags = [tenK, ...scaling.filter((row) => row.peers === 1 && row.targetRate === 10_000)].flatMap((row) => (row ? [row.lagP99Ms] : []))
+    if (lags.length === 1) targets.push(['Replication: p99 lag under 5 ms at 10,000/s', `${lags[0]} ms`, verdict(lags[0]! < 5)])
+    if (lags.length > 1) {
+      const typical = round(median(lags), 3)
+      const measured = `median ${typical} ms over ${lags.length} runs (${Math.min(...lags)} to ${Math.max(...lags)} ms; sections 2 and 7)`
+      targets.push(['Replication: p99 lag under 5 ms at 10,000/s', measured, verdict(typical < 5)])
+    }
   }
 
   if (results.wire) {

@@ -63,7 +63,7 @@ async function sessionMiddleware(): Promise<express.RequestHandler | undefined> 
         ? new PeerStore([{ host: '127.0.0.102', port: peerPort, nodeId: 'peer' }], {
             nodeId: 'bench',
             listen: `127.0.0.101:${peerPort}`,
-            secret: CLUSTER_SECRET,
+            ...(process.env.BENCH_PLAINTEXT ? {} : { secret: CLUSTER_SECRET }),
             sendMode: variant === 'peer-2-sync' ? 'sync' : 'async',
           })
         : new PeerStore({ nodeId: 'bench' })

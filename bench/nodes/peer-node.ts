@@ -6,7 +6,7 @@ const port = Number(process.env.BENCH_PEER_PORT)
 const store = new PeerStore([{ host: '127.0.0.101', port, nodeId: 'bench' }], {
   nodeId: 'peer',
   listen: `127.0.0.102:${port}`,
-  secret: 'bench cluster secret 0123456789',
+  ...(process.env.BENCH_PLAINTEXT ? {} : { secret: 'bench cluster secret 0123456789' }),
   notifyOnReplication: false,
 })
 void store.ready().then(() => process.send?.({ event: 'ready' }))
