@@ -4,8 +4,8 @@
  *
  * The app runs pinned to core 0. The load generator (autocannon, in this process) runs on core 1;
  * so do the services a store needs besides the app: the PeerStore peer process, and Redis (moved to
- * core 1 for the run when it can be). Each (store, route) pair gets a warm-up, then `runs` runs of
- * `seconds` each; the median run is reported.
+ * core 1 for the run when it can be). The stores take turns: each of `runs` rounds starts every
+ * store afresh and gives each route a warm-up and one run of `seconds`; the median run is reported.
  */
 import autocannon from 'autocannon'
 import { execFileSync } from 'node:child_process'
@@ -24,6 +24,20 @@ export interface HttpRow {
   p99Ms: number
   errors: number
   runs: number[]
+  /**
+   * CPU time the app process spent per request, in microseconds (median over the rounds). Unlike req/s, it
+   * hardly moves when the machine is busy with something else: the cost of the store itself.
+   */
+  cpuMicrosPerRequest: number
+  /** The same for the peer process (two-node stores only): the receiving end's cost. */
+  peerCpuMicrosPerRequest?: number
+}
+
+/** One measured run of one route. */
+interface Run {
+  result: autocannon.Result
+  cpuMicrosPerRequest: number
+  peerCpuMicrosPerRequest?: number
 }
 
 export interface HttpOptions {
@@ -69,43 +83,71 @@ function pinRedis(cores: string): void {
 }
 
 export async function runHttp(options: HttpOptions, log: (line: string) => void): Promise<HttpRow[]> {
-  const rows: HttpRow[] = []
+  const variants = options.variants ?? VARIANTS
+  const results = new Map<string, Run[]>(variants.flatMap((variant) => ROUTES.map((route) => [`${variant} ${route}`, []])))
   pinRedis('1')
   try {
-    for (const variant of options.variants ?? VARIANTS) {
-      const peer = variant.startsWith('peer-2') ? new BenchChild('bench/nodes/peer-node.ts', { BENCH_PEER_PORT: String(PEER_PORT) }, 1) : undefined
-      if (peer) await peer.waitFor('ready')
-      const server = new BenchChild('bench/nodes/http-server.ts', { BENCH_VARIANT: variant, BENCH_PORT: String(PORT), BENCH_PEER_PORT: String(PEER_PORT) }, 0)
-      await server.waitFor('ready')
-      const base = `http://127.0.0.101:${PORT}`
-      const cookies = variant === 'none' ? [''] : await login(base, options.sessions)
-      for (const route of ROUTES) {
-        await load(`${base}${route}`, cookies, 1, options.connections) // warm-up
-        const results: autocannon.Result[] = []
-        for (let run = 0; run < options.runs; run++) results.push(await load(`${base}${route}`, cookies, options.seconds, options.connections))
-        const ordered = [...results].sort((a, b) => a.requests.average - b.requests.average)
-        const middle = ordered[Math.floor(ordered.length / 2)]!
-        const row: HttpRow = {
-          variant,
-          route,
-          requestsPerSecond: round(median(results.map((result) => result.requests.average)), 0),
-          p50Ms: middle.latency.p50,
-          p99Ms: middle.latency.p99,
-          errors: results.reduce((sum, result) => sum + result.errors + result.non2xx, 0),
-          runs: results.map((result) => round(result.requests.average, 0)),
-        }
-        rows.push(row)
-        log(`${variant.padEnd(14)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`)
-      }
-      await server.call('stop')
-      await server.stop()
-      if (peer) {
-        await peer.call('stop')
-        await peer.stop()
+    // Round-robin: every round measures every store once, so a machine that slows down or speeds up
+    // during the run (this VM does, by up to a factor of two) weighs on every store alike.
+    for (let round = 0; round < options.runs; round++) {
+      for (const variant of variants) {
+        const line = await measureVariant(variant, options, (route, result) => results.get(`${variant} ${route}`)!.push(result))
+        log(`round ${round + 1}/${options.runs} ${variant.padEnd(15)} ${line}`)
       }
     }
   } finally {
     pinRedis('0,1')
   }
-  return rows
+  return variants.flatMap((variant) =>
+    ROUTES.map((route) => {
+      const runs = results.get(`${variant} ${route}`)!
+      const ordered = [...runs].sort((a, b) => a.result.requests.average - b.result.requests.average)
+      const middle = ordered[Math.floor(ordered.length / 2)]!.result
+      const peerCpu = runs.flatMap((run) => (run.peerCpuMicrosPerRequest === undefined ? [] : [run.peerCpuMicrosPerRequest]))
+      const row: HttpRow = {
+        variant,
+        route,
+        requestsPerSecond: round(median(runs.map((run) => run.result.requests.average)), 0),
+        p50Ms: middle.latency.p50,
+        p99Ms: middle.latency.p99,
+        errors: runs.reduce((sum, run) => sum + run.result.errors + run.result.non2xx, 0),
+        runs: runs.map((run) => round(run.result.requests.average, 0)),
+        cpuMicrosPerRequest: round(median(runs.map((run) => run.cpuMicrosPerRequest)), 1),
+        ...(peerCpu.length > 0 ? { peerCpuMicrosPerRequest: round(median(peerCpu), 1) } : {}),
+      }
+      log(`${variant.padEnd(15)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  ${row.cpuMicrosPerRequest} CPU µs/req  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`)
+      return row
+    }),
+  )
+}
+
+/** One store, freshly started: a warm-up and one measured run of every route. */
+async function measureVariant(variant: Variant, options: HttpOptions, record: (route: string, run: Run) => void): Promise<string> {
+  const peer = variant.startsWith('peer-2') ? new BenchChild('bench/nodes/peer-node.ts', { BENCH_PEER_PORT: String(PEER_PORT) }, 1) : undefined
+  const server = new BenchChild('bench/nodes/http-server.ts', { BENCH_VARIANT: variant, BENCH_PORT: String(PORT), BENCH_PEER_PORT: String(PEER_PORT) }, 0)
+  const measured: string[] = []
+  try {
+    if (peer) await peer.waitFor('ready')
+    await server.waitFor('ready')
+    const base = `http://127.0.0.101:${PORT}`
+    const cookies = variant === 'none' ? [''] : await login(base, options.sessions)
+    for (const route of ROUTES) {
+      await load(`${base}${route}`, cookies, 1, options.connections) // warm-up
+      const cpuBefore = await server.call<number>('cpu')
+      const peerCpuBefore = peer ? await peer.call<number>('cpu') : 0
+      const result = await load(`${base}${route}`, cookies, options.seconds, options.connections)
+      const cpuMicrosPerRequest = ((await server.call<number>('cpu')) - cpuBefore) / result.requests.total
+      const peerCpu = peer ? { peerCpuMicrosPerRequest: ((await peer.call<number>('cpu')) - peerCpuBefore) / result.requests.total } : {}
+      record(route, { result, cpuMicrosPerRequest, ...peerCpu })
+      measured.push(`${route} ${round(result.requests.average, 0)} (${round(cpuMicrosPerRequest, 0)} µs)`)
+    }
+  } finally {
+    await server.call('stop').catch(() => undefined)
+    await server.stop()
+    if (peer) {
+      await peer.call('stop').catch(() => undefined)
+      await peer.stop()
+    }
+  }
+  return `req/s (CPU per request): ${measured.join(', ')}`
 }

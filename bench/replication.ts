@@ -2,8 +2,11 @@
  * 2. Replication: single-key changes per second from one node applied on a peer, and the lag from
  * `set` on the writer to the change being applied on the receiver (p50/p99/max), at fixed rates and
  * at saturation. The writer runs on core 0, the receiver on core 1; encrypted with a secret, as in
- * production. Also used by the scaling benchmark (more sessions, more peers).
+ * production. Each run follows a warm-up at the same rate. Beside the lag, how late each process's
+ * timers fired, and the same for processes that do nothing: the machine's own scheduling noise.
+ * Also used by the scaling benchmark (more sessions, more peers).
  */
+import type { LoopDelay } from './lib/loop-delay.js'
 import { BenchChild, type Core } from './lib/process.js'
 import { percentile, round } from './lib/stats.js'
 
@@ -18,6 +21,9 @@ export interface ReplicationRow {
   lagMaxMs: number
   /** Bytes the writer sent per change and peer (framing, encryption and heartbeats included). */
   bytesPerChange: number
+  /** How late the writer's and the (worst) receiver's timers fired during the run. */
+  writerLoop: LoopDelay
+  receiverLoop: LoopDelay
 }
 
 export interface Cluster {
@@ -26,6 +32,7 @@ export interface Cluster {
 }
 
 const PORT = 4710
+const WARM_UP_SECONDS = 1
 
 export async function startCluster(peers: number, options: Record<string, unknown> = {}): Promise<Cluster> {
   const env = (role: string, index: number) => ({
@@ -66,29 +73,34 @@ async function drained(cluster: Cluster, count: number, timeoutMs = 120_000): Pr
 }
 
 export async function measure(cluster: Cluster, sessions: number, rate: number, seconds: number): Promise<ReplicationRow> {
-  // Counters from zero, then the sessions written once (as creates, or as changes of a previous
-  // round): only when every receiver has them all does the measured run start from zero again.
-  await Promise.all([cluster.writer, ...cluster.receivers].map((node) => node.call('reset')))
+  const nodes = [cluster.writer, ...cluster.receivers]
+  // The sessions written once (as creates, or as changes of a previous round), then a second of
+  // changes at the rate to warm up (compiled code, heap sizes); only when every receiver has it all
+  // does the measured run start, with every counter at zero.
+  await Promise.all(nodes.map((node) => node.call('reset', sessions)))
   await cluster.writer.call('prepare', sessions)
   await drained(cluster, sessions)
-  await Promise.all([cluster.writer, ...cluster.receivers].map((node) => node.call('reset')))
+  await Promise.all(nodes.map((node) => node.call('reset', sessions)))
+  await drained(cluster, await cluster.writer.call<number>('run', sessions, rate, WARM_UP_SECONDS))
+  await Promise.all(nodes.map((node) => node.call('reset', sessions)))
   const bytesBefore = (await cluster.writer.call<{ bytesOut: number }>('stats')).bytesOut
   const written = await cluster.writer.call<number>('run', sessions, rate, seconds)
   await drained(cluster, written)
   const bytesAfter = (await cluster.writer.call<{ bytesOut: number }>('stats')).bytesOut
-  const sent = await cluster.writer.call<Record<string, number[]>>('sent')
+  const writerLoop = await cluster.writer.call<LoopDelay>('loopDelay')
+  const receiverLoops = await Promise.all(cluster.receivers.map((node) => node.call<LoopDelay>('loopDelay')))
+  const sentAt = await cluster.writer.call<number[]>('times', written)
   const lags: number[] = []
   let first = Number.POSITIVE_INFINITY
   let last = 0
   for (const receiver of cluster.receivers) {
-    const { times } = await receiver.call<{ times: Record<string, number[]> }>('received')
-    for (const [sid, at] of Object.entries(times)) {
-      const sentAt = sent[sid] ?? []
-      for (let k = 0; k < at.length && k < sentAt.length; k++) {
-        lags.push(at[k]! - sentAt[k]!)
-        first = Math.min(first, sentAt[k]!)
-        last = Math.max(last, at[k]!)
-      }
+    const appliedAt = await receiver.call<(number | null)[]>('times', written)
+    for (let change = 0; change < sentAt.length; change++) {
+      const applied = appliedAt[change]
+      if (applied === null || applied === undefined) continue
+      lags.push(applied - sentAt[change]!)
+      first = Math.min(first, sentAt[change]!)
+      last = Math.max(last, applied)
     }
   }
   return {
@@ -101,6 +113,8 @@ export async function measure(cluster: Cluster, sessions: number, rate: number, 
     lagP99Ms: round(percentile(lags, 99), 3),
     lagMaxMs: round(percentile(lags, 100), 3),
     bytesPerChange: round((bytesAfter - bytesBefore) / written / cluster.receivers.length, 1),
+    writerLoop,
+    receiverLoop: receiverLoops.reduce((worst, each) => (each.lateP99Ms > worst.lateP99Ms ? each : worst)),
   }
 }
 
@@ -119,10 +133,27 @@ export async function runReplication(options: { seconds: number; rates: number[]
   return rows
 }
 
+/**
+ * The machine's own noise: two processes that do nothing, one per core, for as long as a run. Their
+ * late timers are what any lag measurement here includes whatever the code does.
+ */
+export async function runIdleBaseline(seconds: number, log: (line: string) => void): Promise<{ core0: LoopDelay; core1: LoopDelay }> {
+  const idle = [new BenchChild('bench/nodes/idle-node.ts', {}, 0), new BenchChild('bench/nodes/idle-node.ts', {}, 1)]
+  try {
+    await Promise.all(idle.map((node) => node.waitFor('ready')))
+    const [core0, core1] = await Promise.all(idle.map((node) => node.call<LoopDelay>('measure', seconds)))
+    log(`idle process timers late by: core 0 p99 ${core0!.lateP99Ms} ms, max ${core0!.lateMaxMs} ms; core 1 p99 ${core1!.lateP99Ms} ms, max ${core1!.lateMaxMs} ms`)
+    return { core0: core0!, core1: core1! }
+  } finally {
+    await Promise.all(idle.map((node) => node.stop()))
+  }
+}
+
 export function describe(label: string, row: ReplicationRow): string {
   return (
     `${label}: ${row.sessions} sessions, ${row.peers} peer(s), ${String(row.targetRate)}/s: applied ${row.appliedPerSecond}/s, ` +
-    `lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms, ${row.bytesPerChange} B/change`
+    `lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms, ${row.bytesPerChange} B/change; ` +
+    `timers late p99/max: writer ${row.writerLoop.lateP99Ms}/${row.writerLoop.lateMaxMs} ms, receiver ${row.receiverLoop.lateP99Ms}/${row.receiverLoop.lateMaxMs} ms`
   )
 }
 

@@ -15,11 +15,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { runHttp, type HttpRow } from './http.js'
 import { barChart } from './lib/chart.js'
-import { canPin, ROOT } from './lib/process.js'
+import { canPin, coreSpeeds, ROOT } from './lib/process.js'
 import { report } from './lib/report.js'
 import { machine, round } from './lib/stats.js'
 import { runMemory } from './memory.js'
-import { runReplication, runScaling } from './replication.js'
+import { runIdleBaseline, runReplication, runScaling } from './replication.js'
 import { runStoreGet } from './store-get.js'
 import { runTouch } from './touch.js'
 import { runTransfer } from './transfer.js'
@@ -69,9 +69,13 @@ async function main(): Promise<void> {
     return
   }
   const started = new Date()
+  const speedsAtStart = coreSpeeds()
   const results: Record<string, unknown> = {}
   if (wanted('http')) results.http = await runHttp(plan.http, log)
-  if (wanted('replication')) results.replication = await runReplication(plan.replication, log)
+  if (wanted('replication')) {
+    results.idle = await runIdleBaseline(plan.replication.seconds, log)
+    results.replication = await runReplication(plan.replication, log)
+  }
   if (wanted('wire')) results.wire = await runWire(log)
   if (wanted('transfer')) results.transfer = await runTransfer(plan.transfer, log)
   if (wanted('memory')) results.memory = await runMemory(plan.memory, log)
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
   const record = {
     date: started.toISOString(),
     mode: quick ? 'quick' : 'full',
-    machine: machine(),
+    machine: { ...machine(), coreSpeeds: speedsAtStart && { start: speedsAtStart, end: coreSpeeds() } },
     pinned: canPin ? 'systems under test on core 0; load generators, peers and Redis on core 1' : 'not pinned (no taskset)',
     plan,
     results,

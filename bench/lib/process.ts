@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
@@ -12,6 +12,19 @@ const TASKSET = ['/usr/bin/taskset', '/bin/taskset'].find((candidate) => existsS
 
 /** Whether processes can be pinned (recorded with every result). */
 export const canPin = TASKSET !== undefined
+
+const SPEED_PROBE = `const { createHash } = require('node:crypto'); const end = Date.now() + 1000; let n = 0;
+while (Date.now() < end) { createHash('sha256').update('x'.repeat(100)).digest(); n++ } console.log(n)`
+
+/**
+ * How fast each core is, one at a time (sha256 digests of 100 bytes per second). The two cores of
+ * these VMs are not always equal, and which process runs where matters to every result.
+ */
+export function coreSpeeds(): Record<string, number> | undefined {
+  if (!TASKSET) return undefined
+  const speed = (core: Core) => Number(execFileSync(TASKSET, ['-c', String(core), process.execPath, '-e', SPEED_PROBE]).toString().trim())
+  return { core0: speed(0), core1: speed(1) }
+}
 
 /**
  * A TypeScript child (run with tsx) pinned to one core, talking to the parent over IPC: it sends

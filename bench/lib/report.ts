@@ -6,6 +6,7 @@ import type { HttpRow } from '../http.js'
 import type { MemoryRow } from '../memory.js'
 import type { StoreGetRow } from '../nodes/store-get-node.js'
 import type { ReplicationRow } from '../replication.js'
+import type { LoopDelay } from './loop-delay.js'
 import type { TouchRow } from '../touch.js'
 import type { TransferRow } from '../transfer.js'
 import type { WireRow } from '../wire.js'
@@ -19,6 +20,7 @@ interface Record {
   results: {
     http?: HttpRow[]
     replication?: ReplicationRow[]
+    idle?: { core0: LoopDelay; core1: LoopDelay }
     wire?: WireRow
     transfer?: TransferRow[]
     memory?: MemoryRow
@@ -29,7 +31,7 @@ interface Record {
 }
 
 // Numbers align right, words align left: a column is numeric when every cell in it reads as a number.
-const numeric = (cell: string | number) => typeof cell === 'number' || /^[\d.,-]+ ?(%|x|ms|MiB)?$/.test(cell)
+const numeric = (cell: string | number) => typeof cell === 'number' || /^([\d.,-]+( \/ [\d.,-]+)? ?(%|x|ms|MiB)?|n\/a|-)$/.test(cell)
 const table = (header: string[], rows: (string | number)[][]) =>
   [
     `| ${header.join(' | ')} |`,
@@ -38,6 +40,8 @@ const table = (header: string[], rows: (string | number)[][]) =>
   ].join('\n')
 
 const n = (value: number) => value.toLocaleString('en-US')
+// Runs recorded before timers were measured have no loop delay.
+const late = (loop: LoopDelay | undefined) => (loop ? `${loop.lateP99Ms} / ${loop.lateMaxMs}` : 'n/a')
 const pct = (value: number) => `${round(value * 100, 1)}%`
 
 export function report(record: Record): string {
@@ -50,22 +54,50 @@ export function report(record: Record): string {
     `Processes: ${record.pinned}. Method: see each script in bench/ (run with \`npm run bench\`).`,
     '',
   ]
+  type Speeds = { core0: number; core1: number }
+  const speeds = m.coreSpeeds as { start: Speeds; end: Speeds } | Speeds | undefined
+  // Runs recorded before speeds were taken at both ends have one reading, taken at the end.
+  if (speeds && 'core0' in speeds) {
+    out.splice(-1, 0, `Core speeds at the end of the run, one core at a time (sha256 digests of 100 bytes per second): core 0 ${n(speeds.core0)}, core 1 ${n(speeds.core1)}.`)
+  } else if (speeds) {
+    out.splice(
+      -1,
+      0,
+      `Core speeds, one core at a time (sha256 digests of 100 bytes per second), at the start and at the end of the run: ` +
+        `core 0 ${n(speeds.start.core0)} and ${n(speeds.end.core0)}, core 1 ${n(speeds.start.core1)} and ${n(speeds.end.core1)}.`,
+    )
+  }
+  const headerLength = out.length
   const targets: string[][] = []
   const verdict = (met: boolean) => (met ? 'met' : '**missed**')
 
   if (results.http) {
     const rows = results.http
-    const rps = (variant: string, route: string) => rows.find((row) => row.variant === variant && row.route === route)?.requestsPerSecond ?? Number.NaN
+    const find = (variant: string, route: string) => rows.find((row) => row.variant === variant && row.route === route)
+    const rps = (variant: string, route: string) => find(variant, route)?.requestsPerSecond ?? Number.NaN
+    // Runs recorded before CPU time was measured have none.
+    const cpu = (variant: string, route: string) => find(variant, route)?.cpuMicrosPerRequest ?? Number.NaN
+    const cpuCells = (row: HttpRow) =>
+      row.cpuMicrosPerRequest === undefined
+        ? ['n/a', 'n/a', 'n/a']
+        : [row.cpuMicrosPerRequest, `${round(row.cpuMicrosPerRequest / cpu('memory-store', row.route), 2)}x`, row.peerCpuMicrosPerRequest ?? '-']
     out.push('## 1. HTTP throughput and latency', '')
-    out.push('Express app, every request with its own session (rotating through the sessions made first), autocannon with 32 connections; median of the runs.', '')
+    out.push(
+      'Express app, every request with its own session (rotating through the sessions made first), autocannon with 32 connections. ' +
+        'The stores take turns: each round starts every store afresh and runs each route once after a warm-up; the median round is reported, and "runs" lists every round in order. ' +
+        'App CPU µs/req is the CPU time (user + system) the app process spent per request, the median over the rounds: it moves far less than req/s when the machine is noisy. ' +
+        "Peer CPU is the two-node stores' other process; connect-redis's Redis is not counted.",
+      '',
+    )
     out.push(
       table(
-        ['store', 'route', 'req/s', 'vs MemoryStore', 'p50 ms', 'p99 ms', 'errors', 'runs (req/s)'],
+        ['store', 'route', 'req/s', 'vs MemoryStore', 'app CPU µs/req', 'CPU vs MemoryStore', 'peer CPU µs/req', 'p50 ms', 'p99 ms', 'errors', 'runs (req/s)'],
         rows.map((row) => [
           row.variant,
           row.route,
           n(row.requestsPerSecond),
           pct(row.requestsPerSecond / rps('memory-store', row.route)),
+          ...cpuCells(row),
           row.p50Ms,
           row.p99Ms,
           row.errors,
@@ -82,7 +114,8 @@ export function report(record: Record): string {
       const redis = rps('connect-redis', route)
       targets.push([
         `PeerStore 2-node ${route}: at least 95% of MemoryStore's req/s and at least connect-redis's`,
-        `${n(peer)} req/s = ${pct(peer / memory)} of MemoryStore (${n(memory)}), ${pct(peer / redis)} of connect-redis (${n(redis)})`,
+        `${n(peer)} req/s = ${pct(peer / memory)} of MemoryStore (${n(memory)}), ${pct(peer / redis)} of connect-redis (${n(redis)})` +
+          (Number.isNaN(cpu('peer-2-async', route)) ? '' : `; app CPU per request ${round(cpu('peer-2-async', route) / cpu('memory-store', route), 2)}x MemoryStore's, ${round(cpu('peer-2-async', route) / cpu('connect-redis', route), 2)}x connect-redis's`),
         verdict(peer >= 0.95 * memory && peer >= redis),
       ])
     }
@@ -90,12 +123,33 @@ export function report(record: Record): string {
 
   if (results.replication) {
     out.push('## 2. Replication throughput and lag', '')
-    out.push('Single-key changes from one node (core 0) applied on its peer (core 1), encrypted; lag from `set` on the writer to the change applied on the peer.', '')
+    out.push(
+      'Single-key changes from one node (core 0) applied on its peer (core 1), encrypted; lag from `set` on the writer to the change applied on the peer. ' +
+        'Each run follows a one-second warm-up at the same rate; at a fixed rate the writer sleeps until its next change is due, as a server waits for requests.',
+      '',
+    )
     out.push(
       table(
-        ['rate', 'written', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change'],
-        results.replication.map((row) => [String(row.targetRate), n(row.written), n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange]),
+        ['rate', 'written', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change', 'writer timers late p99 / max ms', 'receiver timers late p99 / max ms'],
+        results.replication.map((row) => [
+          String(row.targetRate),
+          n(row.written),
+          n(row.appliedPerSecond),
+          row.lagP50Ms,
+          row.lagP99Ms,
+          row.lagMaxMs,
+          row.bytesPerChange,
+          late(row.writerLoop),
+          late(row.receiverLoop),
+        ]),
       ),
+      '',
+    )
+    out.push(
+      'Timers late: how late a 1 ms timer fired in that process during the run, i.e. how long it was kept from running (by its own work, a garbage collection, or the machine). ' +
+        (results.idle
+          ? `For comparison, a process doing nothing at all on this machine saw its timers late by p99 ${results.idle.core0.lateP99Ms} ms (max ${results.idle.core0.lateMaxMs} ms) on core 0 and p99 ${results.idle.core1.lateP99Ms} ms (max ${results.idle.core1.lateMaxMs} ms) on core 1.`
+          : ''),
       '',
     )
     const max = results.replication.find((row) => row.targetRate === 'max')
@@ -169,7 +223,13 @@ export function report(record: Record): string {
     out.push('## 7. Scaling', '')
     out.push('Lag at 10,000 changes/s and bytes per change, as sessions and peers grow (all peers share core 1).', '')
     const rows = [...results.scaling.bySessions, ...results.scaling.byPeers]
-    out.push(table(['sessions', 'peers', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change'], rows.map((row) => [n(row.sessions), row.peers, n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange])), '')
+    out.push(
+      table(
+        ['sessions', 'peers', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change', 'receiver timers late p99 / max ms'],
+        rows.map((row) => [n(row.sessions), row.peers, n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange, late(row.receiverLoop)]),
+      ),
+      '',
+    )
   }
 
   if (results.get) {
@@ -185,6 +245,6 @@ export function report(record: Record): string {
     )
   }
 
-  if (targets.length > 0) out.splice(5, 0, '## Targets', '', table(['target', 'measured', ''], targets), '')
+  if (targets.length > 0) out.splice(headerLength, 0, '## Targets', '', table(['target', 'measured', ''], targets), '')
   return `${out.join('\n')}\n`
 }

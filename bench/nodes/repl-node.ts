@@ -4,6 +4,7 @@
  * is CLOCK_MONOTONIC on Linux: comparable across the two processes.
  */
 import { PeerStore, type PeerStoreOptions } from '../../lib/index.js'
+import { loopDelayMonitor } from '../lib/loop-delay.js'
 import { serveParent } from '../lib/process.js'
 
 const role = process.env.BENCH_ROLE as 'writer' | 'receiver'
@@ -23,20 +24,30 @@ const peerList =
     : [{ host: host(0), port, nodeId: nodeId(0) }]
 const store = new PeerStore(peerList, { nodeId: nodeId(index), listen: `${host(index)}:${port}`, secret, maxQueueBytes: 512 * 1024 * 1024, ...extra })
 
-const received = new Map<string, number[]>()
+const loop = loopDelayMonitor()
+
+// When each change was made (writer) or applied (receiver), indexed by change number. Preallocated,
+// so that recording does not grow the heap during a run: on this VM a young-generation collection
+// that has to grow the heap takes 5 to 20 ms, and the benchmark's own bookkeeping was causing them.
+// Change w is session s(w % sessions); its k-th change is change k * sessions + w % sessions.
+const CAPACITY = 1 << 22
+const times = new Float64Array(CAPACITY)
+let sessions = 1
+let perSession = new Int32Array(1)
 let receivedCount = 0
+let serial = 0
 if (role === 'receiver') {
   store.on('session:replicated', (event) => {
     if (event.change !== 'upsert' || event.sid === null) return
     const at = now()
-    let times = received.get(event.sid)
-    if (!times) received.set(event.sid, (times = []))
-    times.push(at)
+    const i = Number(event.sid.slice(1))
+    const change = perSession[i]! * sessions + i
+    perSession[i]! += 1
+    if (change < CAPACITY) times[change] = at
     receivedCount += 1
   })
 }
 
-const sent = new Map<string, number[]>()
 const sessionOf = (n: number, i: number) => ({
   cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
   user: { id: i, name: `user-${i}` },
@@ -46,7 +57,6 @@ const sessionOf = (n: number, i: number) => ({
 
 async function prepare(count: number): Promise<number> {
   for (let i = 0; i < count; i++) await store.set(`s${i}`, sessionOf(0, i) as never)
-  sent.clear()
   return count
 }
 
@@ -61,15 +71,18 @@ async function run(count: number, rate: number, seconds: number): Promise<number
     const due = Number.isFinite(rate) ? Math.floor(((t - start) / 1000) * rate) : written + 200
     while (written < due) {
       const i = written % count
-      const sid = `s${i}`
-      let times = sent.get(sid)
-      if (!times) sent.set(sid, (times = []))
-      times.push(now())
-      await store.set(sid, sessionOf(written + 1, i) as never)
+      if (written < CAPACITY) times[written] = now()
+      // A value never written before, so that every set is a change (runs follow each other).
+      serial += 1
+      await store.set(`s${i}`, sessionOf(serial, i) as never)
       written += 1
     }
-    // Let the sockets (and everything else) run: like a server between requests.
-    await new Promise((resolve) => setImmediate(resolve))
+    // Let the sockets (and everything else) run, like a server between requests. At a fixed rate the
+    // writer sleeps until the next change is due, as a server waits for its next request: spinning
+    // instead kept the core always busy and made garbage of its own, which showed up as lag.
+    // At saturation a change is always due.
+    if (Number.isFinite(rate) && written >= Math.floor(((now() - start) / 1000) * rate)) await new Promise((resolve) => setTimeout(resolve, 1))
+    else await new Promise((resolve) => setImmediate(resolve))
   }
   return written
 }
@@ -78,13 +91,17 @@ void store.ready().then(() => process.send?.({ event: 'ready' }))
 serveParent({
   prepare: (count: number) => prepare(count),
   run: (count: number, rate: number, seconds: number) => run(count, rate, seconds),
-  sent: () => Object.fromEntries(sent),
-  received: () => ({ count: receivedCount, times: Object.fromEntries(received) }),
+  /** The times of changes 0 to count - 1; null for a change this receiver has not applied. */
+  times: (count: number) => Array.from(times.subarray(0, Math.min(count, CAPACITY)), (at) => (Number.isNaN(at) ? null : at)),
   receivedCount: () => receivedCount,
-  reset: () => {
-    received.clear()
+  loopDelay: () => loop.read(),
+  /** Starts a new round of changes to `count` sessions. */
+  reset: (count: number) => {
+    loop.reset()
+    sessions = count
+    perSession = new Int32Array(count)
+    times.fill(Number.NaN)
     receivedCount = 0
-    sent.clear()
     return true
   },
   stats: () => store.stats(),
