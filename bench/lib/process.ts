@@ -91,8 +91,18 @@ export class BenchChild {
   }
 }
 
-/** The child side: answer the parent's requests with `handlers`, and tell it we are ready. */
-export function serveParent(handlers: Record<string, (...args: never[]) => unknown>): void {
+/** CPU time this process has used, user and system, in microseconds. */
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
+/**
+ * The child side: answer the parent's requests with `handlers`, plus `cpu` (this process's CPU time
+ * in microseconds, which every child can report).
+ */
+export function serveParent(childHandlers: Record<string, (...args: never[]) => unknown>): void {
+  const handlers: Record<string, (...args: never[]) => unknown> = { cpu: cpuMicros, ...childHandlers }
   process.on('message', (message: { id: number; cmd: string; args: unknown[] }) => {
     Promise.resolve()
       .then(() => (handlers[message.cmd] as (...args: unknown[]) => unknown)(...message.args))

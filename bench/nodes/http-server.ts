@@ -103,11 +103,6 @@ void (async () => {
   })
   const server = app.listen(port, '127.0.0.101', () => process.send?.({ event: 'ready' }))
   serveParent({
-    /** CPU time this process has used, user and system, in microseconds. */
-    cpu: () => {
-      const { user, system } = process.cpuUsage()
-      return user + system
-    },
     stop: async () => {
       server.close()
       server.closeAllConnections()

@@ -3,20 +3,12 @@ import { encodeSession } from '../../lib/codec/session-codec.js'
 import { PeerStore } from '../../lib/index.js'
 import { serveParent } from '../lib/process.js'
 import { round } from '../lib/stats.js'
+import { kilobyteSession } from '../lib/sessions.js'
 
 const gc = (globalThis as { gc?: () => void }).gc!
 const limits = { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }
 
-/** About 1 KB encoded: a user, a small cart, a token and some text. */
-function session(i: number): Record<string, unknown> {
-  return {
-    cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
-    user: { id: i, name: `user-${i}`, email: `user-${i}@example.com`, roles: ['reader'] },
-    cart: [{ sku: `SKU-${i % 1000}`, qty: 1 }],
-    csrf: 'c'.repeat(43),
-    notes: 'n'.repeat(700),
-  }
-}
+const session = (i: number) => kilobyteSession(i, 700)
 
 async function measure(count: number) {
   const store = new PeerStore({ nodeId: 'bench', reapInterval: 60_000 })

@@ -12,11 +12,6 @@ const store = new PeerStore([{ host: '127.0.0.101', port, nodeId: 'bench' }], {
 void store.ready().then(() => process.send?.({ event: 'ready' }))
 serveParent({
   stats: () => store.stats(),
-  /** CPU time this process has used, user and system, in microseconds. */
-  cpu: () => {
-    const { user, system } = process.cpuUsage()
-    return user + system
-  },
   stop: async () => {
     await store.close()
     return true

@@ -7,6 +7,7 @@ import express from 'express'
 import { PeerStore, peerSession } from '../../lib/index.js'
 import { CLUSTER_SECRET, SESSION_SECRET } from '../lib/constants.js'
 import { serveParent } from '../lib/process.js'
+import { kilobyteSession } from '../lib/sessions.js'
 const role = process.env.BENCH_ROLE as 'source' | 'fresh'
 const port = 4740
 const me = role === 'source' ? { host: '127.0.0.151', nodeId: 'source' } : { host: '127.0.0.152', nodeId: 'fresh' }
@@ -19,16 +20,7 @@ const store = new PeerStore([{ ...peer, port }], {
   retry: () => 50,
 })
 
-/** About 1 KB encoded. */
-function session(i: number): Record<string, unknown> {
-  return {
-    cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
-    user: { id: i, name: `user-${i}`, email: `user-${i}@example.com`, roles: ['reader'] },
-    cart: [{ sku: `SKU-${i % 1000}`, qty: 1 }],
-    csrf: 'c'.repeat(43),
-    notes: 'n'.repeat(760),
-  }
-}
+const session = (i: number) => kilobyteSession(i, 760)
 
 if (role === 'fresh') {
   const started = Date.now()
