@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import path from 'node:path'
 import type { PeerStoreOptions } from '../../lib/index.js'
 import { ROOT } from './child.js'
+import { EventLog } from './event-log.js'
 
 const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'cluster-node.ts')
 
@@ -45,10 +46,9 @@ export async function killAll(): Promise<void> {
  */
 export class NodeProcess {
   readonly spec: NodeSpec
-  readonly events: NodeEvent[] = []
   readonly #child: ChildProcess
   readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>()
-  readonly #waiters = new Set<{ match: (event: NodeEvent) => boolean; resolve: (event: NodeEvent) => void }>()
+  readonly #events = new EventLog<NodeEvent>()
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   #nextId = 1
 
@@ -79,13 +79,7 @@ export class NodeProcess {
         else pending?.resolve(message.result)
         return
       }
-      this.events.push(message)
-      for (const waiter of this.#waiters) {
-        if (waiter.match(message)) {
-          this.#waiters.delete(waiter)
-          waiter.resolve(message)
-        }
-      }
+      this.#events.push(message)
     })
   }
 
@@ -95,6 +89,11 @@ export class NodeProcess {
     const ready = await node.waitFor((event) => event.event === 'ready' || event.event === 'failed', 30_000)
     if (ready.event === 'failed') throw new Error(`${spec.nodeId} failed to start: ${String(ready.message)}`)
     return node
+  }
+
+  /** Every event the node has reported so far (replies to calls excepted). */
+  get events(): readonly NodeEvent[] {
+    return this.#events.entries
   }
 
   get nodeId(): string {
@@ -118,22 +117,9 @@ export class NodeProcess {
    * `timeoutMs` with the events seen so far, so a failure says what did happen.
    */
   waitFor(match: (event: NodeEvent) => boolean, timeoutMs = 15_000, since = 0): Promise<NodeEvent> {
-    const seen = this.events.slice(since).find(match)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        match,
-        resolve: (event: NodeEvent) => {
-          clearTimeout(timer)
-          resolve(event)
-        },
-      }
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter)
-        const recent = this.events.slice(-15).map((event) => JSON.stringify(event).slice(0, 160))
-        reject(new Error(`${this.nodeId}: no matching event within ${timeoutMs} ms; last events:\n${recent.join('\n')}`))
-      }, timeoutMs)
-      this.#waiters.add(waiter)
+    return this.#events.waitFor(match, timeoutMs, since, () => {
+      const recent = this.events.slice(-15).map((event) => JSON.stringify(event).slice(0, 160))
+      return `${this.nodeId}: no matching event within ${timeoutMs} ms; last events:\n${recent.join('\n')}`
     })
   }
 

@@ -4,6 +4,7 @@ import path from 'node:path'
 import request from 'supertest'
 import type { PeerStoreOptions } from '../../lib/index.js'
 import { ROOT } from './child.js'
+import { EventLog } from './event-log.js'
 
 const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'http-node.ts')
 
@@ -27,8 +28,8 @@ export async function stopAllHttpNodes(): Promise<void> {
 /** A web server node (framework + PeerStore) in its own process. */
 export class HttpNode {
   readonly spec: HttpNodeSpec
-  readonly events: Array<Record<string, unknown>> = []
   readonly #child: ChildProcess
+  readonly #events = new EventLog<Record<string, unknown>>()
   readonly #exited: Promise<unknown>
   #nextId = 1
 
@@ -43,7 +44,7 @@ export class HttpNode {
     })
     running.add(this)
     this.#exited = once(this.#child, 'exit').then(() => running.delete(this))
-    this.#child.on('message', (message: Record<string, unknown>) => this.events.push(message))
+    this.#child.on('message', (message: Record<string, unknown>) => this.#events.push(message))
   }
 
   static async start(spec: HttpNodeSpec): Promise<HttpNode> {
@@ -56,22 +57,13 @@ export class HttpNode {
     return `http://${this.spec.http.host}:${this.spec.http.port}`
   }
 
+  /** Every message the node has sent so far, replies to calls included. */
+  get events(): readonly Record<string, unknown>[] {
+    return this.#events.entries
+  }
+
   waitFor(match: (event: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-    const seen = this.events.find(match)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#child.off('message', listener)
-        reject(new Error(`${this.spec.nodeId}: event not seen within ${timeoutMs} ms`))
-      }, timeoutMs)
-      const listener = (message: Record<string, unknown>) => {
-        if (!match(message)) return
-        clearTimeout(timer)
-        this.#child.off('message', listener)
-        resolve(message)
-      }
-      this.#child.on('message', listener)
-    })
+    return this.#events.waitFor(match, timeoutMs, 0, () => `${this.spec.nodeId}: event not seen within ${timeoutMs} ms`)
   }
 
   call<T>(cmd: string): Promise<T> {

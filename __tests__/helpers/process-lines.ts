@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { EventLog } from './event-log.js'
 
 /**
  * A child process whose output is kept as lines, so a test can wait for what the process says
@@ -6,9 +7,8 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
  */
 export class WatchedProcess {
   readonly child: ChildProcess
-  readonly lines: string[] = []
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  #waiters = new Set<{ pattern: RegExp; from: number; resolve: (line: string) => void }>()
+  readonly #output = new EventLog<string>()
 
   constructor(command: string, args: string[], options: SpawnOptions) {
     this.child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] })
@@ -24,6 +24,11 @@ export class WatchedProcess {
     this.child.stderr!.on('data', take)
   }
 
+  /** Every line of output so far, stdout and stderr. */
+  get lines(): readonly string[] {
+    return this.#output.entries
+  }
+
   /** The number of lines so far: pass it as `from` to wait only for later ones. */
   get mark(): number {
     return this.lines.length
@@ -31,23 +36,7 @@ export class WatchedProcess {
 
   /** Resolves with the first line (from `from` on) that matches; rejects after `timeoutMs` with the output so far. */
   waitFor(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<string> {
-    const seen = this.lines.slice(from).find((line) => pattern.test(line))
-    if (seen !== undefined) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        pattern,
-        from,
-        resolve: (line: string) => {
-          clearTimeout(timer)
-          resolve(line)
-        },
-      }
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter)
-        reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; output:\n${this.lines.slice(-30).join('\n')}`))
-      }, timeoutMs)
-      this.#waiters.add(waiter)
-    })
+    return this.#output.waitFor((line) => pattern.test(line), timeoutMs, from, () => `no line matching ${pattern} within ${timeoutMs} ms; output:\n${this.lines.slice(-30).join('\n')}`)
   }
 
   send(line: string): void {
@@ -60,13 +49,7 @@ export class WatchedProcess {
   }
 
   #add(line: string): void {
-    this.lines.push(line)
     if (process.env.SHOW_CHILD_OUTPUT) console.log(line)
-    for (const waiter of this.#waiters) {
-      if (waiter.pattern.test(line)) {
-        this.#waiters.delete(waiter)
-        waiter.resolve(line)
-      }
-    }
+    this.#output.push(line)
   }
 }
