@@ -23,6 +23,7 @@ export const ErrorCodes = {
   REPLICATION_TIMEOUT: 'EPEER_REPLICATION_TIMEOUT',
   QUEUE_OVERFLOW: 'EPEER_QUEUE_OVERFLOW',
   CONNECTION_CLOSED: 'EPEER_CONNECTION_CLOSED',
+  FRAME_TOO_LARGE: 'EPEER_FRAME_TOO_LARGE',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -197,6 +198,23 @@ export class ConnectionClosedError extends PeerStoreError {
 
   constructor(peer: string) {
     super(ErrorCodes.CONNECTION_CLOSED, `Connection to ${peer} closed.`)
+  }
+}
+
+/**
+ * A change was not sent to a peer because its frame is larger than that peer accepts (its
+ * `maxFrameBytes`, or `maxSessionBytes`, is smaller than this node's). The change is stored here;
+ * the peer cannot hold it. Give every node the same size limits.
+ */
+export class FrameTooLargeError extends PeerStoreError {
+  override readonly name = 'FrameTooLargeError'
+
+  constructor(peer: string, size: number, limit: number) {
+    super(
+      ErrorCodes.FRAME_TOO_LARGE,
+      `A change of ${size} bytes was not sent to ${peer}, which accepts frames of at most ${limit} bytes; ` +
+        'give every node the same `maxSessionBytes` and `maxFrameBytes`.',
+    )
   }
 }
 

@@ -28,6 +28,7 @@ export {
   ReplicationTimeoutError,
   QueueOverflowError,
   ConnectionClosedError,
+  FrameTooLargeError,
   type ErrorCode,
   type HandshakeRefusal,
 } from './errors.js'

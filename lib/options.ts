@@ -59,6 +59,14 @@ export interface PeerStoreOptions {
    */
   tombstoneTtl?: number
   /**
+   * How many times one session may be taken over by another node (rebound to a new id after a
+   * failover). Each takeover leaves a tombstone of the old id for the session's remaining lifetime,
+   * so this bounds the tombstones one session can leave, whoever alternates its route cookie. Past
+   * it, the session is still served on whichever node gets it, under the id it has.
+   * @default 10
+   */
+  maxRebinds?: number
+  /**
    * How often, in ms, expired sessions are reclaimed. Expired sessions are never returned even
    * before they are reclaimed.
    * @default 1000
@@ -172,6 +180,13 @@ export interface PeerStoreOptions {
    */
   fetchTimeout?: number
   /**
+   * How long a request for sessions during a state transfer or resynchronisation waits for its
+   * reply, in ms. A request not answered in time is sent again (three times in all); then the whole
+   * synchronisation starts over.
+   * @default 10000
+   */
+  syncRequestTimeout?: number
+  /**
    * How long `close()` may spend sending queued changes to live peers, in ms.
    * @default 5000
    */
@@ -205,6 +220,7 @@ export interface ResolvedOptions {
   readonly maxContainerLength: number
   readonly tombstoneTtlMs: number
   readonly reapIntervalMs: number
+  readonly maxRebinds: number
   readonly nodeId: string
   /** Present when the store replicates. */
   readonly cluster: ClusterOptions | undefined
@@ -232,6 +248,7 @@ export interface ClusterOptions {
   readonly syncChunkSize: number
   readonly stateTransferTimeoutMs: number
   readonly fetchTimeoutMs: number
+  readonly syncRequestTimeoutMs: number
   readonly closeTimeoutMs: number
   readonly touchFlushIntervalMs: number
   readonly expireSessionsOnShutdown: boolean
@@ -249,6 +266,7 @@ export const DEFAULTS = {
   maxDepth: 32,
   tombstoneTtl: 600,
   reapInterval: 1000,
+  maxRebinds: 10,
   clusterName: 'connect-peer',
   sendMode: 'async',
   ackTimeout: 5000,
@@ -261,6 +279,7 @@ export const DEFAULTS = {
   syncChunkSize: 1000,
   stateTransferTimeout: 60_000,
   fetchTimeout: 500,
+  syncRequestTimeout: 10_000,
   closeTimeout: 5000,
   touchFlushInterval: 100,
   expireSessionsOnShutdown: false,
@@ -299,6 +318,7 @@ export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStor
     maxContainerLength: maxSessionBytes,
     tombstoneTtlMs: nonNegativeNumber('tombstoneTtl', options.tombstoneTtl ?? DEFAULTS.tombstoneTtl) * 1000,
     reapIntervalMs: integer('reapInterval', options.reapInterval ?? DEFAULTS.reapInterval, 10, 3_600_000),
+    maxRebinds: integer('maxRebinds', options.maxRebinds ?? DEFAULTS.maxRebinds, 0, 1000),
     nodeId: cluster?.nodeId ?? (options.nodeId === undefined ? LOCAL_NODE_ID : parseNodeId('nodeId', options.nodeId)),
     cluster,
   }
@@ -370,6 +390,7 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
     syncChunkSize: integer('syncChunkSize', options.syncChunkSize ?? DEFAULTS.syncChunkSize, 1, MAX_BATCH),
     stateTransferTimeoutMs: integer('stateTransferTimeout', options.stateTransferTimeout ?? DEFAULTS.stateTransferTimeout, 0, 3_600_000),
     fetchTimeoutMs: integer('fetchTimeout', options.fetchTimeout ?? DEFAULTS.fetchTimeout, 1, 60_000),
+    syncRequestTimeoutMs: integer('syncRequestTimeout', options.syncRequestTimeout ?? DEFAULTS.syncRequestTimeout, 1, 600_000),
     closeTimeoutMs: integer('closeTimeout', options.closeTimeout ?? DEFAULTS.closeTimeout, 0, 600_000),
     touchFlushIntervalMs: integer('touchFlushInterval', options.touchFlushInterval ?? DEFAULTS.touchFlushInterval, 1, 60_000),
     expireSessionsOnShutdown: boolean('expireSessionsOnShutdown', options.expireSessionsOnShutdown ?? DEFAULTS.expireSessionsOnShutdown),

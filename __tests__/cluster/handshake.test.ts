@@ -23,7 +23,7 @@ beforeEach(async () => {
 afterEach(() => store.close())
 
 function hello(overrides: Partial<{ protocol: number; cluster: string; nodeId: string; incarnation: string }> = {}) {
-  return { protocol: PROTOCOL_VERSION, cluster: 'shop', nodeId: 'was2', incarnation: 'aaaa', ...overrides }
+  return { protocol: PROTOCOL_VERSION, cluster: 'shop', nodeId: 'was2', incarnation: 'aaaa', maxFrameBytes: 1 << 20, ...overrides }
 }
 
 test('a configured peer is welcomed with the node id and cluster name, then ready', async () => {

@@ -1,12 +1,14 @@
 import { encodeSession } from '../../lib/codec/session-codec.js'
 import { SessionTable } from '../../lib/store/session-table.js'
-import { NO_VERSION } from '../../lib/store/version.js'
+import { NO_VERSION, type Version } from '../../lib/store/version.js'
 
 const limits = { maxSessionBytes: 1 << 16, maxDepth: 16, maxContainerLength: 1 << 16 }
 const NOW = 1_000_000
 const LATER = NOW + 3_600_000
 const encoded = (data: Record<string, unknown>) => encodeSession(data, limits)
-const table = () => new SessionTable({ nodeId: 'was1', tombstoneTtlMs: 60_000, expiryResolutionMs: 1000 }, NOW)
+const table = () => new SessionTable({ nodeId: 'was1', tombstoneTtlMs: 60_000, expiryResolutionMs: 1000, maxRebinds: 10 }, NOW)
+/** A whole session as a peer sends it. */
+const live = (version: Version, blob: Buffer, expiresAt = LATER, cookieExpires: number | null = null) => ({ version, blob, movedTo: null, expiresAt, cookieExpires, rebinds: 0 })
 const replace = (blob: Buffer) => () => blob
 
 test('a delta on top of the version it was made from is applied', () => {
@@ -31,25 +33,25 @@ test('the same delta delivered twice is applied once', () => {
 test('a delta made on a version this node lacks asks for the whole session', () => {
   const t = table()
   expect(t.applyDelta('s', { counter: 4, origin: 'was2' }, { counter: 5, origin: 'was2' }, LATER, null, NOW, replace(encoded({}).blob))).toBe('needs-full')
-  t.applySnapshot('s', { counter: 5, origin: 'was2' }, encoded({ n: 5 }).blob, LATER, null, NOW)
+  t.applySnapshot('s', live({ counter: 5, origin: 'was2' }, encoded({ n: 5 }).blob, LATER), NOW)
   // An older delta that arrives late is stale, not a reason to fetch.
   expect(t.applyDelta('s', { counter: 3, origin: 'was2' }, { counter: 4, origin: 'was2' }, LATER, null, NOW, replace(encoded({}).blob))).toBe('stale')
 })
 
 test('a snapshot replaces only an older version', () => {
   const t = table()
-  t.applySnapshot('s', { counter: 3, origin: 'was1' }, encoded({ n: 3 }).blob, LATER, null, NOW)
-  expect(t.applySnapshot('s', { counter: 2, origin: 'was9' }, encoded({ n: 2 }).blob, LATER, null, NOW)).toBe('stale')
-  expect(t.applySnapshot('s', { counter: 3, origin: 'was0' }, encoded({ n: 3 }).blob, LATER, null, NOW)).toBe('stale')
-  expect(t.applySnapshot('s', { counter: 3, origin: 'was2' }, encoded({ n: 4 }).blob, LATER, null, NOW)).toBe('applied')
+  t.applySnapshot('s', live({ counter: 3, origin: 'was1' }, encoded({ n: 3 }).blob, LATER), NOW)
+  expect(t.applySnapshot('s', live({ counter: 2, origin: 'was9' }, encoded({ n: 2 }).blob, LATER), NOW)).toBe('stale')
+  expect(t.applySnapshot('s', live({ counter: 3, origin: 'was0' }, encoded({ n: 3 }).blob, LATER), NOW)).toBe('stale')
+  expect(t.applySnapshot('s', live({ counter: 3, origin: 'was2' }, encoded({ n: 4 }).blob, LATER), NOW)).toBe('applied')
   expect(t.peek('s')).toMatchObject({ counter: 3, origin: 'was2' })
 })
 
 test('a tombstone wins over any live version, and nothing brings the session back while it lasts', () => {
   const t = table()
-  t.applySnapshot('s', { counter: 9, origin: 'was2' }, encoded({ n: 9 }).blob, LATER, null, NOW)
+  t.applySnapshot('s', live({ counter: 9, origin: 'was2' }, encoded({ n: 9 }).blob, LATER), NOW)
   expect(t.applyDestroy('s', { counter: 2, origin: 'was1' }, NOW + 60_000, NOW)).toBe('applied')
-  expect(t.applySnapshot('s', { counter: 99, origin: 'was2' }, encoded({ n: 99 }).blob, LATER, null, NOW)).toBe('stale')
+  expect(t.applySnapshot('s', live({ counter: 99, origin: 'was2' }, encoded({ n: 99 }).blob, LATER), NOW)).toBe('stale')
   expect(t.applyDelta('s', { counter: 9, origin: 'was2' }, { counter: 10, origin: 'was2' }, LATER, null, NOW, replace(encoded({}).blob))).toBe('stale')
   expect(t.upsert('s', encoded({ n: 100 }), LATER, NOW, 0)).toBeUndefined()
   expect(t.get('s', NOW)).toBeUndefined()
@@ -57,7 +59,7 @@ test('a tombstone wins over any live version, and nothing brings the session bac
 
 test('an expiry change applies only to the version it was made for, and only moves expiry later', () => {
   const t = table()
-  t.applySnapshot('s', { counter: 2, origin: 'was2' }, encoded({}).blob, LATER, null, NOW)
+  t.applySnapshot('s', live({ counter: 2, origin: 'was2' }, encoded({}).blob, LATER), NOW)
   expect(t.applyExpiry('s', { counter: 1, origin: 'was2' }, LATER + 10, null, NOW)).toBe('stale')
   expect(t.applyExpiry('s', { counter: 2, origin: 'was2' }, LATER - 10, null, NOW)).toBe('stale')
   expect(t.applyExpiry('s', { counter: 2, origin: 'was2' }, LATER + 10, LATER + 10, NOW)).toBe('applied')
@@ -66,7 +68,7 @@ test('an expiry change applies only to the version it was made for, and only mov
 
 test('an expired snapshot is not stored', () => {
   const t = table()
-  expect(t.applySnapshot('s', { counter: 1, origin: 'was2' }, encoded({}).blob, NOW - 1, null, NOW)).toBe('stale')
+  expect(t.applySnapshot('s', live({ counter: 1, origin: 'was2' }, encoded({}).blob, NOW - 1), NOW)).toBe('stale')
   expect(t.peek('s')).toBeUndefined()
 })
 

@@ -29,11 +29,13 @@ export interface TransportStats {
   queueOverflows: number
   /** Connections closed at once because `maxPendingHandshakes` were already pending. */
   rejectedConnections: number
+  /** Frames not sent because they exceed what the peer accepts (a session too large for it). */
+  oversizedFrames: number
 }
 
 /** Zero of everything: the counters of a node that has not replicated (or has no peers). */
 export function emptyTransportStats(): TransportStats {
-  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0, rejectedConnections: 0 }
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0, rejectedConnections: 0, oversizedFrames: 0 }
 }
 
 /** What the cluster hands up to the replicator; the replicator never sees a socket. */
@@ -76,7 +78,7 @@ export class Cluster {
     this.#options = options
     this.#events = events
     this.#limits = limits
-    this.identity = { cluster: options.clusterName, nodeId: options.nodeId, incarnation: randomBytes(8).toString('hex') }
+    this.identity = { cluster: options.clusterName, nodeId: options.nodeId, incarnation: randomBytes(8).toString('hex'), maxFrameBytes: options.maxFrameBytes }
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
@@ -178,6 +180,7 @@ export class Cluster {
         limits: this.#limits,
         label,
         idleTimeoutMs: this.#options.deadTimeoutMs,
+        ackTimeoutMs: this.#options.ackTimeoutMs,
         stats: this.stats,
       },
       { message: () => {}, closed: () => {} },
@@ -228,8 +231,8 @@ export class Cluster {
     return {
       message: (message) => {
         record.lastHeardAt = Date.now()
-        if (message.type === MessageType.PING) connection.send({ type: MessageType.PONG, seq: message.seq })
-        else if (message.type === MessageType.BYE) link.peerLeft()
+        if (message.type === MessageType.PING || message.type === MessageType.PONG) return
+        if (message.type === MessageType.BYE) link.peerLeft()
         else this.#events.message(message, connection, link)
       },
       closed: (error) => {
@@ -243,7 +246,7 @@ export class Cluster {
     return {
       message: (message, connection) => {
         link.heard()
-        if (message.type === MessageType.PONG) return
+        if (message.type === MessageType.PING || message.type === MessageType.PONG) return
         if (message.type === MessageType.BYE) link.peerLeft()
         else this.#events.message(message, connection, link)
       },

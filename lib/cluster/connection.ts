@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import PQueue from 'p-queue'
 import { debugFor } from '../debug.js'
-import { ConnectionClosedError, ProtocolError, QueueOverflowError } from '../errors.js'
+import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueOverflowError, ReplicationTimeoutError } from '../errors.js'
 import { TAG_BYTES, type RecordOpener, type RecordSealer } from '../security/record.js'
 import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from './frame.js'
 import {
@@ -47,6 +47,8 @@ export interface ConnectionOptions {
   readonly idleTimeoutMs: number
   /** Counters shared by every connection of the node. */
   readonly stats: ConnectionStats
+  /** How long a data message waits for its ack before the wait is given up. */
+  readonly ackTimeoutMs: number
 }
 
 export interface ConnectionHandlers {
@@ -65,7 +67,18 @@ export interface ConnectionStats {
   framesOut: number
   bytesIn: number
   bytesOut: number
+  /** Frames not sent because they exceed what the peer accepts (a session too large for it). */
+  oversizedFrames: number
 }
+
+/**
+ * Catch-up pings use sequence numbers from here on, far above any the heartbeat reaches (one a
+ * second would take 136 years), so their pongs are told apart.
+ */
+const CATCH_UP_SEQ_BASE = 2 ** 32
+
+/** What sealing adds around a frame: the record's own header and its authentication tag. */
+const RECORD_OVERHEAD_BYTES = FRAME_HEADER_BYTES + TAG_BYTES
 
 /**
  * One TCP connection to a peer: frames in and out, checked messages, batched writes and acks.
@@ -91,8 +104,15 @@ export class Connection {
   #closing = false
   #closed = false
   #nextAckId = 1
-  readonly #ackWaiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>()
+  /** In ack id order, which is also the order of their deadlines. */
+  readonly #ackWaiters = new Map<number, { resolve: () => void; reject: (error: Error) => void; deadline: number }>()
+  #ackTimer: NodeJS.Timeout | undefined
   #ackDue = 0
+  /** The largest frame the peer accepts, as it said in the handshake. */
+  #peerMaxFrameBytes: number
+  /** Sequence numbers of the pings that probe whether a peer caught up after an overflow (see `#catchUp`). */
+  #catchUpSeq = CATCH_UP_SEQ_BASE
+  #caughtUp: (() => void) | undefined
   #resolveDone!: () => void
   /** Resolves when the connection has closed, for whatever reason. */
   readonly done = new Promise<void>((resolve) => (this.#resolveDone = resolve))
@@ -103,6 +123,7 @@ export class Connection {
     this.label = options.label
     this.#handlers = handlers
     this.#stats = options.stats
+    this.#peerMaxFrameBytes = HANDSHAKE_MAX_FRAME_BYTES
     this.#decoder = new FrameDecoder(Math.min(HANDSHAKE_MAX_FRAME_BYTES, options.maxFrameBytes))
     socket.setNoDelay(true)
     socket.setTimeout(options.idleTimeoutMs, () => this.destroy(new Error(`nothing received or sent for ${options.idleTimeoutMs} ms`)))
@@ -134,9 +155,21 @@ export class Connection {
     this.#handlers = handlers
   }
 
-  /** The handshake succeeded: frames up to the full size are accepted from now on. */
-  established(): void {
+  /**
+   * The handshake succeeded: frames up to the full size are accepted from now on, and frames sent
+   * are kept within `peerMaxFrameBytes`, the cap the peer announced.
+   */
+  established(peerMaxFrameBytes: number): void {
     this.#decoder.maxFrameBytes = this.#options.maxFrameBytes
+    this.#peerMaxFrameBytes = peerMaxFrameBytes
+  }
+
+  /**
+   * The largest frame that may be sent: what both sides accept, less what sealing adds around it.
+   * Whoever batches items into one message sizes it to this.
+   */
+  get frameBudget(): number {
+    return Math.min(this.#options.maxFrameBytes, this.#peerMaxFrameBytes) - RECORD_OVERHEAD_BYTES
   }
 
   /**
@@ -183,16 +216,32 @@ export class Connection {
       return undefined
     }
     const ackId = this.#nextAckId++
-    const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject }))
-    if (!this.#enqueue(encodeDataMessage(message, ackId, level))) {
+    const frame = encodeDataMessage(message, ackId, level)
+    if (frame.length > this.frameBudget) {
+      this.#enqueue(frame) // counts it
+      return Promise.reject(new FrameTooLargeError(this.label, frame.length, this.frameBudget))
+    }
+    const deadline = Date.now() + this.#options.ackTimeoutMs
+    const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject, deadline }))
+    this.#ackTimer ??= setTimeout(() => this.#expireAcks(), this.#options.ackTimeoutMs)
+    if (!this.#enqueue(frame)) {
       this.#ackWaiters.get(ackId)?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
       this.#ackWaiters.delete(ackId)
     }
     return acked
   }
 
-  /** Adds an encoded frame to the next write; false (and an overflow) if the queue is full. */
+  /**
+   * Adds an encoded frame to the next write; false if it was not queued: the queue is full (which
+   * starts an overflow), or the frame is larger than the peer accepts (which is counted and dropped:
+   * sending it would only make the peer close the connection, again and again).
+   */
   #enqueue(frame: Buffer): boolean {
+    if (frame.length > this.frameBudget) {
+      this.#stats.oversizedFrames += 1
+      debug('%s: a frame of %d bytes exceeds the %d the peer accepts: not sent', this.label, frame.length, this.frameBudget)
+      return false
+    }
     if (this.queuedBytes + frame.length > this.#options.maxQueueBytes) {
       this.#overflow()
       return false
@@ -280,6 +329,9 @@ export class Connection {
       this.#settleAcks(message.ackId)
       return
     }
+    // Either side may ping (the heartbeat, a catch-up probe); pongs come straight from here.
+    if (message.type === MessageType.PING) this.send({ type: MessageType.PONG, seq: message.seq })
+    if (message.type === MessageType.PONG && message.seq === this.#catchUpSeq) this.#caughtUp?.()
     const ack = isDataMessage(message) ? message.ackLevel : AckLevel.NONE
     if (ack === AckLevel.RECEIVED) this.#ackDue = Math.max(this.#ackDue, (message as DataMessage).ackId)
     this.#handlers.message(message, this)
@@ -291,6 +343,20 @@ export class Connection {
       if (id > upTo) break
       this.#ackWaiters.delete(id)
       waiter.resolve()
+    }
+  }
+
+  /** Gives up on acks a peer withholds, so their waiters do not pile up while the connection lives. */
+  #expireAcks(): void {
+    this.#ackTimer = undefined
+    const now = Date.now()
+    for (const [id, waiter] of this.#ackWaiters) {
+      if (waiter.deadline > now) {
+        this.#ackTimer = setTimeout(() => this.#expireAcks(), waiter.deadline - now)
+        return
+      }
+      this.#ackWaiters.delete(id)
+      waiter.reject(new ReplicationTimeoutError([this.label], this.#options.ackTimeoutMs))
     }
   }
 
@@ -316,7 +382,7 @@ export class Connection {
    * encryption per record, not per frame, and never so much at once that the receiver stalls on it.
    */
   #seal(frames: readonly Buffer[]): Buffer[] {
-    const capacity = Math.min(RECORD_BYTES, this.#options.maxFrameBytes - FRAME_HEADER_BYTES - TAG_BYTES)
+    const capacity = Math.min(RECORD_BYTES, this.frameBudget)
     const records: Buffer[] = []
     let batch: Buffer[] = []
     let size = 0
@@ -351,14 +417,29 @@ export class Connection {
     for (const waiter of this.#ackWaiters.values()) waiter.reject(error)
     this.#ackWaiters.clear()
     this.#handlers.overflow?.(this)
-    // Writes already handed over finish first; then the peer can be resynchronised.
-    void this.#writes.onIdle().then(async () => {
-      if (this.#socket.writableLength > 0) await this.#drainOrClose()
-      if (this.#closed) return
-      this.#overflowed = false
-      debug('%s: caught up after an overflow', this.label)
-      this.#handlers.drained?.(this)
-    })
+    void this.#catchUp()
+  }
+
+  /**
+   * After an overflow: waits until the peer has read everything sent so far, then lets data through
+   * again and asks for a resync. An empty socket buffer is not proof (the network can hold
+   * megabytes a stalled peer has not read); a pong to a ping sent after the overflow is, since the
+   * peer answers in order. A peer that never answers leaves data refused until the connection
+   * closes (its heartbeat declares it dead), rather than resynchronised over and over.
+   */
+  async #catchUp(): Promise<void> {
+    await this.#writes.onIdle()
+    if (this.#socket.writableLength > 0) await this.#drainOrClose()
+    if (this.#closed) return
+    this.#catchUpSeq += 1
+    const seq = this.#catchUpSeq
+    const answered = new Promise<void>((resolve) => (this.#caughtUp = resolve))
+    this.send({ type: MessageType.PING, seq })
+    await Promise.race([answered, this.done])
+    if (this.#closed || seq !== this.#catchUpSeq) return
+    this.#overflowed = false
+    debug('%s: caught up after an overflow', this.label)
+    this.#handlers.drained?.(this)
   }
 
   #drainOrClose(): Promise<void> {
@@ -381,6 +462,7 @@ export class Connection {
     const closedError = new ConnectionClosedError(this.label)
     for (const waiter of this.#ackWaiters.values()) waiter.reject(closedError)
     this.#ackWaiters.clear()
+    clearTimeout(this.#ackTimer)
     this.#writes.clear()
     this.#socket.destroy()
     this.#resolveDone()

@@ -8,7 +8,7 @@ import { ProtocolError } from '../errors.js'
  * where `length` counts the version, type and payload bytes. The decoder is incremental: bytes may
  * arrive split anywhere, and a length above the cap is refused before any of the frame is buffered.
  */
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 export const FRAME_HEADER_BYTES = 6
 /** The frame type of an encrypted record, which holds whole frames (see `security/record.ts`). */
 export const SEALED_RECORD = 0x7f

@@ -12,6 +12,8 @@ export interface LocalIdentity {
   readonly cluster: string
   readonly nodeId: string
   readonly incarnation: string
+  /** The largest frame this node accepts: the peer keeps every frame it sends within it. */
+  readonly maxFrameBytes: number
 }
 
 /** How this node proves itself and checks its peers. */
@@ -165,11 +167,22 @@ function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIden
 /** Everything both sides said, in a fixed encoding: what the proofs sign. */
 function transcriptOf(hello: Hello, welcome: Welcome): Buffer {
   return Buffer.from(
-    packr.pack([hello.protocol, hello.cluster, hello.nodeId, hello.incarnation, hello.nonce, welcome.nodeId, welcome.incarnation, welcome.nonce]),
+    packr.pack([
+      hello.protocol,
+      hello.cluster,
+      hello.nodeId,
+      hello.incarnation,
+      hello.maxFrameBytes,
+      hello.nonce,
+      welcome.nodeId,
+      welcome.incarnation,
+      welcome.maxFrameBytes,
+      welcome.nonce,
+    ]),
   )
 }
 
-function run<T extends Message>(
+function run<T extends Hello | Welcome>(
   connection: Connection,
   timeoutMs: number,
   onMessage: (message: Message, settle: (result: T, handlers: ConnectionHandlers) => void) => void,
@@ -194,7 +207,7 @@ function run<T extends Message>(
           onMessage(message, (result, handlers) => {
             done = true
             clearTimeout(timer)
-            connection.established()
+            connection.established(result.maxFrameBytes)
             connection.setHandlers(handlers)
             resolve(result)
           })

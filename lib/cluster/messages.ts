@@ -2,7 +2,8 @@ import { decode, packr } from '../codec/msgpack.js'
 import { assertWellFormed, readMapFields, type ScanLimits } from '../codec/msgpack-scan.js'
 import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../errors.js'
-import type { Version } from '../store/version.js'
+import { MAX_COUNTER, type Version } from '../store/version.js'
+import type { EntryState } from '../store/session-table.js'
 import { NODE_ID_PATTERN } from './address.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
 
@@ -49,6 +50,8 @@ export interface Hello {
   readonly nodeId: string
   /** Random per process start: tells a restarted peer from a second connection of the same one. */
   readonly incarnation: string
+  /** The largest frame the dialer accepts (see `maxFrameBytes`); the acceptor sends nothing larger. */
+  readonly maxFrameBytes: number
   /** 32 fresh random bytes. */
   readonly nonce: Buffer
   /** Which secret the dialer uses (a hash, see `deriveSecretKey`); null without a secret. */
@@ -59,6 +62,8 @@ export interface Welcome {
   readonly cluster: string
   readonly nodeId: string
   readonly incarnation: string
+  /** The largest frame the acceptor accepts; the dialer sends nothing larger. */
+  readonly maxFrameBytes: number
   /** 32 fresh random bytes. */
   readonly nonce: Buffer
   /** The acceptor's proof of the secret; null without a secret. */
@@ -136,28 +141,39 @@ export interface Rename extends AckRequest {
   readonly version: Version
   /** Until when the tombstone at `from` is kept. */
   readonly keepUntil: number
+  /** How many times the session has moved, this move included. */
+  readonly rebinds: number
 }
+/** Every session and tombstone is gone; nothing from before `epoch` may come back. */
 export interface Clear extends AckRequest {
   readonly type: typeof MessageType.CLEAR
+  readonly epoch: Version
 }
 export interface Ack {
   readonly type: typeof MessageType.ACK
   /** Every data message up to and including this id has been received (or applied). */
   readonly ackId: number
 }
+/** Asks for a digest. The first message on every new connection: it tells the sender's epoch. */
 export interface SyncRequest {
   readonly type: typeof MessageType.SYNC_REQUEST
   readonly syncId: number
+  readonly epoch: Version
 }
 export interface DigestEntry {
   readonly sid: string
   readonly version: Version
-  readonly destroyed: boolean
+  /** A destroyed or moved session. */
+  readonly tombstone: boolean
+  /** For a moved session, its new id. */
+  readonly movedTo: string | null
   readonly expiresAt: number
 }
 export interface Digest {
   readonly type: typeof MessageType.DIGEST
   readonly syncId: number
+  /** The epoch (see `Clear`) the entries belong to. */
+  readonly epoch: Version
   readonly entries: readonly DigestEntry[]
   readonly final: boolean
 }
@@ -166,17 +182,15 @@ export interface Fetch {
   readonly requestId: number
   readonly sids: readonly string[]
 }
-/** A whole stored entry: a session (`blob`) or a tombstone (`blob === null`). */
-export interface Snapshot {
+/** A whole stored entry: a session (`blob`) or a tombstone (`blob === null`, `movedTo` for a move). */
+export interface Snapshot extends EntryState {
   readonly sid: string
-  readonly version: Version
-  readonly expiresAt: number
-  readonly cookieExpires: number | null
-  readonly blob: Buffer | null
 }
 export interface FetchReply {
   readonly type: typeof MessageType.FETCH_REPLY
   readonly requestId: number
+  /** The epoch (see `Clear`) the snapshots belong to. */
+  readonly epoch: Version
   readonly snapshots: readonly Snapshot[]
   readonly final: boolean
 }
@@ -206,9 +220,9 @@ export function encodeMessage(message: Message): Buffer {
 function toWire(message: Message): unknown[] {
   switch (message.type) {
     case MessageType.HELLO:
-      return [message.protocol, message.cluster, message.nodeId, message.incarnation, message.nonce, message.keyId]
+      return [message.protocol, message.cluster, message.nodeId, message.incarnation, message.maxFrameBytes, message.nonce, message.keyId]
     case MessageType.WELCOME:
-      return [message.cluster, message.nodeId, message.incarnation, message.nonce, message.proof]
+      return [message.cluster, message.nodeId, message.incarnation, message.maxFrameBytes, message.nonce, message.proof]
     case MessageType.AUTH:
       return [message.proof]
     case MessageType.READY:
@@ -229,17 +243,18 @@ function toWire(message: Message): unknown[] {
     case MessageType.ACK:
       return [message.ackId]
     case MessageType.SYNC_REQUEST:
-      return [message.syncId]
+      return [message.syncId, ...versionToWire(message.epoch)]
     case MessageType.DIGEST:
       return [
         message.syncId,
-        message.entries.map((entry) => [entry.sid, ...versionToWire(entry.version), entry.destroyed, entry.expiresAt]),
+        ...versionToWire(message.epoch),
+        message.entries.map((entry) => [entry.sid, ...versionToWire(entry.version), entry.tombstone, entry.movedTo, entry.expiresAt]),
         message.final,
       ]
     case MessageType.FETCH:
       return [message.requestId, message.sids]
     case MessageType.FETCH_REPLY:
-      return [message.requestId, message.snapshots.map(snapshotToWire), message.final]
+      return [message.requestId, ...versionToWire(message.epoch), message.snapshots.map(snapshotToWire), message.final]
   }
 }
 
@@ -265,9 +280,20 @@ function dataToWire(message: OutgoingData, ackId: number, ackLevel: AckLevel): u
     case MessageType.EXPIRY:
       return [ackId, ackLevel, message.changes.map((change) => [change.sid, change.version.counter, change.version.origin, change.expiresAt, change.cookieExpires])]
     case MessageType.RENAME:
-      return [ackId, ackLevel, message.from, message.to, message.base.counter, message.base.origin, message.version.counter, message.version.origin, message.keepUntil]
+      return [
+        ackId,
+        ackLevel,
+        message.from,
+        message.to,
+        message.base.counter,
+        message.base.origin,
+        message.version.counter,
+        message.version.origin,
+        message.keepUntil,
+        message.rebinds,
+      ]
     case MessageType.CLEAR:
-      return [ackId, ackLevel]
+      return [ackId, ackLevel, ...versionToWire(message.epoch)]
   }
 }
 
@@ -281,7 +307,7 @@ function versionToWire(version: Version): [number, string] {
 }
 
 function snapshotToWire(snapshot: Snapshot): unknown[] {
-  return [snapshot.sid, ...versionToWire(snapshot.version), snapshot.expiresAt, snapshot.cookieExpires, snapshot.blob]
+  return [snapshot.sid, ...versionToWire(snapshot.version), snapshot.expiresAt, snapshot.cookieExpires, snapshot.blob, snapshot.movedTo, snapshot.rebinds]
 }
 
 /**
@@ -301,9 +327,26 @@ export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
 function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
   switch (type) {
     case MessageType.HELLO:
-      return { type, protocol: f.integer(), cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64), nonce: f.fixedBytes(NONCE_BYTES), keyId: f.optionalFixedBytes(KEY_ID_BYTES) }
+      return {
+        type,
+        protocol: f.integer(),
+        cluster: f.text(128),
+        nodeId: f.nodeId(),
+        incarnation: f.text(64),
+        maxFrameBytes: f.frameCap(),
+        nonce: f.fixedBytes(NONCE_BYTES),
+        keyId: f.optionalFixedBytes(KEY_ID_BYTES),
+      }
     case MessageType.WELCOME:
-      return { type, cluster: f.text(128), nodeId: f.nodeId(), incarnation: f.text(64), nonce: f.fixedBytes(NONCE_BYTES), proof: f.optionalFixedBytes(PROOF_BYTES) }
+      return {
+        type,
+        cluster: f.text(128),
+        nodeId: f.nodeId(),
+        incarnation: f.text(64),
+        maxFrameBytes: f.frameCap(),
+        nonce: f.fixedBytes(NONCE_BYTES),
+        proof: f.optionalFixedBytes(PROOF_BYTES),
+      }
     case MessageType.AUTH:
       return { type, proof: f.optionalFixedBytes(PROOF_BYTES) }
     case MessageType.READY:
@@ -344,27 +387,30 @@ function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
       return { type, ...ack, changes }
     }
     case MessageType.RENAME:
-      return { type, ...f.ackRequest(), from: f.sid(), to: f.sid(), base: f.version(false), version: f.version(false), keepUntil: f.time() }
+      return { type, ...f.ackRequest(), from: f.sid(), to: f.sid(), base: f.version(false), version: f.version(false), keepUntil: f.time(), rebinds: f.integer() }
     case MessageType.CLEAR:
-      return { type, ...f.ackRequest() }
+      return { type, ...f.ackRequest(), epoch: f.version(true) }
     case MessageType.ACK:
       return { type, ackId: f.integer() }
     case MessageType.SYNC_REQUEST:
-      return { type, syncId: f.integer() }
+      return { type, syncId: f.integer(), epoch: f.version(true) }
     case MessageType.DIGEST: {
       const syncId = f.integer()
+      const epoch = f.version(true)
       const entries = f.list(limits.maxBatch, (item) => {
         const entry = new Fields(item, type)
-        const parsed = { sid: entry.sid(), version: entry.version(false), destroyed: entry.boolean(), expiresAt: entry.time() }
+        const parsed = { sid: entry.sid(), version: entry.version(false), tombstone: entry.boolean(), movedTo: entry.optionalSid(), expiresAt: entry.time() }
         entry.end()
+        if (parsed.movedTo !== null && !parsed.tombstone) throw new ProtocolError(`message 0x${type.toString(16)}: a live entry that moved`)
         return parsed
       })
-      return { type, syncId, entries, final: f.boolean() }
+      return { type, syncId, epoch, entries, final: f.boolean() }
     }
     case MessageType.FETCH:
       return { type, requestId: f.integer(), sids: f.list(limits.maxBatch, (item) => Fields.sid(item, type)) }
     case MessageType.FETCH_REPLY: {
       const requestId = f.integer()
+      const epoch = f.version(true)
       const snapshots = f.list(limits.maxBatch, (item) => {
         const snapshot = new Fields(item, type)
         const parsed = {
@@ -373,11 +419,14 @@ function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
           expiresAt: snapshot.time(),
           cookieExpires: snapshot.optionalTime(),
           blob: snapshot.optionalBlob(limits),
+          movedTo: snapshot.optionalSid(),
+          rebinds: snapshot.integer(),
         }
         snapshot.end()
+        if (parsed.movedTo !== null && parsed.blob !== null) throw new ProtocolError(`message 0x${type.toString(16)}: a live entry that moved`)
         return parsed
       })
-      return { type, requestId, snapshots, final: f.boolean() }
+      return { type, requestId, epoch, snapshots, final: f.boolean() }
     }
     default:
       throw new ProtocolError(`unknown message type 0x${type.toString(16)}`)
@@ -385,6 +434,8 @@ function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
 }
 
 const MAX_FIELD_NAME_LENGTH = 1024
+/** No node accepts frames smaller than this (see `maxFrameBytes`): anything less in a HELLO is bogus. */
+const MIN_FRAME_CAP = 64 * 1024
 export const NONCE_BYTES = 32
 export const KEY_ID_BYTES = 8
 export const PROOF_BYTES = 32
@@ -423,6 +474,13 @@ class Fields {
     return value as number
   }
 
+  /** A peer's frame cap: no smaller than the smallest a node can be configured with. */
+  frameCap(): number {
+    const value = this.integer()
+    if (value < MIN_FRAME_CAP) this.#fail(`expected a frame cap of at least ${MIN_FRAME_CAP} bytes`)
+    return value
+  }
+
   boolean(): boolean {
     const value = this.#take()
     if (typeof value !== 'boolean') this.#fail('expected a boolean')
@@ -451,6 +509,14 @@ class Fields {
     return Fields.#checkSid(this.#take(), this.#type)
   }
 
+  optionalSid(): string | null {
+    if (this.#items[this.#next] === null) {
+      this.#next += 1
+      return null
+    }
+    return this.sid()
+  }
+
   fieldName(): string {
     return Fields.fieldName(this.#take(), this.#type)
   }
@@ -460,7 +526,7 @@ class Fields {
     const counter = this.integer()
     const origin = this.#take()
     if (allowNone && counter === 0 && origin === '') return { counter, origin }
-    if (counter === 0 || typeof origin !== 'string' || !NODE_ID_PATTERN.test(origin)) this.#fail('expected a version')
+    if (counter === 0 || counter > MAX_COUNTER || typeof origin !== 'string' || !NODE_ID_PATTERN.test(origin)) this.#fail('expected a version')
     return { counter, origin: origin as string }
   }
 

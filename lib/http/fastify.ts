@@ -78,12 +78,15 @@ const plugin: FastifyPluginCallback<ConnectPeerFastifyOptions> = (fastify: Fasti
     if (!session || typeof sid !== 'string') return
     const route = routeOf(sid)
     if (route === undefined || route === internals.nodeId) return
-    // regenerate() destroys the old id and stores the same data under a new id from store.genid:
-    // both replicate, so the old id stops working everywhere.
-    const keys = Object.keys(session).filter((key) => key !== 'cookie')
-    await session.regenerate(keys)
+    // The store moves the session (a move replicates as one, static requests included); then
+    // regenerate() builds @fastify/session's Session under the new id, which store.genid hands it.
+    // Its destroy of the old id does nothing: that id is already a tombstone naming the new one.
+    const moved = await internals.rebind(sid)
+    if (moved === undefined) return
+    internals.reserveId(request, moved)
+    await session.regenerate(Object.keys(session).filter((key) => key !== 'cookie'))
     request.previousSessionId = sid
-    debug('took over session %s as %s', sid, (request as FastifyRequest & { session: FastifySessionLike }).session.sessionId)
+    debug('took over session %s as %s', sid, moved)
   })
 
   fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {

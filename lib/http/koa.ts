@@ -84,11 +84,12 @@ export function peerKoaSession(app: { use: unknown; context: object }, store: Pe
   const key = sessionOptions.key ?? 'koa.sess'
   if (typeof key !== 'string' || key.length === 0) throw new InvalidOptionError('key', 'a cookie name', key)
   type KoaContext = Context & { sessionOptions: { signed: boolean }; [REBOUND]?: string }
+  const external = koaStore(store)
   const sessions = createSession(
     {
       ...sessionOptions,
       key,
-      store: koaStore(store),
+      store: external,
       genid: () => internals.genid(),
       // The key koa-session loads: the rebound one when this request took a session over.
       externalKey: {
@@ -99,10 +100,20 @@ export function peerKoaSession(app: { use: unknown; context: object }, store: Pe
     app,
   )
 
+  /** Whether koa-session would load this session: it exists, has not expired, and `valid` accepts it. */
+  const wouldLoad = async (ctx: KoaContext, sid: string): Promise<boolean> => {
+    const data = await external.get(sid, sessionOptions.maxAge, { ctx })
+    if (!data) return false
+    if (typeof data._expire === 'number' && data._expire < Date.now()) return false
+    return typeof sessionOptions.valid !== 'function' || Boolean(sessionOptions.valid(ctx, data))
+  }
+
   const handle = async (ctx: KoaContext, next: Next) => {
     const arrived = ctx.cookies.get(key, ctx.sessionOptions)
     const route = arrived === undefined ? undefined : routeOf(arrived)
-    if (arrived !== undefined && route !== undefined && route !== internals.nodeId) {
+    // A session the application would refuse (its own `valid` check) is not taken over: moving it
+    // would end it under its old id for whoever really holds it.
+    if (arrived !== undefined && route !== undefined && route !== internals.nodeId && (await wouldLoad(ctx, arrived))) {
       const moved = await internals.rebind(arrived)
       if (moved !== undefined) {
         debug('took over session %s as %s', arrived, moved)

@@ -4,6 +4,7 @@ import type { Member, MemberState } from '../cluster/peer-link.js'
 import { MAX_BATCH, type ClusterOptions } from '../options.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import type { LocalChange, SessionTable } from '../store/session-table.js'
+import type { Version } from '../store/version.js'
 import { Replicator, type ReplicatedChange } from './replicator.js'
 
 export interface ReplicationEvents {
@@ -28,7 +29,7 @@ export class Replication {
     this.#cluster = new Cluster(options, limits, {
       message: (message, connection, peer) => this.#replicator.handle(message, connection, peer),
       connected: (peer, connection) => this.#replicator.connected(peer, connection),
-      needsResync: (_peer, connection) => this.#replicator.resync(connection),
+      needsResync: (peer, connection) => this.#replicator.resync(peer, connection),
       memberChanged: (member, previous) => events.memberChanged(member, previous),
       connectionError: (error, remote) => events.peerError(error, remote),
     })
@@ -56,8 +57,8 @@ export class Replication {
     return this.#replicator.publish(change)
   }
 
-  publishClear(): Promise<void> | undefined {
-    return this.#replicator.publishClear()
+  publishClear(epoch: Version): Promise<void> | undefined {
+    return this.#replicator.publishClear(epoch)
   }
 
   fetchMissing(sid: string): Promise<void> {

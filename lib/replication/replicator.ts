@@ -5,7 +5,8 @@ import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../debug.js'
 import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../errors.js'
 import type { ClusterOptions } from '../options.js'
-import type { LocalChange, SessionTable } from '../store/session-table.js'
+import type { LocalChange, RemoteResult, SessionTable } from '../store/session-table.js'
+import { compareVersions, type Version } from '../store/version.js'
 import { applyFields, diffFields } from './delta.js'
 import { ExpiryBatcher } from './expiry-batcher.js'
 import { StateSync } from './state-sync.js'
@@ -36,6 +37,12 @@ export class Replicator {
   readonly #events: ReplicatorEvents
   readonly #expiries: ExpiryBatcher
   readonly #sync: StateSync
+  /**
+   * The epoch each peer sends its changes in, per connection it sends them on: told by the
+   * SYNC_REQUEST that opens the connection, moved by every CLEAR. Changes from an epoch older than
+   * this node's were cleared away and are ignored.
+   */
+  readonly #senderEpochs = new WeakMap<Connection, Version>()
   /** A first transfer has finished, or the time allowed for one has passed. */
   #transferred: boolean
   /** Resolves when the first outbound connection to a peer is up. */
@@ -60,8 +67,10 @@ export class Replicator {
         // nodes: a session wanted by a request now does not wait behind megabytes of bulk.
         replyBytes: 64 * 1024,
         highWaterBytes: Math.min(options.maxQueueBytes / 4, 256 * 1024),
+        requestTimeoutMs: options.syncRequestTimeoutMs,
       },
       {
+        admit: (epoch) => this.#admit(epoch),
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
         completed: (peer, fetched, durationMs) => {
           debug('sync with %s done: %d entries in %d ms', peer.nodeId, fetched, durationMs)
@@ -98,9 +107,9 @@ export class Replicator {
     return this.#broadcast(this.#toMessage(change))
   }
 
-  /** Asks the peers for every node's sessions to be removed too. */
-  publishClear(): Promise<void> | undefined {
-    return this.#broadcast({ type: MessageType.CLEAR })
+  /** Tells the peers that this node cleared everything and started `epoch` (see `SessionTable.clear`). */
+  publishClear(epoch: Version): Promise<void> | undefined {
+    return this.#broadcast({ type: MessageType.CLEAR, epoch })
   }
 
   /**
@@ -114,7 +123,7 @@ export class Replicator {
     // Right after start no peer may be connected yet: wait for the first connection, within the same time.
     if (this.#cluster.reachable().length === 0) await Promise.race([this.#firstConnection, deadline])
     // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
-    const fetches = this.#cluster.reachable().map(({ connection }) => this.#sync.refetch(connection, [sid]))
+    const fetches = this.#cluster.reachable().map(({ link, connection }) => this.#sync.refetch(connection, link, [sid]))
     if (fetches.length > 0) await Promise.race([Promise.all(fetches), deadline])
     clearTimeout(timer)
   }
@@ -125,11 +134,18 @@ export class Replicator {
     const now = Date.now()
     switch (message.type) {
       case MessageType.UPSERT:
-        return this.#applyUpsert(message, connection, from, now)
-      case MessageType.DESTROY:
-        if (this.#table.applyDestroy(message.sid, message.version, message.keepUntil, now) === 'applied') this.#notify(message.sid, 'destroy', from)
+        if (this.#senderIsCurrent(connection)) this.#applyUpsert(message, connection, peer, now)
         return
+      case MessageType.DESTROY: {
+        if (!this.#senderIsCurrent(connection)) return
+        const killed: string[] = []
+        const result = this.#table.applyDestroy(message.sid, message.version, message.keepUntil, now, killed)
+        if (result === 'applied') this.#notify(message.sid, 'destroy', from)
+        for (const sid of killed) this.#notify(sid, 'destroy', from)
+        return
+      }
       case MessageType.EXPIRY:
+        if (!this.#senderIsCurrent(connection)) return
         for (const change of message.changes) {
           if (this.#table.applyExpiry(change.sid, change.version, change.expiresAt, change.cookieExpires, now) === 'applied') {
             this.#notify(change.sid, 'expiry', from)
@@ -137,24 +153,29 @@ export class Replicator {
         }
         return
       case MessageType.RENAME: {
-        const result = this.#table.applyRename(message.from, message.to, message.base, message.version, message.keepUntil, now)
-        this.#notify(message.from, 'destroy', from)
+        if (!this.#senderIsCurrent(connection)) return
+        const killed: string[] = []
+        const result: RemoteResult = this.#table.applyRename(message, now, killed)
+        if (result !== 'stale') this.#notify(message.from, 'destroy', from)
         if (result === 'applied') this.#notify(message.to, 'upsert', from)
-        else if (result === 'needs-full') void this.#sync.refetch(connection, [message.to])
+        else if (result === 'needs-target') void this.#sync.refetch(connection, peer, [message.to])
+        for (const sid of killed) this.#notify(sid, 'destroy', from)
         return
       }
       case MessageType.CLEAR:
-        this.#table.clear()
-        this.#notify(null, 'clear', from)
+        this.#senderEpochs.set(connection, message.epoch)
+        this.#admit(message.epoch, from)
         return
       case MessageType.SYNC_REQUEST:
-        return this.#sync.handleSyncRequest(message.syncId, connection)
+        this.#senderEpochs.set(connection, message.epoch)
+        this.#admit(message.epoch, from)
+        return this.#sync.handleSyncRequest(message.syncId, connection, peer)
       case MessageType.DIGEST:
         return this.#sync.handleDigest(message, connection, peer)
       case MessageType.FETCH:
-        return this.#sync.handleFetch(message, connection)
+        return this.#sync.handleFetch(message, connection, peer)
       case MessageType.FETCH_REPLY:
-        return this.#sync.handleFetchReply(message, peer)
+        return this.#sync.handleFetchReply(message, connection, peer)
       default:
         throw new ProtocolError(`message 0x${message.type.toString(16)} is not expected after the handshake`)
     }
@@ -163,13 +184,13 @@ export class Replicator {
   /** An outbound connection is up: fetch what the peer has that is newer, and offer what this node has. */
   connected(peer: PeerLink, connection: Connection): void {
     this.#sync.request(peer, connection)
-    this.#sync.push(connection)
+    this.#sync.push(connection, peer)
     this.#connectedOnce()
   }
 
   /** A peer's queue overflowed and it has caught up: offer everything again, it fetches what it lacks. */
-  resync(connection: Connection): void {
-    this.#sync.push(connection)
+  resync(peer: PeerLink, connection: Connection): void {
+    this.#sync.push(connection, peer)
   }
 
   /** Sends pending expiry changes now; the cluster then flushes its queues on stop. */
@@ -182,7 +203,31 @@ export class Replicator {
     clearTimeout(this.#transferDeadline)
   }
 
-  #applyUpsert(message: Upsert, connection: Connection, from: string, now: number): void {
+  /**
+   * Whether data from `epoch` may be applied here. An older epoch was cleared away; a newer one
+   * means a clear this node missed (it was down or cut off): it clears too, and passes the word on.
+   */
+  #admit(epoch: Version, from?: string): boolean {
+    const order = compareVersions(epoch, false, this.#table.epoch, false)
+    if (order < 0) return false
+    if (order > 0) {
+      debug('clear of epoch %d.%s learnt%s: clearing', epoch.counter, epoch.origin, from ? ` from ${from}` : '')
+      this.#table.clear(epoch)
+      this.#expiries.stop()
+      this.#notify(null, 'clear', from ?? this.#options.nodeId)
+      void this.publishClear(epoch)?.catch(() => undefined)
+    }
+    return true
+  }
+
+  /** Whether the peer sent what arrives on `connection` in this node's epoch (or a newer one). */
+  #senderIsCurrent(connection: Connection): boolean {
+    const epoch = this.#senderEpochs.get(connection)
+    return epoch === undefined || compareVersions(epoch, false, this.#table.epoch, false) >= 0
+  }
+
+  #applyUpsert(message: Upsert, connection: Connection, peer: PeerLink, now: number): void {
+    const from = peer.nodeId ?? peer.label
     const limits = this.#limits.session
     const result = this.#table.applyDelta(message.sid, message.base, message.version, message.expiresAt, message.cookieExpires, now, (current) => {
       const blob = applyFields(current, message, limits)
@@ -191,7 +236,7 @@ export class Replicator {
     })
     if (result === 'applied') this.#notify(message.sid, 'upsert', from)
     // Made on a version this node lacks (a lost message, a concurrent write): fetch it whole.
-    else if (result === 'needs-full') void this.#sync.refetch(connection, [message.sid])
+    else if (result === 'needs-full') void this.#sync.refetch(connection, peer, [message.sid])
   }
 
   #toMessage(change: Exclude<LocalChange, { kind: 'expiry' }>): OutgoingData {
@@ -199,7 +244,8 @@ export class Replicator {
     const version = { counter: entry.counter, origin: entry.origin }
     if (change.kind === 'destroy') return { type: MessageType.DESTROY, sid: change.sid, version, keepUntil: entry.expiresAt }
     if (change.kind === 'rename') {
-      return { type: MessageType.RENAME, from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt }
+      const { rebinds } = change.entry
+      return { type: MessageType.RENAME, from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt, rebinds }
     }
     const delta = diffFields(change.previous, entry.blob!, this.#limits.session)
     return {

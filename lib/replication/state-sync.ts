@@ -2,18 +2,21 @@ import type { Connection } from '../cluster/connection.js'
 import { MessageType, type Digest, type DigestEntry, type Fetch, type FetchReply, type Snapshot } from '../cluster/messages.js'
 import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../debug.js'
-import type { SessionTable } from '../store/session-table.js'
-import { compareVersions } from '../store/version.js'
+import { ProtocolError } from '../errors.js'
+import { isDestroyed, type SessionTable } from '../store/session-table.js'
+import { compareVersions, type Version } from '../store/version.js'
 
 const debug = debugFor('replication')
 
 export interface StateSyncOptions {
-  /** Sessions per digest chunk and per fetch. */
+  /** Sessions per digest chunk and per fetch, at most (frames are also kept within the peer's cap). */
   readonly chunkSize: number
   /** Bytes of snapshots per reply frame, well under the frame cap. */
   readonly replyBytes: number
   /** Queued bytes past which streaming waits for the socket to drain. */
   readonly highWaterBytes: number
+  /** How long a fetch waits for its reply before it is given up (and, in a transfer, asked again). */
+  readonly requestTimeoutMs: number
 }
 
 export interface StateSyncEvents {
@@ -21,32 +24,68 @@ export interface StateSyncEvents {
   applied(sid: string, destroyed: boolean, from: string): void
   /** A synchronisation this node asked for has finished: every newer entry the peer had is here. */
   completed(peer: PeerLink, fetched: number, durationMs: number): void
+  /** Whether data of `epoch` may be applied here; a newer epoch is adopted first (see `Clear`). */
+  admit(epoch: Version): boolean
 }
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
 const URGENT_FETCH = 16
 /** Bulk fetch requests outstanding at once per connection during a synchronisation. */
 const BULK_WINDOW = 4
+/** Fetch requests awaiting their reply on one connection, at most; more ids wait in its backlog. */
+const MAX_OUTSTANDING = 64
+/** Times a bulk fetch is sent when its reply does not come in time; then the run starts over. */
+const MAX_ATTEMPTS = 3
+/** Digest streams and bulk replies queued for one connection, at most: a peer asking more is flooding. */
+const MAX_QUEUED_REPLIES = 32
+/** Room a frame needs besides its items: header, envelope, ids, flags, epoch. */
+const ENVELOPE_BYTES = 128
+/** msgpack bytes of one digest entry or snapshot besides its strings and session bytes. */
+const ITEM_BYTES = 48
 
-interface BulkWindow {
-  readonly queue: Array<{ sids: string[]; run: SyncRun | undefined }>
-  active: number
+/** One bulk fetch, queued until the connection's window has room. */
+interface BulkJob {
+  readonly sids: string[]
+  readonly run: SyncRun | undefined
+  readonly attempt: number
+}
+
+/** What this node keeps per connection to a peer. */
+interface Channel {
+  readonly peer: PeerLink
+  /** Fetch requests sent and not yet answered. */
+  outstanding: number
+  /** Ids to fetch again once a request slot frees up (bounded: past it, a whole resync is asked). */
+  readonly backlog: Set<string>
+  readonly bulk: BulkJob[]
+  bulkActive: number
+  /** Digest streams and bulk replies to this connection run one at a time, in this chain. */
+  replies: Promise<void>
+  queuedReplies: number
+  pushQueued: boolean
 }
 
 /** One synchronisation this node asked a peer for. */
 interface SyncRun {
   readonly syncId: number
   readonly peer: PeerLink
+  readonly connection: Connection
   readonly startedAt: number
   digestDone: boolean
   outstanding: number
   fetched: number
+  /** A fetch of this run was given up on: the run cannot complete; it starts over instead. */
+  failed: boolean
 }
 
 interface PendingFetch {
-  readonly sids: readonly string[]
-  readonly reply: Promise<void>
-  readonly resolve: () => void
+  readonly connection: Connection
+  /** The ids asked for: a reply may bring those and nothing else. */
+  readonly sids: ReadonlySet<string>
+  /** Resolves true when the whole reply came in, false when it timed out or the connection closed. */
+  readonly reply: Promise<boolean>
+  readonly resolve: (complete: boolean) => void
+  readonly timer: NodeJS.Timeout
 }
 
 /**
@@ -54,6 +93,10 @@ interface PendingFetch {
  * expiry of every entry, in chunks), and the receiver fetches whatever is newer on the sender. A
  * fresh node is the case where everything is newer. Versions make it idempotent: a change that
  * arrives live during a transfer, or an entry fetched twice, is applied at most once.
+ *
+ * Nothing waits forever: every fetch has a deadline, a transfer asks again for what did not come and
+ * starts over if it still does not, and a node only accepts replies to what it asked, on the
+ * connection it asked on. Every map is bounded, whatever a peer sends or withholds.
  */
 export class StateSync {
   readonly #table: SessionTable
@@ -62,10 +105,8 @@ export class StateSync {
   readonly #runs = new Map<number, SyncRun>()
   readonly #fetches = new Map<number, PendingFetch>()
   /** Ids being fetched right now, with the reply that brings them: two digests never fetch one entry twice. */
-  readonly #inFlight = new Map<string, Promise<void>>()
-  /** Replies to one connection are produced one at a time, so they cannot flood its queue. */
-  readonly #replies = new WeakMap<Connection, Promise<void>>()
-  readonly #bulk = new WeakMap<Connection, BulkWindow>()
+  readonly #inFlight = new Map<string, Promise<boolean>>()
+  readonly #channels = new WeakMap<Connection, Channel>()
   #nextId = 1
 
   constructor(table: SessionTable, options: StateSyncOptions, events: StateSyncEvents) {
@@ -81,27 +122,42 @@ export class StateSync {
 
   /** Asks `peer` for its digest; `completed` fires when everything newer there has been fetched. */
   request(peer: PeerLink, connection: Connection): void {
+    if (connection.closing) return
     const syncId = this.#nextId++
-    this.#runs.set(syncId, { syncId, peer, startedAt: Date.now(), digestDone: false, outstanding: 0, fetched: 0 })
+    this.#channel(connection, peer)
+    this.#runs.set(syncId, { syncId, peer, connection, startedAt: Date.now(), digestDone: false, outstanding: 0, fetched: 0, failed: false })
     void connection.done.then(() => this.#runs.delete(syncId))
-    connection.send({ type: MessageType.SYNC_REQUEST, syncId })
+    connection.send({ type: MessageType.SYNC_REQUEST, syncId, epoch: this.#table.epoch })
   }
 
   /** Sends this node's digest unasked, so the peer fetches whatever it lacks (after a reconnect or an overflow). */
-  push(connection: Connection): void {
-    this.#serialise(connection, () => this.#streamDigest(connection, 0))
+  push(connection: Connection, peer: PeerLink): void {
+    const channel = this.#channel(connection, peer)
+    if (channel.pushQueued) return
+    channel.pushQueued = true
+    // Never refused: at most one push waits per connection, whatever the peer asks besides.
+    this.#serialise(channel, () => {
+      channel.pushQueued = false
+      return this.#streamDigest(connection, 0)
+    })
   }
 
-  handleSyncRequest(syncId: number, connection: Connection): void {
-    this.#serialise(connection, () => this.#streamDigest(connection, syncId))
+  handleSyncRequest(syncId: number, connection: Connection, peer: PeerLink): void {
+    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#streamDigest(connection, syncId))
   }
 
   handleDigest(message: Digest, connection: Connection, peer: PeerLink): void {
     const run = message.syncId === 0 ? undefined : this.#runs.get(message.syncId)
-    const now = Date.now()
-    const wanted: string[] = []
-    for (const entry of message.entries) if (this.#wants(entry, now, peer)) wanted.push(entry.sid)
-    if (wanted.length > 0) this.#queueBulk(connection, wanted, run)
+    if (run && run.connection !== connection) return // an answer to a request made elsewhere: not ours
+    if (this.#events.admit(message.epoch)) {
+      const now = Date.now()
+      const wanted: string[] = []
+      const killed: string[] = []
+      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed)
+      for (const sid of killed) this.#events.applied(sid, true, peer.nodeId ?? peer.label)
+      const channel = this.#channel(connection, peer)
+      for (const sids of this.#chunks(wanted, connection)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
+    }
     if (run && message.final) {
       run.digestDone = true
       this.#maybeComplete(run)
@@ -109,26 +165,103 @@ export class StateSync {
   }
 
   /**
-   * Fetches entries from the peer at the other end of `connection`. Resolves when the reply is in
-   * (or the connection closed), including for ids another fetch was already bringing.
+   * Fetches entries from the peer at the other end of `connection`. Resolves true when the reply is
+   * in, false when it was given up (timed out, connection closed), including for ids another fetch
+   * was already bringing.
    */
-  fetch(connection: Connection, sids: readonly string[]): Promise<void> {
-    const waits = new Set<Promise<void>>()
+  fetch(connection: Connection, sids: readonly string[]): Promise<boolean> {
+    const waits = new Set<Promise<boolean>>()
     const fresh: string[] = []
     for (const sid of sids) {
       const inFlight = this.#inFlight.get(sid)
       if (inFlight) waits.add(inFlight)
       else fresh.push(sid)
     }
-    return this.#request(connection, fresh, waits)
+    if (fresh.length > 0) waits.add(this.#request(connection, fresh))
+    return Promise.all(waits).then((results) => results.every(Boolean))
   }
 
   /**
    * Fetches entries again even if a fetch is already bringing them: that earlier reply may hold
    * an older version than the change that made this node ask (a delta on a version it lacked).
+   * When too many requests are already waiting on this connection, the ids wait in a backlog; a
+   * backlog that overflows turns into a whole resynchronisation, which brings everything.
    */
-  refetch(connection: Connection, sids: readonly string[]): Promise<void> {
-    return this.#request(connection, sids, new Set())
+  refetch(connection: Connection, peer: PeerLink, sids: readonly string[]): Promise<boolean> {
+    const channel = this.#channel(connection, peer)
+    if (channel.outstanding < MAX_OUTSTANDING) return this.#request(connection, sids)
+    for (const sid of sids) channel.backlog.add(sid)
+    if (channel.backlog.size > this.#options.chunkSize * BULK_WINDOW) {
+      debug('%s: fetch backlog overflowed: resynchronising', connection.label)
+      channel.backlog.clear()
+      this.request(peer, connection)
+    }
+    return Promise.resolve(false)
+  }
+
+  handleFetch(message: Fetch, connection: Connection, peer: PeerLink): void {
+    // A few sessions (a request waiting for one) are answered at once, not behind a transfer.
+    if (message.sids.length <= URGENT_FETCH) {
+      void this.#reply(message, connection)
+      return
+    }
+    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#reply(message, connection))
+  }
+
+  handleFetchReply(message: FetchReply, connection: Connection, peer: PeerLink): void {
+    const pending = this.#fetches.get(message.requestId)
+    if (!pending || pending.connection !== connection) {
+      debug('%s: reply to request %d, which this node did not make there: ignored', connection.label, message.requestId)
+      return
+    }
+    if (this.#events.admit(message.epoch)) {
+      const from = peer.nodeId ?? peer.label
+      const now = Date.now()
+      const killed: string[] = []
+      const targets: string[] = []
+      let applied = 0
+      for (const snapshot of message.snapshots) {
+        if (!pending.sids.has(snapshot.sid)) continue // not asked for: ignore
+        const result = this.#table.applySnapshot(snapshot.sid, snapshot, now, killed)
+        if (result === 'stale') continue
+        applied += 1
+        this.#events.applied(snapshot.sid, snapshot.blob === null, from)
+        if (result === 'needs-target') targets.push(snapshot.movedTo!)
+      }
+      for (const sid of killed) this.#events.applied(sid, true, from)
+      if (targets.length > 0) void this.refetch(connection, peer, targets)
+      // Count toward every run with this peer still in progress (usually exactly one).
+      for (const run of this.#runs.values()) if (run.peer === peer) run.fetched += applied
+    }
+    if (message.final) this.#finishFetch(message.requestId, true)
+  }
+
+  /**
+   * Decides from a digest entry whether the sender has something newer (then its id goes into
+   * `wanted`); applies what needs no fetch: tombstones, a later expiry of the same version.
+   */
+  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[]): void {
+    if (remote.expiresAt <= now) return
+    if (remote.tombstone) {
+      // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
+      const state = { version: remote.version, blob: null, movedTo: remote.movedTo, expiresAt: remote.expiresAt, cookieExpires: null, rebinds: 0 }
+      const result = this.#table.applySnapshot(remote.sid, state, now, killed)
+      if (result !== 'stale') this.#events.applied(remote.sid, true, peer.nodeId ?? peer.label)
+      if (result === 'needs-target') wanted.push(remote.movedTo!)
+      return
+    }
+    const stored = this.#table.peek(remote.sid)
+    const localEntry = stored && (stored.blob === null || stored.expiresAt > now) ? stored : undefined
+    if (!localEntry) {
+      wanted.push(remote.sid)
+      return
+    }
+    const order = compareVersions(remote.version, false, localEntry, isDestroyed(localEntry))
+    if (order > 0) wanted.push(remote.sid)
+    else if (order === 0 && localEntry.blob !== null) {
+      // Same version, maybe a later expiry there (a touch this node missed).
+      this.#table.applyExpiry(remote.sid, remote.version, remote.expiresAt, localEntry.cookieExpires, now)
+    }
   }
 
   /**
@@ -136,146 +269,155 @@ export class StateSync {
    * the peer is never asked for a whole transfer at once, so replies for requests that cannot wait
    * (a session someone is asking for right now) are not queued behind all of it.
    */
-  #queueBulk(connection: Connection, sids: string[], run: SyncRun | undefined): void {
-    if (run) run.outstanding += 1
-    let window = this.#bulk.get(connection)
-    if (!window) this.#bulk.set(connection, (window = { queue: [], active: 0 }))
-    window.queue.push({ sids, run })
-    this.#pump(connection, window)
+  #queueBulk(connection: Connection, channel: Channel, job: BulkJob): void {
+    if (job.run && job.attempt === 1) job.run.outstanding += 1
+    channel.bulk.push(job)
+    this.#pump(connection, channel)
   }
 
-  #pump(connection: Connection, window: BulkWindow): void {
-    while (window.active < BULK_WINDOW && window.queue.length > 0) {
-      const { sids, run } = window.queue.shift()!
-      window.active += 1
-      void this.fetch(connection, sids).then(() => {
-        window.active -= 1
-        if (run) {
-          run.outstanding -= 1
-          this.#maybeComplete(run)
+  #pump(connection: Connection, channel: Channel): void {
+    while (channel.bulkActive < BULK_WINDOW && channel.bulk.length > 0 && !connection.closing) {
+      const job = channel.bulk.shift()!
+      channel.bulkActive += 1
+      void this.fetch(connection, job.sids).then((complete) => {
+        channel.bulkActive -= 1
+        if (!complete && !connection.closing && job.attempt < MAX_ATTEMPTS) {
+          debug('%s: no reply to a fetch of %d ids: asking again', connection.label, job.sids.length)
+          channel.bulk.push({ ...job, attempt: job.attempt + 1 })
+        } else {
+          if (!complete && job.run) job.run.failed = true
+          if (job.run) {
+            job.run.outstanding -= 1
+            this.#maybeComplete(job.run)
+          }
         }
-        this.#pump(connection, window)
+        this.#pump(connection, channel)
       })
     }
   }
 
-  #request(connection: Connection, fresh: readonly string[], waits: Set<Promise<void>>): Promise<void> {
-    if (fresh.length > 0) {
-      const requestId = this.#nextId++
-      let resolve!: () => void
-      const reply = new Promise<void>((done) => (resolve = done))
-      this.#fetches.set(requestId, { sids: fresh, reply, resolve })
-      for (const sid of fresh) this.#inFlight.set(sid, reply)
-      waits.add(reply)
-      // A reply can never come over a closed connection: give up on it then.
-      void connection.done.then(() => this.#finishFetch(requestId))
-      connection.send({ type: MessageType.FETCH, requestId, sids: fresh })
-    }
-    return Promise.all(waits).then(() => undefined)
-  }
-
-  handleFetch(message: Fetch, connection: Connection): void {
-    // A few sessions (a request waiting for one) are answered at once, not behind a transfer.
-    if (message.sids.length <= URGENT_FETCH) {
-      void this.#reply(message, connection)
-      return
-    }
-    this.#serialise(connection, () => this.#reply(message, connection))
+  #request(connection: Connection, sids: readonly string[]): Promise<boolean> {
+    const channel = this.#channels.get(connection)
+    const requestId = this.#nextId++
+    let resolve!: (complete: boolean) => void
+    const reply = new Promise<boolean>((done) => (resolve = done))
+    const timer = setTimeout(() => this.#finishFetch(requestId, false), this.#options.requestTimeoutMs)
+    this.#fetches.set(requestId, { connection, sids: new Set(sids), reply, resolve, timer })
+    if (channel) channel.outstanding += 1
+    for (const sid of sids) this.#inFlight.set(sid, reply)
+    // A reply can never come over a closed connection: give up on it then.
+    void connection.done.then(() => this.#finishFetch(requestId, false))
+    if (!connection.send({ type: MessageType.FETCH, requestId, sids })) this.#finishFetch(requestId, false)
+    return reply
   }
 
   async #reply(message: Fetch, connection: Connection): Promise<void> {
     const now = Date.now()
+    const frameBytes = Math.min(this.#options.replyBytes, connection.frameBudget - ENVELOPE_BYTES)
     let batch: Snapshot[] = []
     let batchBytes = 0
     for (const sid of message.sids) {
       const entry = this.#table.peek(sid)
       if (!entry || entry.expiresAt <= now) continue
+      const bytes = ITEM_BYTES + byteLength(sid) + byteLength(entry.origin) + byteLength(entry.movedTo) + (entry.blob?.length ?? 0)
+      if (bytes > connection.frameBudget - ENVELOPE_BYTES) {
+        debug('%s: session %s is too large for the peer\'s frame cap: not sent', connection.label, sid)
+        continue
+      }
+      if (batchBytes + bytes > frameBytes && batch.length > 0) {
+        if (!connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, epoch: this.#table.epoch, snapshots: batch, final: false })) return
+        batch = []
+        batchBytes = 0
+        await this.#backpressure(connection)
+        if (connection.closing) return
+      }
       batch.push({
         sid,
         version: { counter: entry.counter, origin: entry.origin },
         expiresAt: entry.expiresAt,
         cookieExpires: entry.cookieExpires,
         blob: entry.blob,
+        movedTo: entry.movedTo,
+        rebinds: entry.rebinds,
       })
-      batchBytes += (entry.blob?.length ?? 0) + sid.length + 32
-      if (batchBytes >= this.#options.replyBytes) {
-        connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: false })
-        batch = []
-        batchBytes = 0
-        await this.#backpressure(connection)
-        if (connection.closing) return
-      }
+      batchBytes += bytes
     }
-    connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, snapshots: batch, final: true })
-  }
-
-  handleFetchReply(message: FetchReply, peer: PeerLink): void {
-    const now = Date.now()
-    let applied = 0
-    for (const snapshot of message.snapshots) {
-      const result = this.#table.applySnapshot(snapshot.sid, snapshot.version, snapshot.blob, snapshot.expiresAt, snapshot.cookieExpires, now)
-      if (result === 'applied') {
-        applied += 1
-        this.#events.applied(snapshot.sid, snapshot.blob === null, peer.nodeId ?? peer.label)
-      }
-    }
-    // Count toward every run with this peer still in progress (usually exactly one).
-    for (const run of this.#runs.values()) if (run.peer === peer) run.fetched += applied
-    if (message.final) this.#finishFetch(message.requestId)
-  }
-
-  /** Decides from a digest entry whether the sender has something newer; merges what needs no fetch. */
-  #wants(remote: DigestEntry, now: number, peer: PeerLink): boolean {
-    if (remote.expiresAt <= now) return false
-    const stored = this.#table.peek(remote.sid)
-    const localEntry = stored && (stored.blob === null || stored.expiresAt > now) ? stored : undefined
-    if (remote.destroyed) {
-      // A tombstone needs no fetch: the digest entry holds all of it.
-      if (this.#table.applyDestroy(remote.sid, remote.version, remote.expiresAt, now) === 'applied') {
-        this.#events.applied(remote.sid, true, peer.nodeId ?? peer.label)
-      }
-      return false
-    }
-    if (!localEntry) return true
-    const order = compareVersions(remote.version, false, localEntry, localEntry.blob === null)
-    if (order > 0) return true
-    if (order === 0 && localEntry.blob !== null) {
-      // Same version, maybe a later expiry there (a touch this node missed).
-      this.#table.applyExpiry(remote.sid, remote.version, remote.expiresAt, localEntry.cookieExpires, now)
-    }
-    return false
+    connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, epoch: this.#table.epoch, snapshots: batch, final: true })
   }
 
   async #streamDigest(connection: Connection, syncId: number): Promise<void> {
     const started = Date.now()
+    const epoch = this.#table.epoch
+    const frameBytes = connection.frameBudget - ENVELOPE_BYTES
     let batch: DigestEntry[] = []
+    let batchBytes = 0
     let sent = 0
     for (const [sid, entry] of this.#table.entries()) {
       if (entry.expiresAt <= Date.now()) continue
-      batch.push({ sid, version: { counter: entry.counter, origin: entry.origin }, destroyed: entry.blob === null, expiresAt: entry.expiresAt })
-      if (batch.length >= this.#options.chunkSize) {
-        connection.send({ type: MessageType.DIGEST, syncId, entries: batch, final: false })
+      const bytes = ITEM_BYTES + byteLength(sid) + byteLength(entry.origin) + byteLength(entry.movedTo)
+      if (batch.length >= this.#options.chunkSize || batchBytes + bytes > frameBytes) {
+        // A send refused means the queue overflowed: the resync after it streams a digest afresh.
+        if (!connection.send({ type: MessageType.DIGEST, syncId, epoch, entries: batch, final: false })) return
         sent += batch.length
         batch = []
+        batchBytes = 0
         await this.#backpressure(connection)
-        if (connection.closing) return
+        // A clear while streaming: what is left belongs to an epoch that is gone.
+        if (connection.closing || this.#table.epoch !== epoch) return
       }
+      batch.push({ sid, version: { counter: entry.counter, origin: entry.origin }, tombstone: entry.blob === null, movedTo: entry.movedTo, expiresAt: entry.expiresAt })
+      batchBytes += bytes
     }
-    connection.send({ type: MessageType.DIGEST, syncId, entries: batch, final: true })
+    connection.send({ type: MessageType.DIGEST, syncId, epoch, entries: batch, final: true })
     debug('digest of %d entries to %s in %d ms', sent + batch.length, connection.label, Date.now() - started)
   }
 
-  #finishFetch(requestId: number): void {
+  /** Splits ids into fetch requests that fit both `chunkSize` and the peer's frame cap. */
+  #chunks(sids: readonly string[], connection: Connection): string[][] {
+    const chunks: string[][] = []
+    const frameBytes = connection.frameBudget - ENVELOPE_BYTES
+    let chunk: string[] = []
+    let bytes = 0
+    for (const sid of sids) {
+      const size = byteLength(sid) + 8
+      if (chunk.length >= this.#options.chunkSize || bytes + size > frameBytes) {
+        chunks.push(chunk)
+        chunk = []
+        bytes = 0
+      }
+      chunk.push(sid)
+      bytes += size
+    }
+    if (chunk.length > 0) chunks.push(chunk)
+    return chunks
+  }
+
+  #finishFetch(requestId: number, complete: boolean): void {
     const pending = this.#fetches.get(requestId)
     if (!pending) return
     this.#fetches.delete(requestId)
+    clearTimeout(pending.timer)
     for (const sid of pending.sids) if (this.#inFlight.get(sid) === pending.reply) this.#inFlight.delete(sid)
-    pending.resolve()
+    pending.resolve(complete)
+    const channel = this.#channels.get(pending.connection)
+    if (!channel) return
+    channel.outstanding -= 1
+    if (channel.backlog.size > 0 && !pending.connection.closing) {
+      const sids = [...channel.backlog].slice(0, this.#options.chunkSize)
+      for (const sid of sids) channel.backlog.delete(sid)
+      void this.#request(pending.connection, sids)
+    }
   }
 
   #maybeComplete(run: SyncRun): void {
     if (!run.digestDone || run.outstanding > 0 || this.#runs.get(run.syncId) !== run) return
     this.#runs.delete(run.syncId)
+    if (run.failed) {
+      // Something was not fetched in time, even asked again: start over rather than claim completion.
+      debug('sync with %s incomplete: starting over', run.peer.nodeId ?? run.peer.label)
+      this.request(run.peer, run.connection)
+      return
+    }
     this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
   }
 
@@ -283,9 +425,31 @@ export class StateSync {
     if (connection.queuedBytes > this.#options.highWaterBytes) await connection.flushed()
   }
 
-  #serialise(connection: Connection, work: () => Promise<void> | void): void {
-    const previous = this.#replies.get(connection) ?? Promise.resolve()
-    const next = previous.then(work).catch((error: Error) => debug('%s: %s', connection.label, error.message))
-    this.#replies.set(connection, next)
+  #channel(connection: Connection, peer: PeerLink): Channel {
+    let channel = this.#channels.get(connection)
+    if (!channel) {
+      channel = { peer, outstanding: 0, backlog: new Set(), bulk: [], bulkActive: 0, replies: Promise.resolve(), queuedReplies: 0, pushQueued: false }
+      this.#channels.set(connection, channel)
+    }
+    return channel
   }
+
+  /** A peer's request may queue more work only within bounds: a flood closes its connection. */
+  #limited(channel: Channel): Channel {
+    if (channel.queuedReplies >= MAX_QUEUED_REPLIES) throw new ProtocolError(`more than ${MAX_QUEUED_REPLIES} digest or fetch requests queued`)
+    return channel
+  }
+
+  /** Runs `work` after the replies already queued for this connection. */
+  #serialise(channel: Channel, work: () => Promise<void> | void): void {
+    channel.queuedReplies += 1
+    channel.replies = channel.replies
+      .then(work)
+      .catch((error: Error) => debug('%s', error.message))
+      .finally(() => (channel.queuedReplies -= 1))
+  }
+}
+
+function byteLength(text: string | null): number {
+  return text === null ? 1 : Buffer.byteLength(text)
 }

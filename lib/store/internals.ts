@@ -7,6 +7,11 @@ export interface StoreInternals {
   /** A new session id routed to this node: `<random>.<nodeId>`. */
   genid(): string
   /**
+   * Makes the next `store.genid(request)` for this request return `sid`: how the Fastify adapter
+   * has @fastify/session build its session under the id a rebind moved it to.
+   */
+  reserveId(request: object, sid: string): void
+  /**
    * Moves a live session to a new id routed to this node and replicates the move; the old id stops
    * working on every node. Returns the new id, or undefined when there is no such session here.
    */

@@ -91,7 +91,9 @@ export class PeerStore extends Store {
    * express-session's `genid` (or @fastify/session's `idGenerator`) so balancers and the rebinder
    * know which node a session lives on.
    */
-  readonly genid: () => string
+  readonly genid: (request?: object) => string
+  /** Ids the Fastify adapter reserved for a request's next `genid` (see `StoreInternals.reserveId`). */
+  readonly #reservedIds = new WeakMap<object, string>()
 
   constructor()
   constructor(options: PeerStoreOptions)
@@ -110,16 +112,27 @@ export class PeerStore extends Store {
       maxContainerLength: this.#options.maxContainerLength,
     }
     this.#table = new SessionTable(
-      { nodeId: this.#options.nodeId, tombstoneTtlMs: this.#options.tombstoneTtlMs, expiryResolutionMs: this.#options.reapIntervalMs },
+      {
+        nodeId: this.#options.nodeId,
+        tombstoneTtlMs: this.#options.tombstoneTtlMs,
+        expiryResolutionMs: this.#options.reapIntervalMs,
+        maxRebinds: this.#options.maxRebinds,
+      },
       Date.now(),
     )
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapIntervalMs)
     this.#reaper.unref()
     const nodeId = this.#options.nodeId
-    this.genid = () => createSessionId(nodeId)
+    this.genid = (request) => {
+      const reserved = request === undefined ? undefined : this.#reservedIds.get(request)
+      if (reserved === undefined) return createSessionId(nodeId)
+      this.#reservedIds.delete(request!)
+      return reserved
+    }
     registerInternals(this, {
       nodeId,
-      genid: this.genid,
+      genid: () => createSessionId(nodeId),
+      reserveId: (request, sid) => this.#reservedIds.set(request, sid),
       rebind: (sid) => this.#rebind(sid),
       readExternal: (sid) => this.#readExternal(sid),
       writeExternal: (sid, data, cookieExpires, maxAgeMs) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs),
@@ -272,14 +285,18 @@ export class PeerStore extends Store {
     }, callback)
   }
 
-  /** Removes every session and tombstone, here and on every reachable peer. */
+  /**
+   * Removes every session, here and on every peer. Final like a destroy: a peer that is unreachable
+   * now clears too when it comes back, and nothing it held before the clear returns.
+   */
   override clear(): Promise<void>
   override clear(callback: (error?: unknown) => void): void
   override clear(callback?: Callback<void>): Promise<void> | undefined {
     return settle(async () => {
       this.#assertOpen('clear')
-      this.#table.clear()
-      await this.#replication?.publishClear()
+      const epoch = { counter: this.#table.epoch.counter + 1, origin: this.#options.nodeId }
+      this.#table.clear(epoch)
+      await this.#replication?.publishClear(epoch)
     }, callback)
   }
 
@@ -326,17 +343,25 @@ export class PeerStore extends Store {
 
   /**
    * Replicates a local change; resolves as `sendMode` says. Inside `withoutReplication` (requests
-   * the static-asset filter matched) nothing is sent: the next replicated change carries it.
+   * the static-asset filter matched) writes and touches are not sent: the next replicated change
+   * carries them. Destroys and moves always travel: a logout or a takeover must reach every node.
    */
   #publish(change: LocalChange | undefined): Promise<void> | undefined {
-    if (!change || !this.#replication || replicationSuppressed()) return undefined
+    if (!change || !this.#replication) return undefined
+    if (replicationSuppressed() && (change.kind === 'upsert' || change.kind === 'expiry')) return undefined
     return this.#replication.publish(change)
   }
 
   async #rebind(sid: string): Promise<string | undefined> {
     this.#assertUsable('rebind', sid)
+    const now = Date.now()
+    const rebinds = this.#table.get(sid, now)?.rebinds ?? 0
+    if (rebinds >= this.#options.maxRebinds) {
+      debug('session %s was rebound %d times already: served under its id', sid, rebinds)
+      return undefined
+    }
     const to = this.genid()
-    const change = this.#table.rename(sid, to, Date.now())
+    const change = this.#table.rename(sid, to, now)
     if (!change) return undefined
     debug('session rebound to this node: %s -> %s', sid, to)
     await this.#publish(change)

@@ -1,14 +1,17 @@
 import type { EncodedSession } from '../codec/session-codec.js'
 import { ExpiryWheel } from './expiry-wheel.js'
-import { compareVersions, NO_VERSION, sameVersion, type Version } from './version.js'
+import { compareVersions, NO_VERSION, sameVersion, versionOf, type Version } from './version.js'
 
 /**
- * One stored session, or the tombstone of a destroyed one (`blob === null`). Plain mutable records
- * of a single shape: the table may hold a million of them.
+ * One stored session, or the tombstone of one that is gone (`blob === null`): destroyed, or moved to
+ * another id by a rebind (`movedTo`). Plain mutable records of a single shape: the table may hold a
+ * million of them.
  */
 export interface Entry {
   /** msgpack map of the session's top-level fields; null for a tombstone. */
   blob: Buffer | null
+  /** For the tombstone a rebind leaves: the id the session moved to. Null otherwise. */
+  movedTo: string | null
   /** `cookie.expires` in ms since the epoch, or null. */
   cookieExpires: number | null
   /** When the session expires; for a tombstone, when it is forgotten. */
@@ -18,6 +21,20 @@ export interface Entry {
   origin: string
   /** When the expiry was last rewritten here, for `touchAfter`. */
   expiryWrittenAt: number
+  /** How many times this session has been moved to a new id (see `maxRebinds`). */
+  rebinds: number
+}
+
+/** A whole entry as peers exchange it: a session, a destroyed one, or one moved to another id. */
+export interface EntryState {
+  readonly version: Version
+  /** The session's bytes; null for a tombstone. */
+  readonly blob: Buffer | null
+  /** For a tombstone left by a rebind, the id the session moved to. */
+  readonly movedTo: string | null
+  readonly expiresAt: number
+  readonly cookieExpires: number | null
+  readonly rebinds: number
 }
 
 /** What a local write changed, for the replicator to send to the peers. */
@@ -39,7 +56,7 @@ export type LocalChange =
       readonly base: Version
       /** The entry now under `to`. */
       readonly entry: Readonly<Entry>
-      /** The tombstone left under `sid`. */
+      /** The tombstone left under `sid`, naming `to`. */
       readonly tombstone: Readonly<Entry>
     }
 
@@ -51,6 +68,8 @@ export type RemoteResult =
   | 'stale'
   /** Made on top of a version this node does not have: the whole entry must be fetched. */
   | 'needs-full'
+  /** A move was applied, but the session's data under its new id is not here: fetch that id. */
+  | 'needs-target'
 
 export interface SessionTableOptions {
   readonly nodeId: string
@@ -58,18 +77,28 @@ export interface SessionTableOptions {
   readonly tombstoneTtlMs: number
   /** Width of an expiry bucket, in ms. */
   readonly expiryResolutionMs: number
+  /** How many times one session may be moved to a new id; tombstones per session stay below this. */
+  readonly maxRebinds: number
 }
 
 /**
  * The sessions this node holds, with their versions and expiry. Knows nothing of sockets or of
  * express-session. Local writes return the change they made, for the replicator; changes from
  * peers are applied only on top of the version they were made from (see `version.ts`).
+ *
+ * Moves (rebinds) are ordered against writes and destroys on every node alike: a move of `a` to `b`
+ * is a version of `a`. When something newer than the move reaches `a` (a concurrent write with a
+ * higher version, a destroy, another move), or a node learns of a move older than what it has for
+ * `a`, the move lost, and `b` is destroyed wherever that is known: a destroy of the old id always
+ * ends the session under its new one, in either order of arrival, and two concurrent moves of one
+ * session leave one live id.
  */
 export class SessionTable {
   readonly #entries = new Map<string, Entry>()
   readonly #wheel: ExpiryWheel
   readonly #options: SessionTableOptions
   #liveCount = 0
+  #epoch: Version = NO_VERSION
 
   constructor(options: SessionTableOptions, now: number) {
     this.#options = options
@@ -81,9 +110,17 @@ export class SessionTable {
     return this.#liveCount
   }
 
-  /** Tombstones of destroyed sessions not yet forgotten. */
+  /** Tombstones of destroyed and moved sessions not yet forgotten. */
   get tombstoneCount(): number {
     return this.#entries.size - this.#liveCount
+  }
+
+  /**
+   * The clear this table's contents date from: every `clear()` in the cluster starts a newer epoch,
+   * and anything from an older one is gone for good (see `clear`).
+   */
+  get epoch(): Version {
+    return this.#epoch
   }
 
   /** The live, unexpired entry for `sid`; reclaims it on the spot if it has expired. */
@@ -111,14 +148,14 @@ export class SessionTable {
 
   /**
    * Writes a session. Unchanged bytes only move the expiry, at most once per `touchAfterMs`.
-   * Returns the change, or undefined when nothing changed or the id is destroyed.
+   * Returns the change, or undefined when nothing changed or the id is a tombstone.
    */
   upsert(sid: string, session: EncodedSession, expiresAt: number, now: number, touchAfterMs: number): LocalChange | undefined {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
     if (!entry || entry.expiresAt <= now) {
       if (entry) this.#forget(sid, entry)
-      const created = this.#newEntry(session.blob, session.cookieExpires, expiresAt, NO_VERSION.counter + 1, this.#options.nodeId, now)
+      const created = this.#newEntry({ ...LIVE, version: { counter: NO_VERSION.counter + 1, origin: this.#options.nodeId }, blob: session.blob, expiresAt, cookieExpires: session.cookieExpires }, now)
       this.#insert(sid, created)
       return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null }
     }
@@ -128,7 +165,7 @@ export class SessionTable {
 
   /** Replaces the bytes of a live entry as a new local version. */
   replaceBlob(sid: string, entry: Entry, blob: Buffer, cookieExpires: number | null, expiresAt: number, now: number): LocalChange {
-    const base: Version = { counter: entry.counter, origin: entry.origin }
+    const base = versionOf(entry)
     const previous = entry.blob
     this.#moveExpiry(sid, entry, expiresAt)
     entry.blob = blob
@@ -156,37 +193,43 @@ export class SessionTable {
 
   /**
    * Turns a session into a tombstone, so that no late write or stale copy brings it back. A tombstone
-   * is kept until the session would have expired, and at least `tombstoneTtlMs`.
+   * is kept until the session would have expired, and at least `tombstoneTtlMs`. A tombstone already
+   * there (destroyed, or moved: the session lives on under its new id) is left as it is.
    */
   destroy(sid: string, now: number): LocalChange | undefined {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
-    const keepUntil = Math.max(entry && entry.expiresAt > now ? entry.expiresAt : 0, now + this.#options.tombstoneTtlMs)
-    const tombstone = this.#bury(sid, entry, (entry?.counter ?? 0) + 1, this.#options.nodeId, keepUntil, now)
+    const version = { counter: (entry?.counter ?? 0) + 1, origin: this.#options.nodeId }
+    const tombstone = this.#put(sid, entry, { ...DESTROYED, version, expiresAt: this.#keepUntil(entry, now) }, now)
     return { kind: 'destroy', sid, entry: tombstone }
   }
 
   /**
-   * Moves a live session to a new id, as a new local version; the old id becomes a tombstone.
-   * Returns undefined when there is no live session under `sid` or `to` is taken.
+   * Moves a live session to a new id, as a new local version; the old id becomes a tombstone naming
+   * the new one. Returns undefined when there is no live session under `sid`, `to` is taken, or the
+   * session was already moved `maxRebinds` times.
    */
   rename(sid: string, to: string, now: number): LocalChange | undefined {
     const entry = this.get(sid, now)
-    if (!entry || this.#entries.has(to)) return undefined
-    const base: Version = { counter: entry.counter, origin: entry.origin }
-    const counter = entry.counter + 1
-    const moved = this.#newEntry(entry.blob, entry.cookieExpires, entry.expiresAt, counter, this.#options.nodeId, now)
-    const keepUntil = Math.max(entry.expiresAt, now + this.#options.tombstoneTtlMs)
-    const tombstone = this.#bury(sid, entry, counter, this.#options.nodeId, keepUntil, now)
+    if (!entry || this.#entries.has(to) || entry.rebinds >= this.#options.maxRebinds) return undefined
+    const base = versionOf(entry)
+    const version = { counter: entry.counter + 1, origin: this.#options.nodeId }
+    const moved = this.#newEntry({ version, blob: entry.blob, movedTo: null, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires, rebinds: entry.rebinds + 1 }, now)
+    const tombstone = this.#put(sid, entry, { ...MOVED, version, movedTo: to, expiresAt: this.#keepUntil(entry, now) }, now)
     this.#insert(to, moved)
     return { kind: 'rename', sid, to, base, entry: moved, tombstone }
   }
 
-  /** Forgets everything, tombstones included. */
-  clear(): void {
+  /**
+   * Forgets every session and tombstone and starts `epoch`: from now on, nothing from an older epoch
+   * is accepted from a peer (the replicator checks), so a node that missed the clear cannot bring
+   * the cleared sessions back.
+   */
+  clear(epoch: Version = this.#epoch): void {
     this.#entries.clear()
     this.#wheel.clear()
     this.#liveCount = 0
+    this.#epoch = versionOf(epoch)
   }
 
   /** Ids of live, unexpired sessions. */
@@ -205,6 +248,7 @@ export class SessionTable {
   }
 
   // ---- changes from peers -----------------------------------------------------------------------
+  // `killed`, when given, collects the ids of sessions destroyed because a move lost (see the class).
 
   /**
    * Applies a delta made on top of `base`. `apply` turns the current bytes (null for a create) into
@@ -220,7 +264,12 @@ export class SessionTable {
     apply: (current: Buffer | null) => Buffer,
   ): RemoteResult {
     const entry = this.#liveOrTombstone(sid, now)
-    if (entry?.blob === null) return 'stale' // destroy is final
+    if (entry?.blob === null) {
+      // Destroyed: final. Moved: a concurrent write newer than the move undoes it, but the data left
+      // with the move, so the write must be fetched whole.
+      if (entry.movedTo === null) return 'stale'
+      return compareVersions(version, false, entry, false) > 0 ? 'needs-full' : 'stale'
+    }
     const current: Version = entry ?? NO_VERSION
     if (!sameVersion(current, base)) return compareVersions(version, false, current, false) <= 0 ? 'stale' : 'needs-full'
     if (expiresAt <= now) {
@@ -236,46 +285,50 @@ export class SessionTable {
       entry.origin = version.origin
       entry.expiryWrittenAt = now
     } else {
-      this.#insert(sid, this.#newEntry(blob, cookieExpires, expiresAt, version.counter, version.origin, now))
+      this.#insert(sid, this.#newEntry({ ...LIVE, version, blob, expiresAt, cookieExpires }, now))
     }
-    return 'applied'
-  }
-
-  /** Applies a whole entry (a session, or a tombstone when `blob` is null) if it is newer than ours. */
-  applySnapshot(sid: string, version: Version, blob: Buffer | null, expiresAt: number, cookieExpires: number | null, now: number): RemoteResult {
-    const entry = this.#liveOrTombstone(sid, now)
-    if (expiresAt <= now) return 'stale'
-    if (entry && compareVersions(version, blob === null, entry, entry.blob === null) <= 0) {
-      if (entry.blob === null && blob === null && expiresAt > entry.expiresAt) this.#moveExpiry(sid, entry, expiresAt)
-      return 'stale'
-    }
-    if (blob === null) {
-      this.#bury(sid, entry, version.counter, version.origin, expiresAt, now)
-      return 'applied'
-    }
-    if (entry) this.#forget(sid, entry)
-    this.#insert(sid, this.#newEntry(blob, cookieExpires, expiresAt, version.counter, version.origin, now))
     return 'applied'
   }
 
   /**
-   * Applies a peer's rename: the old id is buried whatever happens (a rename ends it); the data
-   * moves only if this node has the exact version that moved, else the new id must be fetched.
+   * Applies a whole entry (a session or a tombstone) if it is newer than ours. For a move that was
+   * applied, 'needs-target' says the session's data under its new id must still be fetched.
    */
-  applyRename(from: string, to: string, base: Version, version: Version, keepUntil: number, now: number): RemoteResult {
-    const entry = this.#liveOrTombstone(from, now)
-    const movable = entry && entry.blob !== null && sameVersion(entry, base) ? entry : undefined
-    if (!entry || entry.blob !== null) this.#bury(from, entry, version.counter, version.origin, keepUntil, now)
-    if (!movable) {
-      const existing = this.#liveOrTombstone(to, now)
-      return existing && compareVersions(existing, existing.blob === null, version, false) >= 0 ? 'stale' : 'needs-full'
+  applySnapshot(sid: string, state: EntryState, now: number, killed?: string[]): RemoteResult {
+    const entry = this.#liveOrTombstone(sid, now)
+    if (state.expiresAt <= now) return 'stale'
+    if (entry && compareVersions(state.version, isDestroyed(state), entry, isDestroyed(entry)) <= 0) {
+      const sameState = sameVersion(entry, state.version) && entry.movedTo === state.movedTo
+      if (sameState && entry.blob === null && state.expiresAt > entry.expiresAt) this.#moveExpiry(sid, entry, state.expiresAt)
+      // Learning of a move that lost to what is here ends the session under its new id.
+      if (!sameState && state.movedTo !== null) this.#kill(state.movedTo, state.expiresAt, now, killed)
+      return 'stale'
     }
-    return this.applySnapshot(to, version, movable.blob, movable.expiresAt, movable.cookieExpires, now)
+    const lostMove = entry?.movedTo ?? null
+    this.#put(sid, entry, state, now)
+    if (lostMove !== null && lostMove !== state.movedTo) this.#kill(lostMove, state.expiresAt, now, killed)
+    if (state.movedTo === null) return 'applied'
+    const target = this.#liveOrTombstone(state.movedTo, now)
+    return target && compareVersions(target, isDestroyed(target), state.version, false) >= 0 ? 'applied' : 'needs-target'
   }
 
-  /** Applies a destroy: a tombstone wins over any live version. */
-  applyDestroy(sid: string, version: Version, keepUntil: number, now: number): RemoteResult {
-    return this.applySnapshot(sid, version, null, keepUntil, null, now)
+  /**
+   * Applies a peer's move of `from` to `to`. If this node has the exact version that moved, the data
+   * moves here too; otherwise 'needs-target' asks for it. A move older than what this node has for
+   * `from` lost, and `to` is destroyed.
+   */
+  applyRename(move: { from: string; to: string; base: Version; version: Version; keepUntil: number; rebinds: number }, now: number, killed?: string[]): RemoteResult {
+    const entry = this.#liveOrTombstone(move.from, now)
+    const tombstone: EntryState = { ...MOVED, version: move.version, movedTo: move.to, expiresAt: move.keepUntil }
+    if (!entry?.blob || !sameVersion(entry, move.base)) return this.applySnapshot(move.from, tombstone, now, killed)
+    const data: EntryState = { ...LIVE, version: move.version, blob: entry.blob, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires, rebinds: move.rebinds }
+    this.#put(move.from, entry, tombstone, now)
+    return this.applySnapshot(move.to, data, now, killed) === 'stale' ? 'stale' : 'applied'
+  }
+
+  /** Applies a destroy: it wins over any live version, and ends a move of the session too. */
+  applyDestroy(sid: string, version: Version, keepUntil: number, now: number, killed?: string[]): RemoteResult {
+    return this.applySnapshot(sid, { ...DESTROYED, version, expiresAt: keepUntil }, now, killed)
   }
 
   /**
@@ -292,6 +345,30 @@ export class SessionTable {
 
   // ---- internals --------------------------------------------------------------------------------
 
+  /**
+   * Destroys `sid` because the move that created it lost, and whatever it moved on to in turn. A
+   * tombstone is left even where nothing was, so a copy fetched later cannot bring it back.
+   */
+  #kill(sid: string, keepUntil: number, now: number, killed: string[] | undefined): void {
+    let next: string | null = sid
+    // Each session moves at most `maxRebinds` times, so a chain is never longer; the bound also
+    // stops a cycle a faulty peer could make.
+    for (let hops = 0; next !== null && hops <= this.#options.maxRebinds; hops++) {
+      const entry = this.#liveOrTombstone(next, now)
+      if (entry && isDestroyed(entry)) return
+      const version = { counter: (entry?.counter ?? 0) + 1, origin: this.#options.nodeId }
+      const movedOn: string | null = entry?.movedTo ?? null
+      this.#put(next, entry, { ...DESTROYED, version, expiresAt: Math.max(keepUntil, this.#keepUntil(entry, now)) }, now)
+      if (entry?.blob) killed?.push(next)
+      next = movedOn
+    }
+  }
+
+  /** How long the tombstone of `entry` is kept: until the session would have expired, and at least `tombstoneTtlMs`. */
+  #keepUntil(entry: Entry | undefined, now: number): number {
+    return Math.max(entry && entry.expiresAt > now ? entry.expiresAt : 0, now + this.#options.tombstoneTtlMs)
+  }
+
   /** The entry for `sid`, forgetting it first if it is a session that has expired. */
   #liveOrTombstone(sid: string, now: number): Entry | undefined {
     const entry = this.#entries.get(sid)
@@ -302,15 +379,25 @@ export class SessionTable {
     return entry
   }
 
-  #bury(sid: string, entry: Entry | undefined, counter: number, origin: string, keepUntil: number, now: number): Entry {
+  /** Replaces whatever is under `sid` with `state`. */
+  #put(sid: string, entry: Entry | undefined, state: EntryState, now: number): Entry {
     if (entry) this.#forget(sid, entry)
-    const tombstone = this.#newEntry(null, null, keepUntil, counter, origin, now)
-    this.#insert(sid, tombstone)
-    return tombstone
+    const replacement = this.#newEntry(state, now)
+    this.#insert(sid, replacement)
+    return replacement
   }
 
-  #newEntry(blob: Buffer | null, cookieExpires: number | null, expiresAt: number, counter: number, origin: string, now: number): Entry {
-    return { blob, cookieExpires, expiresAt, counter, origin, expiryWrittenAt: now }
+  #newEntry(state: EntryState, now: number): Entry {
+    return {
+      blob: state.blob,
+      movedTo: state.movedTo,
+      cookieExpires: state.cookieExpires,
+      expiresAt: state.expiresAt,
+      counter: state.version.counter,
+      origin: state.version.origin,
+      expiryWrittenAt: now,
+      rebinds: state.rebinds,
+    }
   }
 
   #moveExpiry(sid: string, entry: Entry, expiresAt: number): void {
@@ -330,3 +417,13 @@ export class SessionTable {
     if (entry.blob !== null) this.#liveCount -= 1
   }
 }
+
+/** A destroyed session's tombstone (not a moved one): final, it beats every other version. */
+export function isDestroyed(entry: { readonly blob: Buffer | null; readonly movedTo: string | null }): boolean {
+  return entry.blob === null && entry.movedTo === null
+}
+
+/** Defaults of each kind of `EntryState`, to spread before the fields that differ. */
+const LIVE = { movedTo: null, cookieExpires: null, rebinds: 0 } as const
+const DESTROYED = { blob: null, movedTo: null, cookieExpires: null, rebinds: 0 } as const
+const MOVED = { blob: null, cookieExpires: null, rebinds: 0 } as const
