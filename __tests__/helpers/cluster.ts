@@ -4,6 +4,7 @@ import path from 'node:path'
 import type { PeerStoreOptions } from '../../lib/index.js'
 import { ROOT } from './child.js'
 import { EventLog } from './event-log.js'
+import { FaultProxy } from './fault-proxy.js'
 
 const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'cluster-node.ts')
 
@@ -159,5 +160,40 @@ export class NodeProcess {
     if (!running.has(this)) return
     this.#child.kill(signal)
     await this.exited
+  }
+}
+
+/**
+ * Two nodes that reach each other only through fault proxies, so a test can cut them apart (a
+ * partition) and let them meet again. Each node's port + 1000 is the proxy in front of it.
+ */
+export async function partitionablePair(a: Omit<NodeSpec, 'peers'>, b: Omit<NodeSpec, 'peers'>) {
+  const toA = await FaultProxy.start({ host: a.host, port: a.port + 1000 }, { host: a.host, port: a.port })
+  const toB = await FaultProxy.start({ host: b.host, port: b.port + 1000 }, { host: b.host, port: b.port })
+  const [was1, was2] = await Promise.all([
+    NodeProcess.start({ ...a, peers: [{ host: b.host, port: b.port + 1000, nodeId: b.nodeId }] }),
+    NodeProcess.start({ ...b, peers: [{ host: a.host, port: a.port + 1000, nodeId: a.nodeId }] }),
+  ])
+  await Promise.all([was1.waitForSync(b.nodeId), was2.waitForSync(a.nodeId)])
+  return {
+    was1,
+    was2,
+    /** Cuts every connection between the two and waits until each has declared the other dead. */
+    async partition(): Promise<void> {
+      toA.cut()
+      toB.cut()
+      await Promise.all([was1.waitForPeer(b.nodeId, 'dead', was1.mark), was2.waitForPeer(a.nodeId, 'dead', was2.mark)])
+    },
+    /** Lets them meet again and waits until each has synchronised with the other. */
+    async heal(): Promise<void> {
+      const marks = [was1.mark, was2.mark]
+      toA.restore()
+      toB.restore()
+      await Promise.all([was1.waitForSync(b.nodeId, marks[0]), was2.waitForSync(a.nodeId, marks[1])])
+    },
+    async close(): Promise<void> {
+      await Promise.all([was1.kill(), was2.kill()])
+      await Promise.all([toA.close(), toB.close()])
+    },
   }
 }

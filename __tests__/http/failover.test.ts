@@ -78,6 +78,22 @@ describe.each<[Framework, number]>([
     }
   })
 
+  test('a takeover whose first request is a static file still replicates the move: the old id dies everywhere, the data lives on', async () => {
+    const jar = new CookieJar()
+    await browse(jar, `${was2.url}/login?user=alan`)
+    const beforeFailover = jar.copy()
+    const oldSession = jar.cookies.get(SESSION_COOKIE[framework])
+    // The balancer sends the client to was1, and the first thing the page loads is a script.
+    expect((await browse(jar, `${was1.url}/public/app.js`)).status).toBe(200)
+    expect(jar.cookies.get(SESSION_COOKIE[framework])).not.toBe(oldSession)
+    for (const node of [was1, was2]) {
+      const stale = await browse(beforeFailover.copy(), `${node.url}/whoami`)
+      expect(stale.body).toMatchObject({ user: null })
+    }
+    // was2 knows the session under its new id without having served it: the move reached it.
+    expect((await browse(jar.copy(), `${was2.url}/whoami`)).body).toMatchObject({ node: 'was2', user: 'alan', count: 1 })
+  })
+
   test('1,000 requests for static files cause zero replication frames on the wire', async () => {
     const jar = new CookieJar()
     await browse(jar, `${was1.url}/login?user=grace`)

@@ -58,3 +58,34 @@ describe('koa-session external store', () => {
     }
   })
 })
+
+test("a session the application's valid() refuses is not taken over: it lives on under its id", async () => {
+  const [was1, was2] = await pair(4092)
+  try {
+    const app = (store: PeerStore) => {
+      const koa = new Koa()
+      koa.keys = ['koa test key']
+      // The application's own check, e.g. a session bound to the browser that made it.
+      const valid = (ctx: Koa.Context, session: Record<string, unknown>) => session.agent === ctx.get('user-agent')
+      koa.use(peerKoaSession(koa, store, { maxAge: 60_000, valid }))
+      koa.use((ctx) => {
+        const session = ctx.session as unknown as Record<string, unknown>
+        if (ctx.path === '/login') Object.assign(session, { user: 'ada', agent: ctx.get('user-agent') })
+        ctx.body = { user: session.user ?? null }
+      })
+      return koa.callback()
+    }
+    const login = await request(app(was1)).get('/login').set('user-agent', 'victim-browser').expect(200)
+    const cookies = (login.headers['set-cookie'] as unknown as string[]).map((cookie) => cookie.split(';')[0]!).join('; ')
+    const sid = /koa\.sess=([^;]+)/.exec(cookies)![1]!
+    // ('sync' mode: the login's save returned once was2 had applied it.)
+    // Another browser presents the cookie to the other node: the application refuses the session there.
+    await request(app(was2)).get('/whoami').set('cookie', cookies).set('user-agent', 'another-browser').expect(200, { user: null })
+    // So it was not moved: the real holder still has it, on both nodes.
+    await request(app(was1)).get('/whoami').set('cookie', cookies).set('user-agent', 'victim-browser').expect(200, { user: 'ada' })
+    expect(await was1.get(sid)).toMatchObject({ user: 'ada' })
+    expect(await was2.get(sid)).toMatchObject({ user: 'ada' })
+  } finally {
+    await Promise.all([was1.close(), was2.close()])
+  }
+})
