@@ -383,10 +383,13 @@ const MIN_SECRET_LENGTH = 16
 function parseSecrets(value: unknown): string[] {
   if (value === undefined) return []
   const list = typeof value === 'string' ? [value] : value
-  if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value)
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value, { sensitive: true })
+  }
   list.forEach((secret, index) => {
     if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
-      throw new InvalidOptionError(typeof value === 'string' ? 'secret' : `secret[${index}]`, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret)
+      const option = typeof value === 'string' ? 'secret' : `secret[${index}]`
+      throw new InvalidOptionError(option, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret, { sensitive: true })
     }
   })
   return list as string[]
@@ -394,15 +397,17 @@ function parseSecrets(value: unknown): string[] {
 
 function parseTls(value: unknown): TlsOptions | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value)
+  // A private key or passphrase may be passed in the wrong place: never print any of these values.
+  const sensitive = { sensitive: true }
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value, sensitive)
   const tls = value as Record<string, unknown>
   const pem = (item: unknown) => typeof item === 'string' || Buffer.isBuffer(item)
   for (const field of ['ca', 'cert', 'key'] as const) {
     const item = tls[field]
     const ok = field === 'ca' && Array.isArray(item) ? item.length > 0 && item.every(pem) : pem(item)
-    if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item)
+    if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item, sensitive)
   }
-  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase)
+  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase, sensitive)
   return tls as unknown as TlsOptions
 }
 
