@@ -197,7 +197,13 @@ export class Cluster {
     }
     const connection = this.#wrap(socket, `${this.identity.nodeId}<-${socket.remoteAddress}:${socket.remotePort}`)
     this.#handshaking.add(connection)
-    acceptHandshake(connection, this.identity, this.#security, this.#options.handshakeTimeoutMs, (hello) => this.#decide(hello), (hello) => this.#inboundHandlers(hello, connection))
+    acceptHandshake(connection, {
+      local: this.identity,
+      security: this.#security,
+      timeoutMs: this.#options.handshakeTimeoutMs,
+      decide: (hello) => this.#decide(hello),
+      next: (hello) => this.#inboundHandlers(hello, connection),
+    })
       .catch((error: Error) => this.#reportFailure(error, connection.remoteAddress))
       .finally(() => this.#handshaking.delete(connection))
   }

@@ -6,6 +6,10 @@ import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { PROTOCOL_VERSION } from './frame.js'
 import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from './messages.js'
+import { printable } from './untrusted.js'
+
+/** Cluster names are up to 128 characters; in a message, this much of someone else's is enough. */
+const NAME_LENGTH = 64
 
 /** Who this node is, as it introduces itself to peers. */
 export interface LocalIdentity {
@@ -30,28 +34,36 @@ export interface Refusal {
   readonly detail: string
 }
 
+/** What the dialing side of a handshake needs. */
+export interface DialParameters {
+  readonly local: LocalIdentity
+  readonly security: HandshakeSecurity
+  /** The peer's id when the configuration names it (or an authenticated handshake taught it). */
+  readonly expectedNodeId: string | undefined
+  readonly timeoutMs: number
+  /**
+   * The WELCOME passed every check this node can make (cluster, expected id, the proof of the
+   * secret, the certificate's names): its node id is the peer's. Called before AUTH is sent, so a
+   * peer that goes on to refuse this node has still been identified. Nothing else teaches an id:
+   * a REFUSE is not authenticated, and anyone on the peer's address could have sent it.
+   */
+  readonly verified: (welcome: Welcome) => void
+  /** On READY the connection is handed to these handlers before any further frame is read. */
+  readonly next: (welcome: Welcome) => ConnectionHandlers
+}
+
 /**
  * The dialing side: HELLO, then WELCOME (checked: cluster, node id, the acceptor's proof of the
- * secret), then AUTH (this side's proof), then READY. `expectedNodeId` is the configured peer's id
- * when the configuration names one. On READY the connection is handed to `next` before any further
- * frame is read. A refusal tells `refusedBy` the refusing node's id.
+ * secret or its certificate), then AUTH (this side's proof), then READY.
  */
-export function dialHandshake(
-  connection: Connection,
-  local: LocalIdentity,
-  security: HandshakeSecurity,
-  expectedNodeId: string | undefined,
-  timeoutMs: number,
-  next: (welcome: Welcome) => ConnectionHandlers,
-  refusedBy: (nodeId: string) => void,
-): Promise<Welcome> {
+export function dialHandshake(connection: Connection, parameters: DialParameters): Promise<Welcome> {
+  const { local, security, expectedNodeId, timeoutMs, verified, next } = parameters
   const key = security.keys[0]
   const hello: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local, nonce: randomBytes(NONCE_BYTES), keyId: key?.id ?? null }
   let welcome: Welcome | undefined
   return run(connection, timeoutMs, (message, settle) => {
     if (message.type === MessageType.REFUSE) {
-      refusedBy(message.nodeId)
-      throw new HandshakeRefusedError(message.reason, `the peer says: ${message.detail}`)
+      throw new HandshakeRefusedError(message.reason, `the peer says: ${printable(message.detail)}`)
     }
     if (!welcome) {
       if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
@@ -71,6 +83,7 @@ export function dialHandshake(
         throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} uses a cluster secret and this node has none: set \`secret\``)
       }
       welcome = message
+      verified(message)
       connection.send({ type: MessageType.AUTH, proof: key ? proof(key, 'dialer', transcript) : null })
       return
     }
@@ -83,19 +96,24 @@ export function dialHandshake(
   }, () => connection.send(hello))
 }
 
+/** What the accepting side of a handshake needs. */
+export interface AcceptParameters {
+  readonly local: LocalIdentity
+  readonly security: HandshakeSecurity
+  readonly timeoutMs: number
+  /** After the dialer proved itself: a refusal (unknown or duplicate node), or undefined to accept. */
+  readonly decide: (hello: Hello) => Refusal | undefined
+  /** On READY the connection is handed to these handlers before any further frame is read. */
+  readonly next: (hello: Hello) => ConnectionHandlers
+}
+
 /**
  * The accepting side: HELLO (checked: version, cluster, which secret), WELCOME with this side's
  * proof, AUTH (the dialer's proof, checked), then `decide` on the rest (unknown or duplicate node):
  * READY or REFUSE. Nothing about this node's peers is revealed before the dialer has proved the secret.
  */
-export function acceptHandshake(
-  connection: Connection,
-  local: LocalIdentity,
-  security: HandshakeSecurity,
-  timeoutMs: number,
-  decide: (hello: Hello) => Refusal | undefined,
-  next: (hello: Hello) => ConnectionHandlers,
-): Promise<Hello> {
+export function acceptHandshake(connection: Connection, parameters: AcceptParameters): Promise<Hello> {
+  const { local, security, timeoutMs, decide, next } = parameters
   let hello: Hello | undefined
   let welcome: Welcome | undefined
   let key: SecretKey | undefined
@@ -145,14 +163,14 @@ function checkHello(hello: Hello, local: LocalIdentity): Refusal | undefined {
   if (hello.protocol !== PROTOCOL_VERSION) {
     return { reason: HandshakeRefusals.VERSION, detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}` }
   }
-  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${hello.cluster}"` }
+  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${printable(hello.cluster, NAME_LENGTH)}"` }
   if (hello.nodeId === local.nodeId) return { reason: HandshakeRefusals.SAME_NODE, detail: `"${hello.nodeId}" is this node's own id` }
   return undefined
 }
 
 function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIdentity, expectedNodeId: string | undefined): void {
   if (welcome.cluster !== local.cluster) {
-    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${welcome.cluster}", this node in "${local.cluster}"`)
+    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${printable(welcome.cluster, NAME_LENGTH)}", this node in "${local.cluster}"`)
   }
   if (welcome.nodeId === local.nodeId) {
     throw new HandshakeRefusedError(HandshakeRefusals.SAME_NODE, `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`)
