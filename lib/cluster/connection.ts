@@ -87,6 +87,12 @@ export class Connection {
   /** Frames inside decrypted records. */
   #inner: FrameDecoder | undefined
   #flushScheduled = false
+  /**
+   * Settles when the last write has been handed to the OS (its callback). Not `writableLength`
+   * with 'drain': a TLS socket buffers a write it accepted while it encrypts it, and 'drain' only
+   * follows a write that returned false, so waiting for it could last until the socket closed.
+   */
+  #written: Promise<void> = Promise.resolve()
   #overflowed = false
   #closing = false
   #closed = false
@@ -214,14 +220,14 @@ export class Connection {
     return true
   }
 
-  /** Resolves when everything queued so far has been handed to the socket and the socket drained. */
+  /** Resolves when everything queued so far has been handed to the OS, or the connection closed. */
   async flushed(): Promise<void> {
     await this.#writes.onIdle()
     if (this.#flushScheduled) {
       await new Promise((resolve) => setImmediate(resolve))
       await this.#writes.onIdle()
     }
-    if (this.#socket.writableLength > 0 && !this.#closed) await this.#drainOrClose()
+    await this.#writtenOrClosed()
   }
 
   /** Sends what is queued (waiting at most `timeoutMs`), then ends the connection. */
@@ -308,7 +314,10 @@ export class Connection {
     }
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     this.#stats.bytesOut += bytes.length
-    if (!this.#socket.write(bytes)) await this.#drainOrClose()
+    let written!: () => void
+    this.#written = new Promise((resolve) => (written = resolve))
+    // The callback also runs (with an error) if the socket is destroyed first.
+    if (!this.#socket.write(bytes, () => written())) await this.#drainOrClose()
   }
 
   /**
@@ -353,12 +362,16 @@ export class Connection {
     this.#handlers.overflow?.(this)
     // Writes already handed over finish first; then the peer can be resynchronised.
     void this.#writes.onIdle().then(async () => {
-      if (this.#socket.writableLength > 0) await this.#drainOrClose()
+      await this.#writtenOrClosed()
       if (this.#closed) return
       this.#overflowed = false
       debug('%s: caught up after an overflow', this.label)
       this.#handlers.drained?.(this)
     })
+  }
+
+  #writtenOrClosed(): Promise<void> {
+    return this.#closed ? Promise.resolve() : Promise.race([this.#written, this.done])
   }
 
   #drainOrClose(): Promise<void> {
