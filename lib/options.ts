@@ -94,10 +94,19 @@ export interface PeerStoreOptions {
    */
   insecure?: boolean
   /**
-   * Connections that have not finished their handshake, at most; more are closed at once.
+   * Connections from hosts other than the configured peers' that may be in their handshake at once;
+   * more are closed at once. A configured peer's host has `maxPendingHandshakesPerHost` slots of its
+   * own on top, so strangers filling these cannot keep the peers out. A connection must send its
+   * HELLO within a second (or `handshakeTimeout`, if shorter), and finish within `handshakeTimeout`.
    * @default 32
    */
   maxPendingHandshakes?: number
+  /**
+   * Connections from any one host that may be in their handshake at once; more are closed at once.
+   * Raise it when several peers reach this node from one address (through NAT).
+   * @default 4 (or `maxPendingHandshakes`, if smaller)
+   */
+  maxPendingHandshakesPerHost?: number
   /**
    * Name of the cluster; nodes of different clusters refuse each other.
    * @default 'connect-peer'
@@ -218,6 +227,7 @@ export interface ClusterOptions {
   readonly secrets: readonly string[]
   readonly tls: TlsOptions | undefined
   readonly maxPendingHandshakes: number
+  readonly maxPendingHandshakesPerHost: number
   readonly clusterName: string
   readonly sendMode: SendMode
   readonly ackTimeoutMs: number
@@ -267,6 +277,7 @@ export const DEFAULTS = {
   notifyOnReplication: true,
   insecure: false,
   maxPendingHandshakes: 32,
+  maxPendingHandshakesPerHost: 4,
 } as const
 
 /** Options that have no single default value to list in DEFAULTS. */
@@ -348,6 +359,12 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
   const minFrameBytes = maxSessionBytes + 64 * 1024
   const maxFrameBytes = integer('maxFrameBytes', options.maxFrameBytes ?? Math.max(1024 * 1024, minFrameBytes), minFrameBytes, 1024 * 1024 * 1024)
   const maxQueueBytes = integer('maxQueueBytes', options.maxQueueBytes ?? DEFAULTS.maxQueueBytes, maxFrameBytes, 2 ** 40)
+  const maxPendingHandshakes = integer('maxPendingHandshakes', options.maxPendingHandshakes ?? DEFAULTS.maxPendingHandshakes, 1, 10_000)
+  const perHost = options.maxPendingHandshakesPerHost ?? Math.min(DEFAULTS.maxPendingHandshakesPerHost, maxPendingHandshakes)
+  const maxPendingHandshakesPerHost = integer('maxPendingHandshakesPerHost', perHost, 1, 10_000)
+  if (maxPendingHandshakesPerHost > maxPendingHandshakes) {
+    throw new InvalidOptionError('maxPendingHandshakesPerHost', `at most maxPendingHandshakes (${maxPendingHandshakes})`, maxPendingHandshakesPerHost)
+  }
 
   return {
     nodeId,
@@ -355,7 +372,8 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
     listen,
     secrets,
     tls,
-    maxPendingHandshakes: integer('maxPendingHandshakes', options.maxPendingHandshakes ?? DEFAULTS.maxPendingHandshakes, 1, 10_000),
+    maxPendingHandshakes,
+    maxPendingHandshakesPerHost,
     clusterName,
     sendMode,
     ackTimeoutMs: integer('ackTimeout', options.ackTimeout ?? DEFAULTS.ackTimeout, 1, 600_000),

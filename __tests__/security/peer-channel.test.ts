@@ -183,7 +183,16 @@ describe('bounded, untrusted input', () => {
   let store: PeerStore
 
   beforeEach(async () => {
-    store = open([{ host: '127.0.0.82', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `${host}:${port}`, secret: SECRET, retry: () => 60_000, maxPendingHandshakes: 8 })
+    // Every stranger here comes from one host, allowed all 8 slots: these tests are about the shared
+    // cap; the per-host limit and the peers' own slots are tested in handshake-slots.test.ts.
+    store = open([{ host: '127.0.0.82', port, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: `${host}:${port}`,
+      secret: SECRET,
+      retry: () => 60_000,
+      maxPendingHandshakes: 8,
+      maxPendingHandshakesPerHost: 8,
+    })
     await store.ready()
     await store.set('untouched', session({ n: 1 }))
   })

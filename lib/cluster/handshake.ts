@@ -61,7 +61,7 @@ export function dialHandshake(connection: Connection, parameters: DialParameters
   const key = security.keys[0]
   const hello: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local, nonce: randomBytes(NONCE_BYTES), keyId: key?.id ?? null }
   let welcome: Welcome | undefined
-  return run(connection, timeoutMs, (message, settle) => {
+  return run(connection, { timeoutMs }, (message, settle) => {
     if (message.type === MessageType.REFUSE) {
       throw new HandshakeRefusedError(message.reason, `the peer says: ${printable(message.detail)}`)
     }
@@ -101,6 +101,11 @@ export interface AcceptParameters {
   readonly local: LocalIdentity
   readonly security: HandshakeSecurity
   readonly timeoutMs: number
+  /**
+   * The HELLO must have arrived within this (much shorter than `timeoutMs`): a real peer sends it
+   * as soon as it is connected, an idle stranger gives its slot back quickly.
+   */
+  readonly helloTimeoutMs: number
   /** After the dialer proved itself: a refusal (unknown or duplicate node), or undefined to accept. */
   readonly decide: (hello: Hello) => Refusal | undefined
   /** On READY the connection is handed to these handlers before any further frame is read. */
@@ -113,7 +118,7 @@ export interface AcceptParameters {
  * READY or REFUSE. Nothing about this node's peers is revealed before the dialer has proved the secret.
  */
 export function acceptHandshake(connection: Connection, parameters: AcceptParameters): Promise<Hello> {
-  const { local, security, timeoutMs, decide, next } = parameters
+  const { local, security, timeoutMs, helloTimeoutMs, decide, next } = parameters
   let hello: Hello | undefined
   let welcome: Welcome | undefined
   let key: SecretKey | undefined
@@ -122,7 +127,7 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
     void connection.close(1000)
     throw new HandshakeRefusedError(refusal.reason, `refused ${nodeId} from ${connection.remoteAddress}: ${refusal.detail}`)
   }
-  return run(connection, timeoutMs, (message, settle) => {
+  return run(connection, { timeoutMs, first: { timeoutMs: helloTimeoutMs, name: 'HELLO' } }, (message, settle) => {
     if (!hello) {
       if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
       const refusal = checkHello(message, local)
@@ -187,27 +192,45 @@ function transcriptOf(hello: Hello, welcome: Welcome): Buffer {
   )
 }
 
+interface Deadlines {
+  /** For the whole handshake. */
+  readonly timeoutMs: number
+  /** For the first message, if sooner; `name` says which message it is, for the error. */
+  readonly first?: { readonly timeoutMs: number; readonly name: string }
+}
+
 function run<T extends Message>(
   connection: Connection,
-  timeoutMs: number,
+  deadlines: Deadlines,
   onMessage: (message: Message, settle: (result: T, handlers: ConnectionHandlers) => void) => void,
   start?: () => void,
 ): Promise<T> {
+  const { timeoutMs, first } = deadlines
   return new Promise<T>((resolve, reject) => {
     let done = false
-    const timer = setTimeout(() => {
-      fail(new HandshakeRefusedError(HandshakeRefusals.TIMEOUT, `no handshake from ${connection.remoteAddress} within ${timeoutMs} ms`))
+    let heard = false
+    const expire = (what: string, ms: number) => {
+      fail(new HandshakeRefusedError(HandshakeRefusals.TIMEOUT, `no ${what} from ${connection.remoteAddress} within ${ms} ms`))
       connection.destroy()
-    }, timeoutMs)
+    }
+    const timer = setTimeout(() => expire('handshake', timeoutMs), timeoutMs)
+    // Checked after this turn's I/O: a node that was busy reads what already arrived before judging.
+    const firstTimer =
+      first && first.timeoutMs < timeoutMs
+        ? setTimeout(() => setImmediate(() => !heard && !done && expire(first.name, first.timeoutMs)), first.timeoutMs)
+        : undefined
     const fail = (error: Error) => {
       if (done) return
       done = true
       clearTimeout(timer)
+      clearTimeout(firstTimer)
       reject(error)
     }
     connection.setHandlers({
       message(message) {
         if (done) return
+        heard = true
+        clearTimeout(firstTimer)
         try {
           onMessage(message, (result, handlers) => {
             done = true
