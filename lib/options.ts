@@ -88,6 +88,15 @@ export interface PeerStoreOptions {
    */
   tls?: TlsOptions
   /**
+   * With `secret` (and no `tls`), a peer configured by IP address must connect from that address.
+   * The secret proves only that a node belongs to the cluster, not which node it is: this binds a
+   * node id to its address, since nodes dial from their listen address. Turn it off when peers reach
+   * each other through NAT (or dial from an address other than the configured one). Peers configured
+   * by host name, and clusters using `tls` (the certificate names the node), are not checked.
+   * @default true
+   */
+  verifyPeerAddress?: boolean
+  /**
    * Allow replication without a secret or TLS on a non-loopback address. Only for networks where
    * everyone who can reach the port is trusted.
    * @default false
@@ -226,6 +235,7 @@ export interface ClusterOptions {
   /** Secrets, the first used to connect; empty without one. */
   readonly secrets: readonly string[]
   readonly tls: TlsOptions | undefined
+  readonly verifyPeerAddress: boolean
   readonly maxPendingHandshakes: number
   readonly maxPendingHandshakesPerHost: number
   readonly clusterName: string
@@ -276,6 +286,7 @@ export const DEFAULTS = {
   expireSessionsOnShutdown: false,
   notifyOnReplication: true,
   insecure: false,
+  verifyPeerAddress: true,
   maxPendingHandshakes: 32,
   maxPendingHandshakesPerHost: 4,
 } as const
@@ -372,6 +383,7 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
     listen,
     secrets,
     tls,
+    verifyPeerAddress: boolean('verifyPeerAddress', options.verifyPeerAddress ?? DEFAULTS.verifyPeerAddress),
     maxPendingHandshakes,
     maxPendingHandshakesPerHost,
     clusterName,

@@ -1,7 +1,5 @@
 import { canonicalHost } from '../../lib/cluster/address.js'
 import { HandshakeSlots } from '../../lib/cluster/handshake-slots.js'
-import { InvalidOptionError } from '../../lib/errors.js'
-import { resolveOptions } from '../../lib/options.js'
 
 test('one host gets at most perHost slots, and a released slot can be taken again', () => {
   const slots = new HandshakeSlots({ shared: 10, perHost: 2 }, new Set())
@@ -35,23 +33,4 @@ test('canonicalHost: IPv4-mapped IPv6 as IPv4, IPv6 in its short form, names unc
   expect(canonicalHost('2001:DB8:0:0:0:0:0:1')).toBe('2001:db8::1')
   expect(canonicalHost('10.0.0.2')).toBe('10.0.0.2')
   expect(canonicalHost('node2')).toBe('node2')
-})
-
-describe('maxPendingHandshakesPerHost', () => {
-  const base = { nodeId: 'was1', listen: '127.0.3.250:0' }
-  const resolve = (options: object) => resolveOptions(['127.0.3.251:4000'], { ...base, ...options }).cluster!
-
-  test('defaults to 4, or to maxPendingHandshakes when that is smaller', () => {
-    expect(resolve({}).maxPendingHandshakesPerHost).toBe(4)
-    expect(resolve({ maxPendingHandshakes: 2 }).maxPendingHandshakesPerHost).toBe(2)
-  })
-
-  test.each([0, 1.5, '4', 33])('%p is refused, naming the option', (value) => {
-    expect(() => resolve({ maxPendingHandshakesPerHost: value })).toThrow(expect.objectContaining({ option: 'maxPendingHandshakesPerHost' }))
-  })
-
-  test('more than maxPendingHandshakes is refused, saying so', () => {
-    expect(() => resolve({ maxPendingHandshakes: 8, maxPendingHandshakesPerHost: 9 })).toThrow(InvalidOptionError)
-    expect(() => resolve({ maxPendingHandshakes: 8, maxPendingHandshakesPerHost: 9 })).toThrow(/at most maxPendingHandshakes \(8\)/)
-  })
 })

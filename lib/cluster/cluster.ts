@@ -77,6 +77,8 @@ export class Cluster {
   readonly #sockets: Sockets
   /** One report per remote host and window: a flood of bad frames does not flood the logs. */
   readonly #reports = new RateLimiter(10_000)
+  /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
+  readonly #bindsAddress: boolean
   #server: Server | undefined
   #port = 0
   #stopping = false
@@ -90,6 +92,7 @@ export class Cluster {
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
     this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls !== undefined }
+    this.#bindsAddress = options.verifyPeerAddress && options.secrets.length > 0 && !options.tls
     this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeoutMs)
     for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))
     this.#slots = new HandshakeSlots({ shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost }, this.#peerHosts)
@@ -227,7 +230,7 @@ export class Cluster {
       security: this.#security,
       timeoutMs: this.#options.handshakeTimeoutMs,
       helloTimeoutMs: Math.min(this.#options.handshakeTimeoutMs, HELLO_TIMEOUT_MS),
-      decide: (hello) => this.#decide(hello),
+      decide: (hello) => this.#decide(hello, canonicalHost(socket.remoteAddress ?? '')),
       next: (hello) => this.#inboundHandlers(hello, connection),
     })
       .catch((error: Error) => this.#reportFailure(error, connection.remoteAddress))
@@ -247,17 +250,30 @@ export class Cluster {
     }
   }
 
-  /** Only configured peers get in, and each only once at a time. */
-  #decide(hello: Hello): Refusal | undefined {
+  /**
+   * After the dialer proved the secret (or its certificate): only configured peers get in, each from
+   * its configured address when the secret is all that vouches for it, and never in place of a
+   * connection of that peer that is still alive.
+   */
+  #decide(hello: Hello, from: string): Refusal | undefined {
     if (this.#stopping) return { reason: HandshakeRefusals.SHUTTING_DOWN, detail: 'this node is shutting down' }
     const link = this.#links.find((each) => each.nodeId === hello.nodeId)
     if (!link) return { reason: HandshakeRefusals.UNKNOWN_NODE, detail: `"${hello.nodeId}" is not one of this node's peers` }
-    const existing = this.#inbound.get(hello.nodeId)
-    if (existing && !existing.connection.closing && existing.incarnation === hello.incarnation) {
-      // The same process connecting twice. A half-open old connection that went quiet is replaced.
-      if (Date.now() - existing.lastHeardAt < this.#options.suspectTimeoutMs) {
-        return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected` }
+    const configured = link.address.host
+    if (this.#bindsAddress && isIP(configured) && canonicalHost(configured) !== from) {
+      // The secret proves membership only: any member could claim any id. The address is what binds it.
+      return {
+        reason: HandshakeRefusals.AUTH,
+        detail:
+          `"${hello.nodeId}" is configured at ${configured} but connected from ${from}; a peer must connect from its configured address ` +
+          '(it dials from its listen address), or set `verifyPeerAddress: false` if peers reach each other through NAT',
       }
+    }
+    const existing = this.#inbound.get(hello.nodeId)
+    const heardAgo = existing ? Date.now() - existing.lastHeardAt : Infinity
+    if (existing && !existing.connection.closing && heardAgo < this.#options.suspectTimeoutMs) {
+      // Whatever its incarnation: a restarted peer's old connection is closed or quiet, a live one is neither.
+      return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected, heard from ${heardAgo} ms ago` }
     }
     return undefined
   }
