@@ -1,20 +1,36 @@
 import type { SessionData } from 'express-session'
 import { isLoopback, parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
 import { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
+import type { TlsIdentity } from './cluster/tls-identity.js'
 import { InvalidOptionError } from './errors.js'
 
 /** How long a write waits for peers: not at all, until received, or until applied. */
 export type SendMode = 'async' | 'ack' | 'sync'
 
-/** Mutual TLS material, as `tls.createSecureContext` takes it. */
+/** Mutual TLS material, as `tls.createSecureContext` takes it, and how certificates name nodes. */
 export interface TlsOptions {
-  /** The certificate authority (or authorities) peers' certificates must come from. */
+  /**
+   * The certificate authority (or authorities) peers' certificates must come from. Every
+   * certificate it signs that names a node id can act as that node: use a CA dedicated to this
+   * cluster, not a company-wide one.
+   */
   ca: string | Buffer | Array<string | Buffer>
-  /** This node's certificate; its CN or a DNS SAN must be this node's id. */
+  /** This node's certificate; it must name this node's id as `identity` says. */
   cert: string | Buffer
   key: string | Buffer
   passphrase?: string
+  /**
+   * How a certificate names its node: `'cn-or-dns'`, the subject CN or a DNS subject alternative
+   * name is the node id; or `{ uriPrefix: 'spiffe://cluster/' }`, a URI subject alternative name
+   * `<uriPrefix><nodeId>` must be present and nothing else counts (stricter: a certificate issued
+   * for a host name cannot pass for a node).
+   * @default 'cn-or-dns'
+   */
+  identity?: TlsIdentity
 }
+
+/** TLS options after validation: `identity` filled in. */
+export type ResolvedTlsOptions = TlsOptions & { readonly identity: TlsIdentity }
 
 /**
  * Options of `new PeerStore(peers, options)`. Session lifetimes are in seconds, like connect-redis's
@@ -234,7 +250,7 @@ export interface ClusterOptions {
   readonly listen: ListenAddress
   /** Secrets, the first used to connect; empty without one. */
   readonly secrets: readonly string[]
-  readonly tls: TlsOptions | undefined
+  readonly tls: ResolvedTlsOptions | undefined
   readonly verifyPeerAddress: boolean
   readonly maxPendingHandshakes: number
   readonly maxPendingHandshakesPerHost: number
@@ -425,12 +441,17 @@ function parseSecrets(value: unknown): string[] {
   return list as string[]
 }
 
-function parseTls(value: unknown): TlsOptions | undefined {
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'identity'])
+
+function parseTls(value: unknown): ResolvedTlsOptions | undefined {
   if (value === undefined) return undefined
   // A private key or passphrase may be passed in the wrong place: never print any of these values.
   const sensitive = { sensitive: true }
   if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value, sensitive)
   const tls = value as Record<string, unknown>
+  for (const field of Object.keys(tls)) {
+    if (!TLS_FIELDS.has(field)) throw new InvalidOptionError(`tls.${field}`, `one of ${[...TLS_FIELDS].join(', ')}`, field)
+  }
   const pem = (item: unknown) => typeof item === 'string' || Buffer.isBuffer(item)
   for (const field of ['ca', 'cert', 'key'] as const) {
     const item = tls[field]
@@ -438,7 +459,27 @@ function parseTls(value: unknown): TlsOptions | undefined {
     if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item, sensitive)
   }
   if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase, sensitive)
-  return tls as unknown as TlsOptions
+  return { ...(tls as unknown as TlsOptions), identity: parseTlsIdentity(tls.identity) }
+}
+
+/** A URI scheme, then no whitespace, quotes, backslashes or commas, ending in `/` or `:`. */
+const URI_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s"'\\,]*[/:]$/
+
+function parseTlsIdentity(value: unknown): TlsIdentity {
+  if (value === undefined || value === 'cn-or-dns') return 'cn-or-dns'
+  const expected = "'cn-or-dns', or { uriPrefix } such as { uriPrefix: 'spiffe://cluster/' }"
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError('tls.identity', expected, value)
+  const fields = Object.keys(value)
+  if (fields.length !== 1 || fields[0] !== 'uriPrefix') throw new InvalidOptionError('tls.identity', `${expected}, with no other field`, fields.join(', '))
+  const { uriPrefix } = value as { uriPrefix: unknown }
+  if (typeof uriPrefix !== 'string' || uriPrefix.length > 200 || !URI_PREFIX.test(uriPrefix)) {
+    throw new InvalidOptionError(
+      'tls.identity.uriPrefix',
+      "a URI prefix of at most 200 characters with a scheme, ending in '/' or ':' (such as 'spiffe://cluster/'), without spaces, quotes or commas",
+      uriPrefix,
+    )
+  }
+  return { uriPrefix }
 }
 
 function checkPeersAreDistinct(peers: readonly PeerAddress[], nodeId: string): void {

@@ -107,3 +107,44 @@ test('over mutual TLS, a stalled peer overflows its queue and is resynchronised 
     await proxy.close()
   }
 }, 60_000)
+
+/** Whether `store` first refuses its peer or synchronises with it. */
+function firstOutcome(store: PeerStore): Promise<'refused' | 'synced'> {
+  return Promise.race([next(store, 'peer:error').then(() => 'refused' as const), next(store, 'sync').then(() => 'synced' as const)])
+}
+
+test("a certificate from the cluster CA whose SANs only look like was2's (DNS:was2:x, DNS:\"a, DNS:was2\") cannot pass as was2", async () => {
+  const was1 = open('was1', '127.0.3.35', 4322, { host: '127.0.3.36', nodeId: 'was2' }, { tls: tlsFor('was1'), retry: () => 60_000 })
+  const errors: Array<{ reason?: string; message: string }> = []
+  was1.on('peer:error', (error) => errors.push(error as { reason?: string; message: string }))
+  const outcome = firstOutcome(was1)
+  const impostor = open('was2', '127.0.3.36', 4322, { host: '127.0.3.35', nodeId: 'was1' }, { tls: tlsFor('tricky-was3'), retry: () => 60_000 })
+  expect(await outcome).toBe('refused')
+  expect(errors[0]).toMatchObject({ reason: HandshakeRefusals.AUTH, message: expect.stringContaining('was2:x') })
+  await impostor.set('injected', session({ admin: true }))
+  expect(was1.members()[0]!.state).not.toBe('alive')
+  expect(await was1.get('injected')).toBeNull()
+})
+
+describe("tls.identity { uriPrefix }: a URI SAN '<prefix><nodeId>' names the node", () => {
+  const identity = { uriPrefix: 'spiffe://cluster/' }
+
+  test('nodes whose certificates name them only by URI replicate', async () => {
+    const was1 = open('was1', '127.0.3.37', 4323, { host: '127.0.3.38', nodeId: 'was2' }, { tls: { ...tlsFor('uri-was1'), identity }, sendMode: 'sync' })
+    const was2 = open('was2', '127.0.3.38', 4323, { host: '127.0.3.37', nodeId: 'was1' }, { tls: { ...tlsFor('uri-was2'), identity } })
+    await Promise.all([next(was1, 'sync'), next(was2, 'sync')])
+    await was1.set('by-uri', session({ n: 1 }))
+    expect(await was2.get('by-uri')).toMatchObject({ n: 1 })
+  })
+
+  test.each([
+    ['names was2 by CN and DNS only', 'was2', 4324],
+    ['has the URI spiffe://cluster/was2/extra', 'tricky-was3', 4325],
+  ])('a certificate from the cluster CA that %s is refused', async (_, certificate, port) => {
+    const was1 = open('was1', '127.0.3.37', port, { host: '127.0.3.38', nodeId: 'was2' }, { tls: { ...tlsFor('uri-was1'), identity }, retry: () => 60_000 })
+    const outcome = firstOutcome(was1)
+    open('was2', '127.0.3.38', port, { host: '127.0.3.37', nodeId: 'was1' }, { tls: { ...tlsFor(certificate), identity }, retry: () => 60_000 })
+    expect(await outcome).toBe('refused')
+    expect(was1.members()[0]!.state).not.toBe('alive')
+  })
+})

@@ -30,3 +30,33 @@ describe('verifyPeerAddress', () => {
     expect(() => resolve({ verifyPeerAddress: 'no' })).toThrow(expect.objectContaining({ option: 'verifyPeerAddress' }))
   })
 })
+
+describe('tls.identity', () => {
+  const tls = { ca: 'ca', cert: 'cert', key: 'key' }
+
+  test("defaults to 'cn-or-dns'; { uriPrefix } is kept as given", () => {
+    expect(resolve({ tls }).tls!.identity).toBe('cn-or-dns')
+    expect(resolve({ tls: { ...tls, identity: 'cn-or-dns' } }).tls!.identity).toBe('cn-or-dns')
+    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'spiffe://cluster/' } } }).tls!.identity).toEqual({ uriPrefix: 'spiffe://cluster/' })
+    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'urn:example:nodes:' } } }).tls!.identity).toEqual({ uriPrefix: 'urn:example:nodes:' })
+  })
+
+  test.each([
+    ['cn', 'tls.identity'],
+    [['cn-or-dns'], 'tls.identity'],
+    [{ uriPrefix: 'spiffe://cluster/', extra: 1 }, 'tls.identity'],
+    [{ prefix: 'spiffe://cluster/' }, 'tls.identity'],
+    [{ uriPrefix: '' }, 'tls.identity.uriPrefix'],
+    [{ uriPrefix: 'cluster/' }, 'tls.identity.uriPrefix'],
+    [{ uriPrefix: 'spiffe://cluster' }, 'tls.identity.uriPrefix'],
+    [{ uriPrefix: 'spiffe://clu ster/' }, 'tls.identity.uriPrefix'],
+    [{ uriPrefix: 'spiffe://a,b/' }, 'tls.identity.uriPrefix'],
+    [{ uriPrefix: 42 }, 'tls.identity.uriPrefix'],
+  ])('%p is refused, naming %s', (identity, option) => {
+    expect(() => resolve({ tls: { ...tls, identity } })).toThrow(expect.objectContaining({ option }))
+  })
+
+  test('an unknown field in tls is refused, so a typo cannot leave the weaker binding on', () => {
+    expect(() => resolve({ tls: { ...tls, identiy: { uriPrefix: 'spiffe://cluster/' } } })).toThrow(expect.objectContaining({ option: 'tls.identiy' }))
+  })
+})

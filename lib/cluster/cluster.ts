@@ -91,7 +91,7 @@ export class Cluster {
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
-    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls !== undefined }
+    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls?.identity }
     this.#bindsAddress = options.verifyPeerAddress && options.secrets.length > 0 && !options.tls
     this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeoutMs)
     for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))

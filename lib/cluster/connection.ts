@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
+import { TLSSocket, type PeerCertificate } from 'node:tls'
 import PQueue from 'p-queue'
 import { debugFor } from '../debug.js'
 import { ConnectionClosedError, ProtocolError, QueueOverflowError } from '../errors.js'
@@ -155,17 +155,11 @@ export class Connection {
     this.#inner = new FrameDecoder(this.#options.maxFrameBytes)
   }
 
-  /** With TLS, the names the peer's certificate gives (its CN and DNS subject alternative names). */
-  peerCertificateNames(): string[] {
-    if (!(this.#socket instanceof TLSSocket)) return []
+  /** With TLS, the peer's certificate (already verified against `ca`); undefined over plain TCP. */
+  peerCertificate(): PeerCertificate | undefined {
+    if (!(this.#socket instanceof TLSSocket)) return undefined
     const certificate = this.#socket.getPeerCertificate()
-    if (!certificate || Object.keys(certificate).length === 0) return []
-    const names = typeof certificate.subject?.CN === 'string' ? [certificate.subject.CN] : []
-    for (const entry of (certificate.subjectaltname ?? '').split(',')) {
-      const [kind, name] = entry.trim().split(':')
-      if (kind === 'DNS' && name) names.push(name)
-    }
-    return names
+    return certificate && Object.keys(certificate).length > 0 ? certificate : undefined
   }
 
   /** Queues one message. False when it was not queued: the connection is closed or overflowing. */

@@ -6,6 +6,7 @@ import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { PROTOCOL_VERSION } from './frame.js'
 import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from './messages.js'
+import { certifiedNodeIds, describeCertificate, type TlsIdentity } from './tls-identity.js'
 import { printable } from './untrusted.js'
 
 /** Cluster names are up to 128 characters; in a message, this much of someone else's is enough. */
@@ -24,8 +25,8 @@ export interface HandshakeSecurity {
   readonly keys: readonly SecretKey[]
   /** Encrypt and authenticate every frame after the handshake (a secret without TLS). */
   readonly encrypt: boolean
-  /** Over mutual TLS: the peer's certificate must name the node id it claims (CN or a DNS SAN). */
-  readonly tls: boolean
+  /** Over mutual TLS: how the peer's certificate must name the node id it claims. */
+  readonly tls: TlsIdentity | undefined
 }
 
 /** A refusal the accepting side decided on, sent to the dialer before closing. */
@@ -68,12 +69,8 @@ export function dialHandshake(connection: Connection, parameters: DialParameters
     if (!welcome) {
       if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
       checkWelcome(message, connection, local, expectedNodeId)
-      if (security.tls) {
-        const names = connection.peerCertificateNames()
-        if (!names.includes(message.nodeId)) {
-          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"`)
-        }
-      }
+      const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
+      if (uncertified) throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} ${uncertified}`)
       const transcript = transcriptOf(hello, message)
       if (key) {
         if (!message.proof || !sameBytes(message.proof, proof(key, 'acceptor', transcript))) {
@@ -132,10 +129,8 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
       if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
       const refusal = checkHello(message, local)
       if (refusal) refuse(refusal, message.nodeId)
-      const names = security.tls ? connection.peerCertificateNames() : []
-      if (security.tls && !names.includes(message.nodeId)) {
-        refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"` }, message.nodeId)
-      }
+      const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
+      if (uncertified) refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate ${uncertified}` }, message.nodeId)
       key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
       if (message.keyId && !key) {
         refuse({ reason: HandshakeRefusals.AUTH, detail: security.keys.length ? 'no cluster secret in common (check `secret` on both nodes)' : 'this node has no cluster secret' }, message.nodeId)
@@ -183,6 +178,14 @@ function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIden
   if (expectedNodeId !== undefined && welcome.nodeId !== expectedNodeId) {
     throw new HandshakeRefusedError(HandshakeRefusals.WRONG_NODE, `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${welcome.nodeId}"`)
   }
+}
+
+/** Over TLS, why the peer's certificate does not name `nodeId` (undefined when it does, or without TLS). */
+function certificateMismatch(connection: Connection, identity: TlsIdentity | undefined, nodeId: string): string | undefined {
+  if (!identity) return undefined
+  const certificate = connection.peerCertificate()
+  if (certificate && certifiedNodeIds(certificate, identity).includes(nodeId)) return undefined
+  return `has ${describeCertificate(certificate, identity)} naming "${nodeId}"${typeof identity === 'object' ? ` as ${identity.uriPrefix}${nodeId}` : ''}`
 }
 
 /** Everything both sides said, in a fixed encoding: what the proofs sign. */
