@@ -18,7 +18,7 @@ import { PeerLink, type Member, type MemberState } from './peer-link.js'
 const debug = debugFor('transport')
 
 /** Time a new connection has to send its HELLO (or `handshakeTimeout`, if shorter): a real peer sends it at once. */
-export const HELLO_TIMEOUT_MS = 1000
+const HELLO_TIMEOUT_MS = 1000
 
 /** Totals over every connection this node has had. */
 export interface TransportStats {
@@ -138,7 +138,10 @@ export class Cluster {
       this.#sockets.createServer({
         admit: (socket) => this.#admit(socket),
         accepted: (socket, release) => this.#accept(socket, release),
-        rejected: (error) => this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client'),
+        rejected: (error) => {
+          // stop() ends the TLS handshakes still pending: not a refusal worth reporting.
+          if (!this.#stopping) this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client')
+        },
       }),
     )
     this.#server = server
