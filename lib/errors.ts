@@ -39,16 +39,20 @@ export class PeerStoreError extends Error {
   }
 }
 
-/** An option passed to a constructor is missing, of the wrong type or out of range. */
+/**
+ * An option passed to a constructor is missing, of the wrong type or out of range. With
+ * `sensitive` (secrets, keys, passphrases) the message gives only the kind and length of what was
+ * received, never any part of it.
+ */
 export class InvalidOptionError extends PeerStoreError {
   override readonly name = 'InvalidOptionError'
   /** The option's name as the user wrote it, e.g. `touchAfter` or `peers[1].port`. */
   readonly option: string
 
-  constructor(option: string, expected: string, received: unknown) {
+  constructor(option: string, expected: string, received: unknown, options?: { sensitive?: boolean }) {
     super(
       ErrorCodes.INVALID_OPTION,
-      `Invalid option \`${option}\`: expected ${expected}, received ${describe(received)}.`,
+      `Invalid option \`${option}\`: expected ${expected}, received ${options?.sensitive ? describeShape(received) : describe(received)}.`,
     )
     this.option = option
   }
@@ -225,4 +229,14 @@ function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`
   if (typeof value === 'object') return `an object (${Object.getPrototypeOf(value)?.constructor?.name ?? 'null prototype'})`
   return typeof value
+}
+
+/** What a secret-bearing value is, without a single character of it. */
+function describeShape(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  if (typeof value === 'string') return `a string of ${value.length} characters`
+  if (Buffer.isBuffer(value)) return `a Buffer of ${value.length} bytes`
+  if (Array.isArray(value)) return `an array of ${value.length} items`
+  if (typeof value === 'object') return describe(value)
+  return `a ${typeof value}`
 }

@@ -1,20 +1,36 @@
 import type { SessionData } from 'express-session'
 import { isLoopback, parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
 import { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
+import type { TlsIdentity } from './cluster/tls-identity.js'
 import { InvalidOptionError } from './errors.js'
 
 /** How long a write waits for peers: not at all, until received, or until applied. */
 export type SendMode = 'async' | 'ack' | 'sync'
 
-/** Mutual TLS material, as `tls.createSecureContext` takes it. */
+/** Mutual TLS material, as `tls.createSecureContext` takes it, and how certificates name nodes. */
 export interface TlsOptions {
-  /** The certificate authority (or authorities) peers' certificates must come from. */
+  /**
+   * The certificate authority (or authorities) peers' certificates must come from. Every
+   * certificate it signs that names a node id can act as that node: use a CA dedicated to this
+   * cluster, not a company-wide one.
+   */
   ca: string | Buffer | Array<string | Buffer>
-  /** This node's certificate; its CN or a DNS SAN must be this node's id. */
+  /** This node's certificate; it must name this node's id as `identity` says. */
   cert: string | Buffer
   key: string | Buffer
   passphrase?: string
+  /**
+   * How a certificate names its node: `'cn-or-dns'`, the subject CN or a DNS subject alternative
+   * name is the node id; or `{ uriPrefix: 'spiffe://cluster/' }`, a URI subject alternative name
+   * `<uriPrefix><nodeId>` must be present and nothing else counts (stricter: a certificate issued
+   * for a host name cannot pass for a node).
+   * @default 'cn-or-dns'
+   */
+  identity?: TlsIdentity
 }
+
+/** TLS options after validation: `identity` filled in. */
+export type ResolvedTlsOptions = TlsOptions & { readonly identity: TlsIdentity }
 
 /**
  * Options of `new PeerStore(peers, options)`. Session lifetimes are in seconds, like connect-redis's
@@ -96,16 +112,34 @@ export interface PeerStoreOptions {
    */
   tls?: TlsOptions
   /**
+   * With `secret` (and no `tls`), a peer configured by IP address must connect from that address.
+   * The secret proves only that a node belongs to the cluster, not which node it is: this binds a
+   * node id to its address, since nodes dial from their listen address. Turn it off when peers reach
+   * each other through NAT (or dial from an address other than the configured one). Peers configured
+   * by host name, and clusters using `tls` (the certificate names the node), are not checked.
+   * @default true
+   */
+  verifyPeerAddress?: boolean
+  /**
    * Allow replication without a secret or TLS on a non-loopback address. Only for networks where
    * everyone who can reach the port is trusted.
    * @default false
    */
   insecure?: boolean
   /**
-   * Connections that have not finished their handshake, at most; more are closed at once.
+   * Connections from hosts other than the configured peers' that may be in their handshake at once;
+   * more are closed at once. A configured peer's host has `maxPendingHandshakesPerHost` slots of its
+   * own on top, so strangers filling these cannot keep the peers out. A connection must send its
+   * HELLO within a second (or `handshakeTimeout`, if shorter), and finish within `handshakeTimeout`.
    * @default 32
    */
   maxPendingHandshakes?: number
+  /**
+   * Connections from any one host that may be in their handshake at once; more are closed at once.
+   * Raise it when several peers reach this node from one address (through NAT).
+   * @default 4 (or `maxPendingHandshakes`, if smaller)
+   */
+  maxPendingHandshakesPerHost?: number
   /**
    * Name of the cluster; nodes of different clusters refuse each other.
    * @default 'connect-peer'
@@ -232,8 +266,10 @@ export interface ClusterOptions {
   readonly listen: ListenAddress
   /** Secrets, the first used to connect; empty without one. */
   readonly secrets: readonly string[]
-  readonly tls: TlsOptions | undefined
+  readonly tls: ResolvedTlsOptions | undefined
+  readonly verifyPeerAddress: boolean
   readonly maxPendingHandshakes: number
+  readonly maxPendingHandshakesPerHost: number
   readonly clusterName: string
   readonly sendMode: SendMode
   readonly ackTimeoutMs: number
@@ -285,7 +321,9 @@ export const DEFAULTS = {
   expireSessionsOnShutdown: false,
   notifyOnReplication: true,
   insecure: false,
+  verifyPeerAddress: true,
   maxPendingHandshakes: 32,
+  maxPendingHandshakesPerHost: 4,
 } as const
 
 /** Options that have no single default value to list in DEFAULTS. */
@@ -368,6 +406,12 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
   const minFrameBytes = maxSessionBytes + 64 * 1024
   const maxFrameBytes = integer('maxFrameBytes', options.maxFrameBytes ?? Math.max(1024 * 1024, minFrameBytes), minFrameBytes, 1024 * 1024 * 1024)
   const maxQueueBytes = integer('maxQueueBytes', options.maxQueueBytes ?? DEFAULTS.maxQueueBytes, maxFrameBytes, 2 ** 40)
+  const maxPendingHandshakes = integer('maxPendingHandshakes', options.maxPendingHandshakes ?? DEFAULTS.maxPendingHandshakes, 1, 10_000)
+  const perHost = options.maxPendingHandshakesPerHost ?? Math.min(DEFAULTS.maxPendingHandshakesPerHost, maxPendingHandshakes)
+  const maxPendingHandshakesPerHost = integer('maxPendingHandshakesPerHost', perHost, 1, 10_000)
+  if (maxPendingHandshakesPerHost > maxPendingHandshakes) {
+    throw new InvalidOptionError('maxPendingHandshakesPerHost', `at most maxPendingHandshakes (${maxPendingHandshakes})`, maxPendingHandshakesPerHost)
+  }
 
   return {
     nodeId,
@@ -375,7 +419,9 @@ function resolveCluster(peerSpecs: readonly PeerSpec[], options: PeerStoreOption
     listen,
     secrets,
     tls,
-    maxPendingHandshakes: integer('maxPendingHandshakes', options.maxPendingHandshakes ?? DEFAULTS.maxPendingHandshakes, 1, 10_000),
+    verifyPeerAddress: boolean('verifyPeerAddress', options.verifyPeerAddress ?? DEFAULTS.verifyPeerAddress),
+    maxPendingHandshakes,
+    maxPendingHandshakesPerHost,
     clusterName,
     sendMode,
     ackTimeoutMs: integer('ackTimeout', options.ackTimeout ?? DEFAULTS.ackTimeout, 1, 600_000),
@@ -404,27 +450,57 @@ const MIN_SECRET_LENGTH = 16
 function parseSecrets(value: unknown): string[] {
   if (value === undefined) return []
   const list = typeof value === 'string' ? [value] : value
-  if (!Array.isArray(list) || list.length === 0) throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value)
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value, { sensitive: true })
+  }
   list.forEach((secret, index) => {
     if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
-      throw new InvalidOptionError(typeof value === 'string' ? 'secret' : `secret[${index}]`, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret)
+      const option = typeof value === 'string' ? 'secret' : `secret[${index}]`
+      throw new InvalidOptionError(option, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret, { sensitive: true })
     }
   })
   return list as string[]
 }
 
-function parseTls(value: unknown): TlsOptions | undefined {
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'identity'])
+
+function parseTls(value: unknown): ResolvedTlsOptions | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value)
+  // A private key or passphrase may be passed in the wrong place: never print any of these values.
+  const sensitive = { sensitive: true }
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value, sensitive)
   const tls = value as Record<string, unknown>
+  for (const field of Object.keys(tls)) {
+    if (!TLS_FIELDS.has(field)) throw new InvalidOptionError(`tls.${field}`, `one of ${[...TLS_FIELDS].join(', ')}`, field)
+  }
   const pem = (item: unknown) => typeof item === 'string' || Buffer.isBuffer(item)
   for (const field of ['ca', 'cert', 'key'] as const) {
     const item = tls[field]
     const ok = field === 'ca' && Array.isArray(item) ? item.length > 0 && item.every(pem) : pem(item)
-    if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item)
+    if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item, sensitive)
   }
-  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase)
-  return tls as unknown as TlsOptions
+  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase, sensitive)
+  return { ...(tls as unknown as TlsOptions), identity: parseTlsIdentity(tls.identity) }
+}
+
+/** A URI scheme, then no whitespace, quotes, backslashes or commas, ending in `/` or `:`. */
+const URI_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s"'\\,]*[/:]$/
+
+function parseTlsIdentity(value: unknown): TlsIdentity {
+  if (value === undefined || value === 'cn-or-dns') return 'cn-or-dns'
+  const expected = "'cn-or-dns', or { uriPrefix } such as { uriPrefix: 'spiffe://cluster/' }"
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError('tls.identity', expected, value)
+  const fields = Object.keys(value)
+  if (fields.length !== 1 || fields[0] !== 'uriPrefix') throw new InvalidOptionError('tls.identity', `${expected}, with no other field`, fields.join(', '))
+  const { uriPrefix } = value as { uriPrefix: unknown }
+  if (typeof uriPrefix !== 'string' || uriPrefix.length > 200 || !URI_PREFIX.test(uriPrefix)) {
+    throw new InvalidOptionError(
+      'tls.identity.uriPrefix',
+      "a URI prefix of at most 200 characters with a scheme, ending in '/' or ':' (such as 'spiffe://cluster/'), without spaces, quotes or commas",
+      uriPrefix,
+    )
+  }
+  return { uriPrefix }
 }
 
 function checkPeersAreDistinct(peers: readonly PeerAddress[], nodeId: string): void {

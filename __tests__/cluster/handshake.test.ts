@@ -46,15 +46,17 @@ test.each([
   expect(errors).toEqual([{ code: ErrorCodes.HANDSHAKE_REFUSED, remote: expect.stringContaining('127.0.0.1') }])
 })
 
-test('a second connection of the same peer process is refused as a duplicate', async () => {
+test('a second connection of the same peer is refused as a duplicate while the first is alive, whatever its incarnation', async () => {
   const first = await RawPeer.connect(HOST, PORT)
   expect(await first.handshake(hello())).toMatchObject({ type: MessageType.READY })
   const second = await RawPeer.connect(HOST, PORT)
   expect(await second.handshake(hello())).toMatchObject({ type: MessageType.REFUSE, reason: HandshakeRefusals.DUPLICATE })
-  // A restarted peer (a new incarnation) replaces the old connection instead.
+  const claimant = await RawPeer.connect(HOST, PORT)
+  expect(await claimant.handshake(hello({ incarnation: 'bbbb' }))).toMatchObject({ type: MessageType.REFUSE, reason: HandshakeRefusals.DUPLICATE })
+  // A restarted peer: the old process is gone, its connection closed, so the new incarnation gets in.
+  first.destroy()
   const restarted = await RawPeer.connect(HOST, PORT)
   expect(await restarted.handshake(hello({ incarnation: 'bbbb' }))).toMatchObject({ type: MessageType.READY })
-  await first.closed
   restarted.destroy()
 })
 

@@ -1,8 +1,8 @@
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net'
 import { FrameDecoder, FRAME_HEADER_BYTES } from '../../lib/cluster/frame.js'
 
 /**
- * A TCP proxy between two nodes that a test can break: `cut()` drops every connection through it
+ * A transparent TCP proxy between two nodes (the target sees the client's address) that a test can break: `cut()` drops every connection through it
  * and refuses new ones (a network partition), `restore()` lets traffic through again, `delayMs`
  * holds every chunk toward the target that long (a slow link), and `tap` sees every chunk going to
  * the target and may rewrite or drop it.
@@ -75,7 +75,11 @@ export class FaultProxy {
       client.destroy()
       return
     }
-    const upstream = connect(this.#target)
+    // Transparent: the target sees the client's own address, as it would without the proxy (a node
+    // binds a peer's id to the address it connects from).
+    const from = client.remoteAddress
+    const localAddress = from && isIP(from) === isIP(this.#target.host) ? from : undefined
+    const upstream = connect({ ...this.#target, localAddress })
     this.#sockets.add(client)
     this.#sockets.add(upstream)
     this.#clients.add(client)

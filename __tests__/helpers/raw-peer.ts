@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { FrameDecoder } from '../../lib/cluster/frame.js'
 import { randomBytes } from 'node:crypto'
 import { packr } from '../../lib/codec/msgpack.js'
@@ -36,6 +36,31 @@ export class RawPeer {
       const socket = connect({ host, port, localAddress }, () => resolve(new RawPeer(socket)))
       socket.once('error', reject)
     })
+  }
+
+  /**
+   * A hand-driven listener: each connection to `host:port` is handed to `onPeer` as a RawPeer (a
+   * stranger squatting on a peer's address). `close()` drops every connection and stops listening.
+   */
+  static async accept(host: string, port: number, onPeer: (peer: RawPeer) => void): Promise<{ close(): Promise<void> }> {
+    const peers = new Set<RawPeer>()
+    const server = createServer((socket) => {
+      const peer = new RawPeer(socket)
+      peers.add(peer)
+      void peer.closed.then(() => peers.delete(peer))
+      onPeer(peer)
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => resolve())
+    })
+    return {
+      close: async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        for (const peer of peers) peer.destroy()
+        await closed
+      },
+    }
   }
 
   send(message: Message): void {

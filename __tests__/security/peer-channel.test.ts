@@ -183,7 +183,16 @@ describe('bounded, untrusted input', () => {
   let store: PeerStore
 
   beforeEach(async () => {
-    store = open([{ host: '127.0.0.82', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `${host}:${port}`, secret: SECRET, retry: () => 60_000, maxPendingHandshakes: 8 })
+    // Every stranger here comes from one host, allowed all 8 slots: these tests are about the shared
+    // cap; the per-host limit and the peers' own slots are tested in handshake-slots.test.ts.
+    store = open([{ host: '127.0.0.82', port, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: `${host}:${port}`,
+      secret: SECRET,
+      retry: () => 60_000,
+      maxPendingHandshakes: 8,
+      maxPendingHandshakesPerHost: 8,
+    })
     await store.ready()
     await store.set('untouched', session({ n: 1 }))
   })
@@ -226,8 +235,8 @@ describe('bounded, untrusted input', () => {
   })
 
   test('a valid, authenticated peer sending garbage msgpack is cut off; no session changes', async () => {
-    const peer = await RawPeer.connect(host, port)
-    // Authenticated as was2 (the configured peer), then garbage inside a perfectly sealed record.
+    // Authenticated as was2 (the configured peer, from its address), then garbage inside a perfectly sealed record.
+    const peer = await RawPeer.connect(host, port, '127.0.0.82')
     expect(await peer.secureHandshake({ cluster: 'connect-peer', nodeId: 'was2' }, SECRET)).toMatchObject({ type: MessageType.READY })
     peer.sendSealed(MessageType.UPSERT, Buffer.from([0xc1, 0xff, 0x00]))
     await peer.closed
@@ -236,7 +245,7 @@ describe('bounded, untrusted input', () => {
   })
 
   test('a valid peer sending a session value with a forbidden extension type is cut off; no session changes', async () => {
-    const peer = await RawPeer.connect(host, port)
+    const peer = await RawPeer.connect(host, port, '127.0.0.82')
     await peer.secureHandshake({ cluster: 'connect-peer', nodeId: 'was2' }, SECRET)
     // An UPSERT whose only field holds msgpackr's "Error" extension: it must never be decoded.
     const upsert = [0, 0, 'untouched', 1, 'was1', 2, 'was2', Date.now() + 60_000, null, [['user', Buffer.from([0xd4, 0x65, 0x00])]], []]

@@ -71,6 +71,18 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
+/**
+ * An IP address as a connection reports it, written the way it is compared with configured ones:
+ * an IPv4-mapped IPv6 address (`::ffff:10.0.0.2`, from a dual-stack listener) as plain IPv4, an
+ * IPv6 address in its canonical short form. Anything else (a host name) is returned as it is.
+ */
+export function canonicalHost(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i.exec(address)
+  if (mapped) return mapped[1]!
+  if (isIP(address) === 6) return new URL(`http://[${address}]`).hostname.slice(1, -1)
+  return address
+}
+
 function splitHostPort(option: string, text: string, minPort: number): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
   if (!match) throw new InvalidOptionError(option, "'host:port' (IPv6 as '[::1]:4055')", text)

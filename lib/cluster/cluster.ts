@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
 import { isIP, type Server, type Socket } from 'node:net'
 import { debugFor } from '../debug.js'
 import { HandshakeRefusals, HandshakeRefusedError, MalformedDataError, ProtocolError } from '../errors.js'
 import type { ClusterOptions } from '../options.js'
-import { formatAddress } from './address.js'
+import { canonicalHost, formatAddress } from './address.js'
 import { Connection, type ConnectionHandlers, type OutgoingData } from './connection.js'
 import { deriveSecretKey, type SecretKey } from '../security/keys.js'
 import { acceptHandshake, type HandshakeSecurity, type LocalIdentity, type Refusal } from './handshake.js'
+import { HandshakeSlots } from './handshake-slots.js'
 import { listen } from './listener.js'
 import { RateLimiter } from './rate-limiter.js'
 import { socketsFor, type Sockets } from './sockets.js'
@@ -14,6 +16,9 @@ import { MessageType, type AckLevel, type Hello, type Message, type MessageLimit
 import { PeerLink, type Member, type MemberState } from './peer-link.js'
 
 const debug = debugFor('transport')
+
+/** Time a new connection has to send its HELLO (or `handshakeTimeout`, if shorter): a real peer sends it at once. */
+const HELLO_TIMEOUT_MS = 1000
 
 /** Totals over every connection this node has had. */
 export interface TransportStats {
@@ -27,7 +32,7 @@ export interface TransportStats {
   refusedHandshakes: number
   /** Times a peer's send queue overflowed and was dropped. */
   queueOverflows: number
-  /** Connections closed at once because `maxPendingHandshakes` were already pending. */
+  /** Connections closed at once because their host (or all strangers together) had every handshake slot. */
   rejectedConnections: number
   /** Frames not sent because they exceed what the peer accepts (a session too large for it). */
   oversizedFrames: number
@@ -64,12 +69,18 @@ export class Cluster {
   readonly #links: PeerLink[]
   /** Inbound connections by peer node id: the connection each peer sends its changes on. */
   readonly #inbound = new Map<string, { connection: Connection; incarnation: string; lastHeardAt: number }>()
-  readonly #handshaking = new Set<Connection>()
+  /** Sockets admitted and still in their handshake (TLS or ours), closed at once by `stop()`. */
+  readonly #pending = new Set<Socket>()
+  /** Canonical addresses of the configured peers: they have handshake slots of their own. */
+  readonly #peerHosts = new Set<string>()
+  readonly #slots: HandshakeSlots
   readonly #limits: MessageLimits
   readonly #security: HandshakeSecurity & { keys: SecretKey[] }
   readonly #sockets: Sockets
   /** One report per remote host and window: a flood of bad frames does not flood the logs. */
   readonly #reports = new RateLimiter(10_000)
+  /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
+  readonly #bindsAddress: boolean
   #server: Server | undefined
   #port = 0
   #stopping = false
@@ -82,8 +93,11 @@ export class Cluster {
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
-    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls !== undefined }
+    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls?.identity }
+    this.#bindsAddress = options.verifyPeerAddress && options.secrets.length > 0 && !options.tls
     this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeoutMs)
+    for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))
+    this.#slots = new HandshakeSlots({ shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost }, this.#peerHosts)
     this.#links = options.peers.map(
       (address) =>
         new PeerLink(address, {
@@ -120,12 +134,17 @@ export class Cluster {
 
   /** Derives the keys, opens the replication port, then starts dialing the peers. */
   async start(): Promise<void> {
+    this.#resolvePeerHosts()
     this.#security.keys.push(...(await Promise.all(this.#options.secrets.map(deriveSecretKey))))
     const { server, port } = await listen(this.#options.listen, () =>
-      this.#sockets.createServer(
-        (socket) => this.#accept(socket),
-        (error) => this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client'),
-      ),
+      this.#sockets.createServer({
+        admit: (socket) => this.#admit(socket),
+        accepted: (socket, release) => this.#accept(socket, release),
+        rejected: (error) => {
+          // stop() ends the TLS handshakes still pending: not a refusal worth reporting.
+          if (!this.#stopping) this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client')
+        },
+      }),
     )
     this.#server = server
     this.#port = port
@@ -164,7 +183,7 @@ export class Cluster {
     const bye: Message = { type: MessageType.BYE, reason: 'shutting down' }
     const server = this.#server
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
-    for (const connection of this.#handshaking) connection.destroy()
+    for (const socket of this.#pending) socket.destroy()
     await Promise.all(this.#links.map((link) => link.stop(timeoutMs, bye)))
     for (const { connection } of this.#inbound.values()) connection.destroy()
     this.#inbound.clear()
@@ -187,35 +206,80 @@ export class Cluster {
     )
   }
 
-  #accept(socket: Socket): void {
+  /**
+   * A slot for a new connection, before anything is spent on it (TLS included): each host gets at
+   * most `maxPendingHandshakesPerHost`, strangers together `maxPendingHandshakes`, and configured
+   * peers' hosts have slots of their own, so neither one address nor a crowd keeps the peers out.
+   */
+  #admit(socket: Socket): (() => void) | undefined {
+    if (this.#stopping) return undefined
+    const release = this.#slots.take(canonicalHost(socket.remoteAddress ?? ''))
+    if (!release) {
+      this.stats.rejectedConnections += 1
+      return undefined
+    }
+    this.#pending.add(socket)
+    return () => {
+      this.#pending.delete(socket)
+      release()
+    }
+  }
+
+  #accept(socket: Socket, release: () => void): void {
     if (this.#stopping) {
       socket.destroy()
       return
     }
-    if (this.#handshaking.size >= this.#options.maxPendingHandshakes) {
-      // Too many strangers at once: turn the next ones away before spending anything on them.
-      this.stats.rejectedConnections += 1
-      socket.destroy()
-      return
-    }
     const connection = this.#wrap(socket, `${this.identity.nodeId}<-${socket.remoteAddress}:${socket.remotePort}`)
-    this.#handshaking.add(connection)
-    acceptHandshake(connection, this.identity, this.#security, this.#options.handshakeTimeoutMs, (hello) => this.#decide(hello), (hello) => this.#inboundHandlers(hello, connection))
+    acceptHandshake(connection, {
+      local: this.identity,
+      security: this.#security,
+      timeoutMs: this.#options.handshakeTimeoutMs,
+      helloTimeoutMs: Math.min(this.#options.handshakeTimeoutMs, HELLO_TIMEOUT_MS),
+      decide: (hello) => this.#decide(hello, canonicalHost(socket.remoteAddress ?? '')),
+      next: (hello) => this.#inboundHandlers(hello, connection),
+    })
       .catch((error: Error) => this.#reportFailure(error, connection.remoteAddress))
-      .finally(() => this.#handshaking.delete(connection))
+      .finally(release)
   }
 
-  /** Only configured peers get in, and each only once at a time. */
-  #decide(hello: Hello): Refusal | undefined {
+  /** Configured peers given by name get their reserved slots once the name resolves; failures only cost that. */
+  #resolvePeerHosts(): void {
+    for (const { host } of this.#options.peers) {
+      if (isIP(host)) continue
+      lookup(host, { all: true }).then(
+        (addresses) => {
+          for (const { address } of addresses) this.#peerHosts.add(canonicalHost(address))
+        },
+        (error: Error) => debug('cannot resolve peer %s: %s', host, error.message),
+      )
+    }
+  }
+
+  /**
+   * After the dialer proved the secret (or its certificate): only configured peers get in, each from
+   * its configured address when the secret is all that vouches for it, and never in place of a
+   * connection of that peer that is still alive.
+   */
+  #decide(hello: Hello, from: string): Refusal | undefined {
     if (this.#stopping) return { reason: HandshakeRefusals.SHUTTING_DOWN, detail: 'this node is shutting down' }
     const link = this.#links.find((each) => each.nodeId === hello.nodeId)
     if (!link) return { reason: HandshakeRefusals.UNKNOWN_NODE, detail: `"${hello.nodeId}" is not one of this node's peers` }
-    const existing = this.#inbound.get(hello.nodeId)
-    if (existing && !existing.connection.closing && existing.incarnation === hello.incarnation) {
-      // The same process connecting twice. A half-open old connection that went quiet is replaced.
-      if (Date.now() - existing.lastHeardAt < this.#options.suspectTimeoutMs) {
-        return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected` }
+    const configured = link.address.host
+    if (this.#bindsAddress && isIP(configured) && canonicalHost(configured) !== from) {
+      // The secret proves membership only: any member could claim any id. The address is what binds it.
+      return {
+        reason: HandshakeRefusals.AUTH,
+        detail:
+          `"${hello.nodeId}" is configured at ${configured} but connected from ${from}; a peer must connect from its configured address ` +
+          '(it dials from its listen address), or set `verifyPeerAddress: false` if peers reach each other through NAT',
       }
+    }
+    const existing = this.#inbound.get(hello.nodeId)
+    const heardAgo = existing ? Date.now() - existing.lastHeardAt : Infinity
+    if (existing && !existing.connection.closing && heardAgo < this.#options.suspectTimeoutMs) {
+      // Whatever its incarnation: a restarted peer's old connection is closed or quiet, a live one is neither.
+      return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected, heard from ${heardAgo} ms ago` }
     }
     return undefined
   }

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
+import { TLSSocket, type PeerCertificate } from 'node:tls'
 import PQueue from 'p-queue'
 import { debugFor } from '../debug.js'
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueOverflowError, ReplicationTimeoutError } from '../errors.js'
@@ -100,6 +100,12 @@ export class Connection {
   /** Frames inside decrypted records. */
   #inner: FrameDecoder | undefined
   #flushScheduled = false
+  /**
+   * Settles when the last write has been handed to the OS (its callback). Not `writableLength`
+   * with 'drain': a TLS socket buffers a write it accepted while it encrypts it, and 'drain' only
+   * follows a write that returned false, so waiting for it could last until the socket closed.
+   */
+  #written: Promise<void> = Promise.resolve()
   #overflowed = false
   #closing = false
   #closed = false
@@ -182,17 +188,11 @@ export class Connection {
     this.#inner = new FrameDecoder(this.#options.maxFrameBytes)
   }
 
-  /** With TLS, the names the peer's certificate gives (its CN and DNS subject alternative names). */
-  peerCertificateNames(): string[] {
-    if (!(this.#socket instanceof TLSSocket)) return []
+  /** With TLS, the peer's certificate (already verified against `ca`); undefined over plain TCP. */
+  peerCertificate(): PeerCertificate | undefined {
+    if (!(this.#socket instanceof TLSSocket)) return undefined
     const certificate = this.#socket.getPeerCertificate()
-    if (!certificate || Object.keys(certificate).length === 0) return []
-    const names = typeof certificate.subject?.CN === 'string' ? [certificate.subject.CN] : []
-    for (const entry of (certificate.subjectaltname ?? '').split(',')) {
-      const [kind, name] = entry.trim().split(':')
-      if (kind === 'DNS' && name) names.push(name)
-    }
-    return names
+    return certificate && Object.keys(certificate).length > 0 ? certificate : undefined
   }
 
   /** Queues one message. False when it was not queued: the connection is closed or overflowing. */
@@ -263,14 +263,14 @@ export class Connection {
     return true
   }
 
-  /** Resolves when everything queued so far has been handed to the socket and the socket drained. */
+  /** Resolves when everything queued so far has been handed to the OS, or the connection closed. */
   async flushed(): Promise<void> {
     await this.#writes.onIdle()
     if (this.#flushScheduled) {
       await new Promise((resolve) => setImmediate(resolve))
       await this.#writes.onIdle()
     }
-    if (this.#socket.writableLength > 0 && !this.#closed) await this.#drainOrClose()
+    await this.#writtenOrClosed()
   }
 
   /** Sends what is queued (waiting at most `timeoutMs`), then ends the connection. */
@@ -374,7 +374,10 @@ export class Connection {
     }
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
     this.#stats.bytesOut += bytes.length
-    if (!this.#socket.write(bytes)) await this.#drainOrClose()
+    let written!: () => void
+    this.#written = new Promise((resolve) => (written = resolve))
+    // The callback also runs (with an error) if the socket is destroyed first.
+    if (!this.#socket.write(bytes, () => written())) await this.#drainOrClose()
   }
 
   /**
@@ -428,8 +431,9 @@ export class Connection {
    * closes (its heartbeat declares it dead), rather than resynchronised over and over.
    */
   async #catchUp(): Promise<void> {
+    // Writes already handed over finish first.
     await this.#writes.onIdle()
-    if (this.#socket.writableLength > 0) await this.#drainOrClose()
+    await this.#writtenOrClosed()
     if (this.#closed) return
     this.#catchUpSeq += 1
     const seq = this.#catchUpSeq
@@ -440,6 +444,10 @@ export class Connection {
     this.#overflowed = false
     debug('%s: caught up after an overflow', this.label)
     this.#handlers.drained?.(this)
+  }
+
+  #writtenOrClosed(): Promise<void> {
+    return this.#closed ? Promise.resolve() : Promise.race([this.#written, this.done])
   }
 
   #drainOrClose(): Promise<void> {

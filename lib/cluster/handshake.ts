@@ -6,6 +6,11 @@ import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { PROTOCOL_VERSION } from './frame.js'
 import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from './messages.js'
+import { certifiedNodeIds, describeCertificate, type TlsIdentity } from './tls-identity.js'
+import { printable } from './untrusted.js'
+
+/** Cluster names are up to 128 characters; in a message, this much of someone else's is enough. */
+const NAME_LENGTH = 64
 
 /** Who this node is, as it introduces itself to peers. */
 export interface LocalIdentity {
@@ -22,8 +27,8 @@ export interface HandshakeSecurity {
   readonly keys: readonly SecretKey[]
   /** Encrypt and authenticate every frame after the handshake (a secret without TLS). */
   readonly encrypt: boolean
-  /** Over mutual TLS: the peer's certificate must name the node id it claims (CN or a DNS SAN). */
-  readonly tls: boolean
+  /** Over mutual TLS: how the peer's certificate must name the node id it claims. */
+  readonly tls: TlsIdentity | undefined
 }
 
 /** A refusal the accepting side decided on, sent to the dialer before closing. */
@@ -32,38 +37,42 @@ export interface Refusal {
   readonly detail: string
 }
 
+/** What the dialing side of a handshake needs. */
+export interface DialParameters {
+  readonly local: LocalIdentity
+  readonly security: HandshakeSecurity
+  /** The peer's id when the configuration names it (or an authenticated handshake taught it). */
+  readonly expectedNodeId: string | undefined
+  readonly timeoutMs: number
+  /**
+   * The WELCOME passed every check this node can make (cluster, expected id, the proof of the
+   * secret, the certificate's names): its node id is the peer's. Called before AUTH is sent, so a
+   * peer that goes on to refuse this node has still been identified. Nothing else teaches an id:
+   * a REFUSE is not authenticated, and anyone on the peer's address could have sent it.
+   */
+  readonly verified: (welcome: Welcome) => void
+  /** On READY the connection is handed to these handlers before any further frame is read. */
+  readonly next: (welcome: Welcome) => ConnectionHandlers
+}
+
 /**
  * The dialing side: HELLO, then WELCOME (checked: cluster, node id, the acceptor's proof of the
- * secret), then AUTH (this side's proof), then READY. `expectedNodeId` is the configured peer's id
- * when the configuration names one. On READY the connection is handed to `next` before any further
- * frame is read. A refusal tells `refusedBy` the refusing node's id.
+ * secret or its certificate), then AUTH (this side's proof), then READY.
  */
-export function dialHandshake(
-  connection: Connection,
-  local: LocalIdentity,
-  security: HandshakeSecurity,
-  expectedNodeId: string | undefined,
-  timeoutMs: number,
-  next: (welcome: Welcome) => ConnectionHandlers,
-  refusedBy: (nodeId: string) => void,
-): Promise<Welcome> {
+export function dialHandshake(connection: Connection, parameters: DialParameters): Promise<Welcome> {
+  const { local, security, expectedNodeId, timeoutMs, verified, next } = parameters
   const key = security.keys[0]
   const hello: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local, nonce: randomBytes(NONCE_BYTES), keyId: key?.id ?? null }
   let welcome: Welcome | undefined
-  return run(connection, timeoutMs, (message, settle) => {
+  return run(connection, { timeoutMs }, (message, settle) => {
     if (message.type === MessageType.REFUSE) {
-      refusedBy(message.nodeId)
-      throw new HandshakeRefusedError(message.reason, `the peer says: ${message.detail}`)
+      throw new HandshakeRefusedError(message.reason, `the peer says: ${printable(message.detail)}`)
     }
     if (!welcome) {
       if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
       checkWelcome(message, connection, local, expectedNodeId)
-      if (security.tls) {
-        const names = connection.peerCertificateNames()
-        if (!names.includes(message.nodeId)) {
-          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"`)
-        }
-      }
+      const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
+      if (uncertified) throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} ${uncertified}`)
       const transcript = transcriptOf(hello, message)
       if (key) {
         if (!message.proof || !sameBytes(message.proof, proof(key, 'acceptor', transcript))) {
@@ -73,6 +82,7 @@ export function dialHandshake(
         throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} uses a cluster secret and this node has none: set \`secret\``)
       }
       welcome = message
+      verified(message)
       connection.send({ type: MessageType.AUTH, proof: key ? proof(key, 'dialer', transcript) : null })
       return
     }
@@ -85,19 +95,29 @@ export function dialHandshake(
   }, () => connection.send(hello))
 }
 
+/** What the accepting side of a handshake needs. */
+export interface AcceptParameters {
+  readonly local: LocalIdentity
+  readonly security: HandshakeSecurity
+  readonly timeoutMs: number
+  /**
+   * The HELLO must have arrived within this (much shorter than `timeoutMs`): a real peer sends it
+   * as soon as it is connected, an idle stranger gives its slot back quickly.
+   */
+  readonly helloTimeoutMs: number
+  /** After the dialer proved itself: a refusal (unknown or duplicate node), or undefined to accept. */
+  readonly decide: (hello: Hello) => Refusal | undefined
+  /** On READY the connection is handed to these handlers before any further frame is read. */
+  readonly next: (hello: Hello) => ConnectionHandlers
+}
+
 /**
  * The accepting side: HELLO (checked: version, cluster, which secret), WELCOME with this side's
  * proof, AUTH (the dialer's proof, checked), then `decide` on the rest (unknown or duplicate node):
  * READY or REFUSE. Nothing about this node's peers is revealed before the dialer has proved the secret.
  */
-export function acceptHandshake(
-  connection: Connection,
-  local: LocalIdentity,
-  security: HandshakeSecurity,
-  timeoutMs: number,
-  decide: (hello: Hello) => Refusal | undefined,
-  next: (hello: Hello) => ConnectionHandlers,
-): Promise<Hello> {
+export function acceptHandshake(connection: Connection, parameters: AcceptParameters): Promise<Hello> {
+  const { local, security, timeoutMs, helloTimeoutMs, decide, next } = parameters
   let hello: Hello | undefined
   let welcome: Welcome | undefined
   let key: SecretKey | undefined
@@ -106,15 +126,13 @@ export function acceptHandshake(
     void connection.close(1000)
     throw new HandshakeRefusedError(refusal.reason, `refused ${nodeId} from ${connection.remoteAddress}: ${refusal.detail}`)
   }
-  return run(connection, timeoutMs, (message, settle) => {
+  return run(connection, { timeoutMs, first: { timeoutMs: helloTimeoutMs, name: 'HELLO' } }, (message, settle) => {
     if (!hello) {
       if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
       const refusal = checkHello(message, local)
       if (refusal) refuse(refusal, message.nodeId)
-      const names = security.tls ? connection.peerCertificateNames() : []
-      if (security.tls && !names.includes(message.nodeId)) {
-        refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate names ${names.join(', ') || 'nobody'}, not "${message.nodeId}"` }, message.nodeId)
-      }
+      const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
+      if (uncertified) refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate ${uncertified}` }, message.nodeId)
       key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
       if (message.keyId && !key) {
         refuse({ reason: HandshakeRefusals.AUTH, detail: security.keys.length ? 'no cluster secret in common (check `secret` on both nodes)' : 'this node has no cluster secret' }, message.nodeId)
@@ -147,14 +165,14 @@ function checkHello(hello: Hello, local: LocalIdentity): Refusal | undefined {
   if (hello.protocol !== PROTOCOL_VERSION) {
     return { reason: HandshakeRefusals.VERSION, detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}` }
   }
-  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${hello.cluster}"` }
+  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${printable(hello.cluster, NAME_LENGTH)}"` }
   if (hello.nodeId === local.nodeId) return { reason: HandshakeRefusals.SAME_NODE, detail: `"${hello.nodeId}" is this node's own id` }
   return undefined
 }
 
 function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIdentity, expectedNodeId: string | undefined): void {
   if (welcome.cluster !== local.cluster) {
-    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${welcome.cluster}", this node in "${local.cluster}"`)
+    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${printable(welcome.cluster, NAME_LENGTH)}", this node in "${local.cluster}"`)
   }
   if (welcome.nodeId === local.nodeId) {
     throw new HandshakeRefusedError(HandshakeRefusals.SAME_NODE, `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`)
@@ -162,6 +180,14 @@ function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIden
   if (expectedNodeId !== undefined && welcome.nodeId !== expectedNodeId) {
     throw new HandshakeRefusedError(HandshakeRefusals.WRONG_NODE, `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${welcome.nodeId}"`)
   }
+}
+
+/** Over TLS, why the peer's certificate does not name `nodeId` (undefined when it does, or without TLS). */
+function certificateMismatch(connection: Connection, identity: TlsIdentity | undefined, nodeId: string): string | undefined {
+  if (!identity) return undefined
+  const certificate = connection.peerCertificate()
+  if (certificate && certifiedNodeIds(certificate, identity).includes(nodeId)) return undefined
+  return `has ${describeCertificate(certificate, identity)} naming "${nodeId}"${typeof identity === 'object' ? ` as ${identity.uriPrefix}${nodeId}` : ''}`
 }
 
 /** Everything both sides said, in a fixed encoding: what the proofs sign. */
@@ -182,27 +208,45 @@ function transcriptOf(hello: Hello, welcome: Welcome): Buffer {
   )
 }
 
+interface Deadlines {
+  /** For the whole handshake. */
+  readonly timeoutMs: number
+  /** For the first message, if sooner; `name` says which message it is, for the error. */
+  readonly first?: { readonly timeoutMs: number; readonly name: string }
+}
+
 function run<T extends Hello | Welcome>(
   connection: Connection,
-  timeoutMs: number,
+  deadlines: Deadlines,
   onMessage: (message: Message, settle: (result: T, handlers: ConnectionHandlers) => void) => void,
   start?: () => void,
 ): Promise<T> {
+  const { timeoutMs, first } = deadlines
   return new Promise<T>((resolve, reject) => {
     let done = false
-    const timer = setTimeout(() => {
-      fail(new HandshakeRefusedError(HandshakeRefusals.TIMEOUT, `no handshake from ${connection.remoteAddress} within ${timeoutMs} ms`))
+    let heard = false
+    const expire = (what: string, ms: number) => {
+      fail(new HandshakeRefusedError(HandshakeRefusals.TIMEOUT, `no ${what} from ${connection.remoteAddress} within ${ms} ms`))
       connection.destroy()
-    }, timeoutMs)
+    }
+    const timer = setTimeout(() => expire('handshake', timeoutMs), timeoutMs)
+    // Checked after this turn's I/O: a node that was busy reads what already arrived before judging.
+    const firstTimer =
+      first && first.timeoutMs < timeoutMs
+        ? setTimeout(() => setImmediate(() => !heard && !done && expire(first.name, first.timeoutMs)), first.timeoutMs)
+        : undefined
     const fail = (error: Error) => {
       if (done) return
       done = true
       clearTimeout(timer)
+      clearTimeout(firstTimer)
       reject(error)
     }
     connection.setHandlers({
       message(message) {
         if (done) return
+        heard = true
+        clearTimeout(firstTimer)
         try {
           onMessage(message, (result, handlers) => {
             done = true

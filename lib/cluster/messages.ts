@@ -79,7 +79,7 @@ export interface Ready {
 }
 export interface Refuse {
   readonly type: typeof MessageType.REFUSE
-  /** The refusing node's id: a peer configured by address alone learns it, and is accepted next time. */
+  /** The refusing node's id, for the dialer's log only: a refusal is unauthenticated and teaches nothing. */
   readonly nodeId: string
   readonly reason: HandshakeRefusal
   readonly detail: string

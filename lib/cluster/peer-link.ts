@@ -5,7 +5,7 @@ import type { RetryPolicy } from './backoff.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { dialHandshake, type HandshakeSecurity, type LocalIdentity } from './handshake.js'
 import { Heartbeat, type HeartbeatTiming } from './heartbeat.js'
-import { MessageType, type Message, type Welcome } from './messages.js'
+import { MessageType, type Message } from './messages.js'
 
 const debug = debugFor('membership')
 
@@ -49,7 +49,7 @@ export interface PeerLinkContext {
   stateChanged(link: PeerLink, previous: MemberState): void
   /** An outbound connection completed its handshake: time to synchronise with the peer. */
   connected(link: PeerLink, connection: Connection): void
-  /** A peer configured without an id told its id; false if another peer already has it. */
+  /** A peer configured without an id proved its id in a handshake; false if another peer already has it. */
   identified(link: PeerLink, nodeId: string): boolean
   /** A connection attempt failed; refusals are worth reporting, refused connections are not. */
   dialFailed(link: PeerLink, error: Error): void
@@ -173,29 +173,27 @@ export class PeerLink {
       clearTimeout(connectTimer)
       socket.off('error', failEarly)
       const connection = this.#context.wrap(socket, `${this.#context.identity.nodeId}->${this.#name}`)
-      dialHandshake(
-        connection,
-        this.#context.identity,
-        this.#context.security,
-        this.#nodeId,
-        this.#context.handshakeTimeoutMs,
-        (welcome) => {
-          this.#established(connection, welcome)
+      dialHandshake(connection, {
+        local: this.#context.identity,
+        security: this.#context.security,
+        expectedNodeId: this.#nodeId,
+        timeoutMs: this.#context.handshakeTimeoutMs,
+        // A peer configured by address learns its id here, even if the peer then refuses this node.
+        verified: (welcome) => this.#identify(welcome.nodeId),
+        next: () => {
+          this.#established(connection)
           return this.#context.handlers(this)
         },
-        // A peer configured by address that refused us (it did not know us yet) still said who it is.
-        (nodeId) => this.#identify(nodeId),
-      ).catch((error: Error) => this.#dialFailed(error))
+      }      ).catch((error: Error) => this.#dialFailed(error))
     })
   }
 
-  #established(connection: Connection, welcome: Welcome): void {
+  #established(connection: Connection): void {
     this.#dialing = false
     if (this.#stopped) {
       connection.destroy()
       return
     }
-    this.#identify(welcome.nodeId)
     this.#outbound = connection
     this.#establishedAt = Date.now()
     this.#connections += 1
