@@ -26,6 +26,8 @@ export class FaultProxy {
    * connections opened after it is set.
    */
   frameTap: ((frame: Buffer, index: number) => Buffer[]) | undefined
+  /** As `frameTap`, for the frames the target sends back to the client. */
+  replyFrameTap: ((frame: Buffer, index: number) => Buffer[]) | undefined
 
   private constructor(listen: { host: string; port: number }, target: { host: string; port: number }) {
     this.host = listen.host
@@ -93,26 +95,39 @@ export class FaultProxy {
     }
     client.on('error', drop).on('close', drop)
     upstream.on('error', drop).on('close', drop)
-    const frameTap = this.frameTap
-    const decoder = new FrameDecoder(1 << 30)
-    let index = 0
+    const toTarget = framesThrough(this.frameTap)
     client.on('data', (chunk: Buffer) => {
-      let out = this.tap ? this.tap(chunk) : chunk
-      if (out && frameTap) {
-        const frames = decoder.push(out).flatMap((frame) => {
-          const header = Buffer.alloc(FRAME_HEADER_BYTES)
-          header.writeUInt32BE(frame.payload.length + 2, 0)
-          header[4] = frame.version
-          header[5] = frame.type
-          return frameTap(Buffer.concat([header, frame.payload]), index++)
-        })
-        out = frames.length > 0 ? Buffer.concat(frames) : null
-      }
+      const tapped = this.tap ? this.tap(chunk) : chunk
+      const out = tapped && toTarget(tapped)
       if (!out) return
-      const bytes = out
-      if (this.delayMs > 0) setTimeout(() => upstream.write(bytes), this.delayMs)
-      else upstream.write(bytes)
+      if (this.delayMs > 0) setTimeout(() => upstream.write(out), this.delayMs)
+      else upstream.write(out)
     })
-    upstream.pipe(client)
+    if (this.replyFrameTap) {
+      const toClient = framesThrough(this.replyFrameTap)
+      upstream.on('data', (chunk: Buffer) => {
+        const out = toClient(chunk)
+        if (out) client.write(out)
+      })
+    } else {
+      upstream.pipe(client)
+    }
+  }
+}
+
+/** Passes a byte stream through `tap` frame by frame (as is, without one); null when nothing is left. */
+function framesThrough(tap: ((frame: Buffer, index: number) => Buffer[]) | undefined): (chunk: Buffer) => Buffer | null {
+  if (!tap) return (chunk) => chunk
+  const decoder = new FrameDecoder(1 << 30)
+  let index = 0
+  return (chunk) => {
+    const frames = decoder.push(chunk).flatMap((frame) => {
+      const header = Buffer.alloc(FRAME_HEADER_BYTES)
+      header.writeUInt32BE(frame.payload.length + 2, 0)
+      header[4] = frame.version
+      header[5] = frame.type
+      return tap(Buffer.concat([header, frame.payload]), index++)
+    })
+    return frames.length > 0 ? Buffer.concat(frames) : null
   }
 }

@@ -63,6 +63,8 @@ interface Channel {
   replies: Promise<void>
   queuedReplies: number
   pushQueued: boolean
+  /** A whole resync was asked for while one was running on this connection: run another after it. */
+  resyncPending: boolean
 }
 
 /** One synchronisation this node asked a peer for. */
@@ -76,6 +78,8 @@ interface SyncRun {
   fetched: number
   /** A fetch of this run was given up on: the run cannot complete; it starts over instead. */
   failed: boolean
+  /** Starts the run over when its digest stops coming (a chunk lost): reset by every chunk. */
+  readonly watchdog: NodeJS.Timeout
 }
 
 interface PendingFetch {
@@ -125,8 +129,9 @@ export class StateSync {
     if (connection.closing) return
     const syncId = this.#nextId++
     this.#channel(connection, peer)
-    this.#runs.set(syncId, { syncId, peer, connection, startedAt: Date.now(), digestDone: false, outstanding: 0, fetched: 0, failed: false })
-    void connection.done.then(() => this.#runs.delete(syncId))
+    const watchdog = setTimeout(() => this.#digestStalled(syncId), this.#options.requestTimeoutMs)
+    this.#runs.set(syncId, { syncId, peer, connection, startedAt: Date.now(), digestDone: false, outstanding: 0, fetched: 0, failed: false, watchdog })
+    void connection.done.then(() => this.#endRun(syncId))
     connection.send({ type: MessageType.SYNC_REQUEST, syncId, epoch: this.#table.epoch })
   }
 
@@ -158,9 +163,13 @@ export class StateSync {
       const channel = this.#channel(connection, peer)
       for (const sids of this.#chunks(wanted, connection)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
     }
-    if (run && message.final) {
+    if (!run) return
+    if (message.final) {
       run.digestDone = true
+      clearTimeout(run.watchdog)
       this.#maybeComplete(run)
+    } else {
+      run.watchdog.refresh()
     }
   }
 
@@ -194,7 +203,7 @@ export class StateSync {
     if (channel.backlog.size > this.#options.chunkSize * BULK_WINDOW) {
       debug('%s: fetch backlog overflowed: resynchronising', connection.label)
       channel.backlog.clear()
-      this.request(peer, connection)
+      this.#resync(channel, connection)
     }
     return Promise.resolve(false)
   }
@@ -409,16 +418,44 @@ export class StateSync {
     }
   }
 
+  /** Asks for a whole digest on `connection`, or, while one is coming, for one more after it. */
+  #resync(channel: Channel, connection: Connection): void {
+    for (const run of this.#runs.values()) {
+      if (run.connection === connection) {
+        channel.resyncPending = true
+        return
+      }
+    }
+    this.request(channel.peer, connection)
+  }
+
+  /** No digest chunk came for `requestTimeoutMs`: one was lost. Ask for the whole digest again. */
+  #digestStalled(syncId: number): void {
+    const run = this.#runs.get(syncId)
+    if (!run || run.digestDone) return
+    debug('sync with %s: no digest for %d ms: starting over', run.peer.nodeId ?? run.peer.label, this.#options.requestTimeoutMs)
+    this.#endRun(syncId, true)
+  }
+
+  /** Forgets a run; starts another when asked to (`again`) or when a resync was asked for meanwhile. */
+  #endRun(syncId: number, again = false): void {
+    const run = this.#runs.get(syncId)
+    if (!run) return
+    clearTimeout(run.watchdog)
+    this.#runs.delete(syncId)
+    const channel = this.#channels.get(run.connection)
+    if ((again || channel?.resyncPending) && !run.connection.closing) {
+      if (channel) channel.resyncPending = false
+      this.request(run.peer, run.connection)
+    }
+  }
+
   #maybeComplete(run: SyncRun): void {
     if (!run.digestDone || run.outstanding > 0 || this.#runs.get(run.syncId) !== run) return
-    this.#runs.delete(run.syncId)
-    if (run.failed) {
-      // Something was not fetched in time, even asked again: start over rather than claim completion.
-      debug('sync with %s incomplete: starting over', run.peer.nodeId ?? run.peer.label)
-      this.request(run.peer, run.connection)
-      return
-    }
-    this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
+    // Something not fetched in time, even asked again: start over rather than claim completion.
+    if (run.failed) debug('sync with %s incomplete: starting over', run.peer.nodeId ?? run.peer.label)
+    this.#endRun(run.syncId, run.failed)
+    if (!run.failed) this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
   }
 
   async #backpressure(connection: Connection): Promise<void> {
@@ -428,7 +465,7 @@ export class StateSync {
   #channel(connection: Connection, peer: PeerLink): Channel {
     let channel = this.#channels.get(connection)
     if (!channel) {
-      channel = { peer, outstanding: 0, backlog: new Set(), bulk: [], bulkActive: 0, replies: Promise.resolve(), queuedReplies: 0, pushQueued: false }
+      channel = { peer, outstanding: 0, backlog: new Set(), bulk: [], bulkActive: 0, replies: Promise.resolve(), queuedReplies: 0, pushQueued: false, resyncPending: false }
       this.#channels.set(connection, channel)
     }
     return channel
