@@ -2,16 +2,16 @@
  * connect-peer: sessions kept in each server's memory and replicated to fixed peers over TCP.
  * Everything a user may import is exported here; other modules are internal.
  */
-export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './store/peer-store.js'
-export type { PeerStoreOptions, SendMode } from './options.js'
+export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './peer-store/peer-store.js'
+export type { PeerStoreOptions, SendMode } from './peer-store/options.js'
 export type { PeerSpec, ListenSpec } from './cluster/address.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
-export type { ReplicatedChange } from './replication/replicator.js'
+export type { ReplicatedChange } from './replication/all-to-all.js'
 export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 export { peerSession, staticFilter, stickyRouting, type PeerSessionOptions } from './http/express.js'
 export type { RouteCookieOptions } from './http/route-cookie.js'
 export { DEFAULT_STATIC_FILTER, type StaticFilter } from './http/static-filter.js'
-export { withoutReplication } from './store/replication-scope.js'
+export { withoutReplication } from './peer-store/replication-scope.js'
 export {
   ErrorCodes,
   HandshakeRefusals,
@@ -31,4 +31,4 @@ export {
   FrameTooLargeError,
   type ErrorCode,
   type HandshakeRefusal,
-} from './errors.js'
+} from './base/errors.js'

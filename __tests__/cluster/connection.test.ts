@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { Connection } from '../../lib/cluster/connection.js'
-import { AckLevel, encodeMessage, MessageType } from '../../lib/cluster/messages.js'
+import { AckLevel, encodeMessage, MessageType } from '../../lib/protocol/messages.js'
 import { emptyTransportStats } from '../../lib/cluster/cluster.js'
 import { ErrorCodes } from '../../lib/index.js'
 

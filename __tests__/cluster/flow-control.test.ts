@@ -1,5 +1,5 @@
 import type { SessionData } from 'express-session'
-import { MessageType } from '../../lib/cluster/messages.js'
+import { MessageType } from '../../lib/protocol/messages.js'
 import { encodeSession } from '../../lib/codec/session-codec.js'
 import { PeerStore, type PeerStoreOptions } from '../../lib/index.js'
 import { FaultProxy } from '../helpers/fault-proxy.js'

@@ -1,5 +1,5 @@
-import { PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
-import { MessageType } from '../../lib/cluster/messages.js'
+import { PROTOCOL_VERSION } from '../../lib/protocol/frame.js'
+import { MessageType } from '../../lib/protocol/messages.js'
 import { ErrorCodes, HandshakeRefusals, PeerStore } from '../../lib/index.js'
 import { RawPeer } from '../helpers/raw-peer.js'
 

@@ -1,5 +1,5 @@
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net'
-import { FrameDecoder, FRAME_HEADER_BYTES } from '../../lib/cluster/frame.js'
+import { FrameDecoder, FRAME_HEADER_BYTES } from '../../lib/protocol/frame.js'
 
 /**
  * A transparent TCP proxy between two nodes (the target sees the client's address) that a test can break: `cut()` drops every connection through it

@@ -1,11 +1,11 @@
 import { connect, createServer, type Socket } from 'node:net'
-import { FrameDecoder } from '../../lib/cluster/frame.js'
+import { FrameDecoder } from '../../lib/protocol/frame.js'
 import { randomBytes } from 'node:crypto'
 import { packr } from '../../lib/codec/msgpack.js'
-import { encodeFrame, frameHeader, PROTOCOL_VERSION, SEALED_RECORD } from '../../lib/cluster/frame.js'
+import { encodeFrame, frameHeader, PROTOCOL_VERSION, SEALED_RECORD } from '../../lib/protocol/frame.js'
 import { deriveSecretKey, proof, recordKeys } from '../../lib/security/keys.js'
 import { RecordSealer } from '../../lib/security/record.js'
-import { decodeMessage, encodeMessage, MessageType, type Hello, type Message } from '../../lib/cluster/messages.js'
+import { decodeMessage, encodeMessage, MessageType, type Hello, type Message } from '../../lib/protocol/messages.js'
 
 const limits = { session: { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }, maxBatch: 10_000 }
 

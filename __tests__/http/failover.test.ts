@@ -1,5 +1,5 @@
-import { FrameDecoder } from '../../lib/cluster/frame.js'
-import { MessageType } from '../../lib/cluster/messages.js'
+import { FrameDecoder } from '../../lib/protocol/frame.js'
+import { MessageType } from '../../lib/protocol/messages.js'
 import { FaultProxy } from '../helpers/fault-proxy.js'
 import { browse, CookieJar, HttpNode, stopAllHttpNodes, type Framework } from '../helpers/http-node.js'
 

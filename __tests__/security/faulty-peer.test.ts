@@ -1,9 +1,9 @@
 import { encodeOwned } from '../../lib/codec/msgpack.js'
 import { encodeSession } from '../../lib/codec/session-codec.js'
-import { PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
-import { AckLevel, MessageType, type Message, type Snapshot } from '../../lib/cluster/messages.js'
+import { PROTOCOL_VERSION } from '../../lib/protocol/frame.js'
+import { AckLevel, MessageType, type Message, type Snapshot } from '../../lib/protocol/messages.js'
 import { PeerStore } from '../../lib/index.js'
-import { NO_VERSION } from '../../lib/store/version.js'
+import { NO_VERSION } from '../../lib/table/version.js'
 import { RawPeer } from '../helpers/raw-peer.js'
 
 /**

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { encodeOwned } from '../../lib/codec/msgpack.js'
-import { encodeFrame, FrameDecoder, frameHeader, SEALED_RECORD } from '../../lib/cluster/frame.js'
-import { decodeMessage, encodeMessage, MessageType, type MessageLimits } from '../../lib/cluster/messages.js'
+import { encodeFrame, FrameDecoder, frameHeader, SEALED_RECORD } from '../../lib/protocol/frame.js'
+import { decodeMessage, encodeMessage, MessageType, type MessageLimits } from '../../lib/protocol/messages.js'
 import { MalformedDataError, PeerStoreError, ProtocolError } from '../../lib/index.js'
 import { RecordOpener, RecordSealer } from '../../lib/security/record.js'
 

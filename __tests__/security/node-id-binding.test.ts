@@ -1,5 +1,5 @@
 import type { SessionData } from 'express-session'
-import { MessageType, type Message } from '../../lib/cluster/messages.js'
+import { MessageType, type Message } from '../../lib/protocol/messages.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../lib/index.js'
 import { RawPeer } from '../helpers/raw-peer.js'
 

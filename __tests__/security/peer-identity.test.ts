@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SessionData } from 'express-session'
-import { PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
-import { MessageType, type Message } from '../../lib/cluster/messages.js'
+import { PROTOCOL_VERSION } from '../../lib/protocol/frame.js'
+import { MessageType, type Message } from '../../lib/protocol/messages.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../lib/index.js'
 import { RawPeer } from '../helpers/raw-peer.js'
 

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../../lib/errors.js'
-import { resolveOptions } from '../../lib/options.js'
+import { InvalidOptionError } from '../../lib/base/errors.js'
+import { resolveOptions } from '../../lib/peer-store/options.js'
 
 const base = { nodeId: 'was1', listen: '127.0.3.250:0' }
 const resolve = (options: object) => resolveOptions(['127.0.3.251:4000'], { ...base, ...options }).cluster!

@@ -1,5 +1,5 @@
 import { encodeSession } from '../../lib/codec/session-codec.js'
-import { applyFields, diffFields } from '../../lib/replication/delta.js'
+import { applyFields, diffFields } from '../../lib/codec/field-delta.js'
 import { decode } from '../../lib/codec/msgpack.js'
 
 const limits = { maxSessionBytes: 1 << 20, maxDepth: 16, maxContainerLength: 1 << 20 }

@@ -1,4 +1,4 @@
-import { ExpiryWheel } from '../../lib/store/expiry-wheel.js'
+import { ExpiryWheel } from '../../lib/table/expiry-wheel.js'
 
 function swept(wheel: ExpiryWheel, now: number): string[] {
   const ids: string[] = []

@@ -1,4 +1,4 @@
-import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES, PROTOCOL_VERSION } from '../../lib/cluster/frame.js'
+import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES, PROTOCOL_VERSION } from '../../lib/protocol/frame.js'
 import { ErrorCodes } from '../../lib/index.js'
 
 const frames = [encodeFrame(0x20, Buffer.from('first payload')), encodeFrame(0x10, Buffer.alloc(0)), encodeFrame(0x21, Buffer.alloc(3000, 7))]

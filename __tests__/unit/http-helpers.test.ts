@@ -1,6 +1,6 @@
 import { ErrorCodes } from '../../lib/index.js'
 import { resolveRouteCookie } from '../../lib/http/route-cookie.js'
-import { createSessionId, routeOf } from '../../lib/http/session-id.js'
+import { createSessionId, routeOf } from '../../lib/table/session-id.js'
 import { DEFAULT_STATIC_FILTER, pathOf, staticMatcher } from '../../lib/http/static-filter.js'
 
 describe('session ids', () => {

@@ -1,6 +1,6 @@
 import { encodeOwned } from '../../lib/codec/msgpack.js'
-import { encodeFrame, FrameDecoder } from '../../lib/cluster/frame.js'
-import { AckLevel, decodeMessage, encodeMessage, MessageType, type Message, type MessageLimits } from '../../lib/cluster/messages.js'
+import { encodeFrame, FrameDecoder } from '../../lib/protocol/frame.js'
+import { AckLevel, decodeMessage, encodeMessage, MessageType, type Message, type MessageLimits } from '../../lib/protocol/messages.js'
 import { ErrorCodes } from '../../lib/index.js'
 
 const limits: MessageLimits = { session: { maxSessionBytes: 4096, maxDepth: 8, maxContainerLength: 4096 }, maxBatch: 100 }

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util'
-import { InvalidOptionError } from '../../lib/errors.js'
-import { resolveOptions, type PeerStoreOptions } from '../../lib/options.js'
+import { InvalidOptionError } from '../../lib/base/errors.js'
+import { resolveOptions, type PeerStoreOptions } from '../../lib/peer-store/options.js'
 
 const BASE = { nodeId: 'was1', listen: '127.0.3.250:0' }
 const SHORT = 'hunter2-prod-pw'

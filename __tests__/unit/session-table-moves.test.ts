@@ -1,5 +1,5 @@
 import { encodeSession } from '../../lib/codec/session-codec.js'
-import { SessionTable, type Entry, type EntryState, type LocalChange } from '../../lib/store/session-table.js'
+import { SessionTable, type Entry, type EntryState, type LocalChange } from '../../lib/table/session-table.js'
 
 /**
  * Moves (rebinds) against destroys and writes made concurrently on another node. Two tables stand

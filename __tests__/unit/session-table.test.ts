@@ -1,6 +1,6 @@
 import { encodeSession } from '../../lib/codec/session-codec.js'
-import { SessionTable } from '../../lib/store/session-table.js'
-import { NO_VERSION, type Version } from '../../lib/store/version.js'
+import { SessionTable } from '../../lib/table/session-table.js'
+import { NO_VERSION, type Version } from '../../lib/table/version.js'
 
 const limits = { maxSessionBytes: 1 << 16, maxDepth: 16, maxContainerLength: 1 << 16 }
 const NOW = 1_000_000

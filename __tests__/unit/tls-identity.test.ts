@@ -1,5 +1,5 @@
 import type { PeerCertificate } from 'node:tls'
-import { certifiedNodeIds, splitSubjectAltNames } from '../../lib/cluster/tls-identity.js'
+import { certifiedNodeIds, splitSubjectAltNames } from '../../lib/security/tls-identity.js'
 
 /** The fields of a peer certificate the identity check reads. */
 function certificate(cn: string | string[] | undefined, subjectaltname: string | undefined): PeerCertificate {

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../base/errors.js'
 
 /** A configured peer: where to dial it, and its node id when the configuration names it. */
 export interface PeerAddress {

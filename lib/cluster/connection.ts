@@ -1,10 +1,10 @@
 import type { Socket } from 'node:net'
 import { TLSSocket, type PeerCertificate } from 'node:tls'
 import PQueue from 'p-queue'
-import { debugFor } from '../debug.js'
-import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueOverflowError, ReplicationTimeoutError } from '../errors.js'
+import { debugFor } from '../base/debug.js'
+import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueOverflowError, ReplicationTimeoutError } from '../base/errors.js'
 import { TAG_BYTES, type RecordOpener, type RecordSealer } from '../security/record.js'
-import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from './frame.js'
+import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from '../protocol/frame.js'
 import {
   AckLevel,
   decodeMessage,
@@ -16,7 +16,7 @@ import {
   type Message,
   type OutgoingData,
   type MessageLimits,
-} from './messages.js'
+} from '../protocol/messages.js'
 
 const debug = debugFor('transport')
 
@@ -33,7 +33,7 @@ interface PendingGroup {
   bytes: number
 }
 
-export type { OutgoingData } from './messages.js'
+export type { OutgoingData } from '../protocol/messages.js'
 
 export interface ConnectionOptions {
   /** Cap on one frame, header included; a larger length prefix closes the connection. */

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { packr } from '../codec/msgpack.js'
-import { ConnectionClosedError, HandshakeRefusals, HandshakeRefusedError, ProtocolError, type HandshakeRefusal } from '../errors.js'
+import { ConnectionClosedError, HandshakeRefusals, HandshakeRefusedError, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
 import { proof, recordKeys, sameBytes, type SecretKey } from '../security/keys.js'
 import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
-import { PROTOCOL_VERSION } from './frame.js'
-import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from './messages.js'
-import { certifiedNodeIds, describeCertificate, type TlsIdentity } from './tls-identity.js'
-import { printable } from './untrusted.js'
+import { PROTOCOL_VERSION } from '../protocol/frame.js'
+import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from '../protocol/messages.js'
+import { certifiedNodeIds, describeCertificate, type TlsIdentity } from '../security/tls-identity.js'
+import { printable } from '../base/untrusted.js'
 
 /** Cluster names are up to 128 characters; in a message, this much of someone else's is enough. */
 const NAME_LENGTH = 64

@@ -1,5 +1,5 @@
 import type { Server } from 'node:net'
-import { ListenError } from '../errors.js'
+import { ListenError } from '../base/errors.js'
 import { formatAddress, type ListenAddress } from './address.js'
 
 /**

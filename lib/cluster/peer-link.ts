@@ -1,11 +1,11 @@
 import type { Socket } from 'node:net'
-import { debugFor } from '../debug.js'
+import { debugFor } from '../base/debug.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import type { RetryPolicy } from './backoff.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
 import { dialHandshake, type HandshakeSecurity, type LocalIdentity } from './handshake.js'
 import { Heartbeat, type HeartbeatTiming } from './heartbeat.js'
-import { MessageType, type Message } from './messages.js'
+import { MessageType, type Message } from '../protocol/messages.js'
 
 const debug = debugFor('membership')
 

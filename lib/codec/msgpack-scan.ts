@@ -1,4 +1,4 @@
-import { MalformedDataError } from '../errors.js'
+import { MalformedDataError } from '../base/errors.js'
 
 /**
  * A bounded walk over msgpack bytes that decodes nothing. It runs before msgpackr sees any bytes

@@ -1,4 +1,4 @@
-import { NotReplicableError } from '../errors.js'
+import { NotReplicableError } from '../base/errors.js'
 
 /**
  * Checks, before anything is encoded, that a session value survives a msgpack round trip on every

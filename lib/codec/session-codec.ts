@@ -1,5 +1,5 @@
 import type { SessionData } from 'express-session'
-import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../errors.js'
+import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../base/errors.js'
 import { decode, ownedCopy, packr } from './msgpack.js'
 import { readMapFields, type ScanLimits } from './msgpack-scan.js'
 import { assertReplicable, joinPath } from './replicable.js'

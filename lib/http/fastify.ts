@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyPlugin from 'fastify-plugin'
-import { debugFor } from '../debug.js'
-import { InvalidOptionError } from '../errors.js'
-import { internalsOf } from '../store/internals.js'
-import type { PeerStore } from '../store/peer-store.js'
-import { withoutReplication } from '../store/replication-scope.js'
+import { debugFor } from '../base/debug.js'
+import { InvalidOptionError } from '../base/errors.js'
+import { internalsOf } from '../peer-store/internals.js'
+import type { PeerStore } from '../peer-store/peer-store.js'
+import { withoutReplication } from '../peer-store/replication-scope.js'
 import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
-import { routeOf } from './session-id.js'
+import { routeOf } from '../table/session-id.js'
 import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
 
 const debug = debugFor('http')

@@ -1,5 +1,5 @@
 import { parse, serialize } from 'cookie'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../base/errors.js'
 
 /** How the route cookie is written; every field has a default (see `resolveRouteCookie`). */
 export interface RouteCookieOptions {

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../base/errors.js'
 
 /**
  * The seed's ReplicationValve filter: requests for these files replicate nothing. Matched against

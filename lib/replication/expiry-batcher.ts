@@ -1,4 +1,4 @@
-import type { ExpiryChange } from '../cluster/messages.js'
+import type { ExpiryChange } from '../protocol/messages.js'
 
 /**
  * Collects expiry changes (touches) and hands them over at most once per interval, the latest

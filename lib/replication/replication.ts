@@ -1,11 +1,11 @@
 import { Cluster, type TransportStats } from '../cluster/cluster.js'
-import type { MessageLimits } from '../cluster/messages.js'
+import type { MessageLimits } from '../protocol/messages.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
-import { MAX_BATCH, type ClusterOptions } from '../options.js'
+import { MAX_BATCH, type ClusterOptions } from '../peer-store/options.js'
 import type { SessionLimits } from '../codec/session-codec.js'
-import type { LocalChange, SessionTable } from '../store/session-table.js'
-import type { Version } from '../store/version.js'
-import { Replicator, type ReplicatedChange } from './replicator.js'
+import type { LocalChange, SessionTable } from '../table/session-table.js'
+import type { Version } from '../table/version.js'
+import { Replicator, type ReplicatedChange } from './all-to-all.js'
 
 export interface ReplicationEvents {
   memberChanged(member: Member, previous: MemberState): void

@@ -1,10 +1,10 @@
 import type { Connection } from '../cluster/connection.js'
-import { MessageType, type Digest, type DigestEntry, type Fetch, type FetchReply, type Snapshot } from '../cluster/messages.js'
+import { MessageType, type Digest, type DigestEntry, type Fetch, type FetchReply, type Snapshot } from '../protocol/messages.js'
 import type { PeerLink } from '../cluster/peer-link.js'
-import { debugFor } from '../debug.js'
-import { ProtocolError } from '../errors.js'
-import { isDestroyed, type SessionTable } from '../store/session-table.js'
-import { compareVersions, type Version } from '../store/version.js'
+import { debugFor } from '../base/debug.js'
+import { ProtocolError } from '../base/errors.js'
+import { isDestroyed, type SessionTable } from '../table/session-table.js'
+import { compareVersions, type Version } from '../table/version.js'
 
 const debug = debugFor('replication')
 

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto'
-import { ProtocolError } from '../errors.js'
+import { ProtocolError } from '../base/errors.js'
 
 /**
  * The record layer after an authenticated handshake: each write is one AES-256-GCM record. The

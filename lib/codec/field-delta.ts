@@ -1,5 +1,5 @@
-import { readMapFields, type MapField, type ScanLimits } from '../codec/msgpack-scan.js'
-import { joinFields, splitFields } from '../codec/session-codec.js'
+import { readMapFields, type MapField, type ScanLimits } from './msgpack-scan.js'
+import { joinFields, splitFields } from './session-codec.js'
 
 /** The top-level fields a change sets (with their new encoded values) and removes. */
 export interface FieldDelta {

@@ -11,16 +11,16 @@ import {
   splitFields,
   type SessionLimits,
 } from '../codec/session-codec.js'
-import { debugFor } from '../debug.js'
-import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../errors.js'
-import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from '../options.js'
+import { debugFor } from '../base/debug.js'
+import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../base/errors.js'
+import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
 import { Replication } from '../replication/replication.js'
-import type { ReplicatedChange } from '../replication/replicator.js'
-import { createSessionId } from '../http/session-id.js'
+import type { ReplicatedChange } from '../replication/all-to-all.js'
+import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
 import { replicationSuppressed } from './replication-scope.js'
-import { SessionTable, type LocalChange } from './session-table.js'
+import { SessionTable, type LocalChange } from '../table/session-table.js'
 
 const debug = debugFor('store')
 

@@ -1,10 +1,10 @@
 import { decode, packr } from '../codec/msgpack.js'
 import { assertWellFormed, readMapFields, type ScanLimits } from '../codec/msgpack-scan.js'
 import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
-import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../errors.js'
-import { MAX_COUNTER, type Version } from '../store/version.js'
-import type { EntryState } from '../store/session-table.js'
-import { NODE_ID_PATTERN } from './address.js'
+import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
+import { MAX_COUNTER, type Version } from '../table/version.js'
+import type { EntryState } from '../table/session-table.js'
+import { NODE_ID_PATTERN } from '../cluster/address.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
 
 /**

@@ -1,8 +1,8 @@
 import type { SessionData } from 'express-session'
-import { isLoopback, parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './cluster/address.js'
-import { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
-import type { TlsIdentity } from './cluster/tls-identity.js'
-import { InvalidOptionError } from './errors.js'
+import { isLoopback, parseListen, parseNodeId, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from '../cluster/address.js'
+import { exponentialBackoff, type RetryPolicy } from '../cluster/backoff.js'
+import type { TlsIdentity } from '../security/tls-identity.js'
+import { InvalidOptionError } from '../base/errors.js'
 
 /** How long a write waits for peers: not at all, until received, or until applied. */
 export type SendMode = 'async' | 'ack' | 'sync'

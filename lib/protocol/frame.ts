@@ -1,4 +1,4 @@
-import { ProtocolError } from '../errors.js'
+import { ProtocolError } from '../base/errors.js'
 
 /**
  * Framing of the peer protocol. Every frame is

@@ -1,5 +1,5 @@
 import type { PeerCertificate } from 'node:tls'
-import { printable } from './untrusted.js'
+import { printable } from '../base/untrusted.js'
 
 /**
  * How a peer's certificate names its node id (the `tls.identity` option):
