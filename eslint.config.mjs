@@ -2,6 +2,27 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+/**
+ * The layers of lib/, bottom first. A folder may import from the folders before it and from
+ * itself, never from one after it; the entry points (lib/*.ts) may import anything.
+ */
+const LAYERS = ['base', 'codec', 'security', 'table', 'protocol', 'cluster', 'replication', 'peer-store', 'http']
+
+const layerRules = LAYERS.map((layer, index) => ({
+  files: [`lib/${layer}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: LAYERS.slice(index + 1).map((above) => ({
+          group: [`**/${above}/*`, `**/${above}/**`],
+          message: `lib/${layer} is below lib/${above} and must not import from it (layers: ${LAYERS.join(' < ')}). Pass an interface down instead.`,
+        })),
+      },
+    ],
+  },
+}))
+
 export default tseslint.config(
   { ignores: ['dist/', 'coverage/', 'test-output/', 'scratch/', 'bench/results/', '**/*.js', '**/*.cjs', '**/*.mjs'] },
   js.configs.recommended,
@@ -14,4 +35,5 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
     },
   },
+  ...layerRules,
 )

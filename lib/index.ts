@@ -3,10 +3,12 @@
  * Everything a user may import is exported here; other modules are internal.
  */
 export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './peer-store/peer-store.js'
-export type { PeerStoreOptions, SendMode } from './peer-store/options.js'
+export type { PeerStoreOptions, SessionOptions } from './peer-store/options.js'
+export type { ClusterOptions, TlsOptions } from './cluster/cluster-options.js'
+export type { ReplicationOptions, SendMode } from './replication/replication-options.js'
 export type { PeerSpec, ListenSpec } from './cluster/address.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
-export type { ReplicatedChange } from './replication/all-to-all.js'
+export type { ReplicatedChange } from './replication/replication.js'
 export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 export { peerSession, staticFilter, stickyRouting, type PeerSessionOptions } from './http/express.js'
 export type { RouteCookieOptions } from './http/route-cookie.js'

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { InvalidOptionError } from '../base/errors.js'
+import { parseNodeId } from '../table/node-id.js'
 
 /** A configured peer: where to dial it, and its node id when the configuration names it. */
 export interface PeerAddress {
@@ -22,16 +23,6 @@ export type PeerSpec = string | { host: string; port: number; nodeId?: string }
 
 /** A listen address as the user may write it: `'10.0.0.1:4055'` or `{ host, port, autoBind }`. */
 export type ListenSpec = string | { host?: string; port: number; autoBind?: number }
-
-/** Node ids end up in session ids (`<random>.<nodeId>`) and cookies: keep them to a safe alphabet. */
-export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
-
-export function parseNodeId(option: string, value: unknown): string {
-  if (typeof value !== 'string' || !NODE_ID_PATTERN.test(value)) {
-    throw new InvalidOptionError(option, '1 to 64 letters, digits, "-" or "_" (it becomes part of session ids and cookies)', value)
-  }
-  return value
-}
 
 export function parsePeer(option: string, value: unknown): PeerAddress {
   if (typeof value === 'string') {

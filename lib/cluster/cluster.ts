@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP, type Server, type Socket } from 'node:net'
 import { debugFor } from '../base/debug.js'
 import { HandshakeRefusals, HandshakeRefusedError, MalformedDataError, ProtocolError } from '../base/errors.js'
-import type { ClusterOptions } from '../peer-store/options.js'
+import type { ClusterConfig } from './cluster-options.js'
 import { canonicalHost, formatAddress } from './address.js'
 import { Connection, type ConnectionHandlers, type OutgoingData } from './connection.js'
 import { deriveSecretKey, type SecretKey } from '../security/keys.js'
@@ -64,7 +64,7 @@ export interface ClusterEvents {
 export class Cluster {
   readonly identity: LocalIdentity
   readonly stats: TransportStats = emptyTransportStats()
-  readonly #options: ClusterOptions
+  readonly #options: ClusterConfig
   readonly #events: ClusterEvents
   readonly #links: PeerLink[]
   /** Inbound connections by peer node id: the connection each peer sends its changes on. */
@@ -85,7 +85,7 @@ export class Cluster {
   #port = 0
   #stopping = false
 
-  constructor(options: ClusterOptions, limits: MessageLimits, events: ClusterEvents) {
+  constructor(options: ClusterConfig, limits: MessageLimits, events: ClusterEvents) {
     this.#options = options
     this.#events = events
     this.#limits = limits
@@ -93,18 +93,18 @@ export class Cluster {
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
-    this.#security = { keys: [], encrypt: options.secrets.length > 0 && !options.tls, tls: options.tls?.identity }
-    this.#bindsAddress = options.verifyPeerAddress && options.secrets.length > 0 && !options.tls
-    this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeoutMs)
+    this.#security = { keys: [], encrypt: options.secret.length > 0 && !options.tls, tls: options.tls?.identity }
+    this.#bindsAddress = options.verifyPeerAddress && options.secret.length > 0 && !options.tls
+    this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeout)
     for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))
     this.#slots = new HandshakeSlots({ shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost }, this.#peerHosts)
     this.#links = options.peers.map(
       (address) =>
         new PeerLink(address, {
           identity: this.identity,
-          timing: { intervalMs: options.heartbeatIntervalMs, suspectAfterMs: options.suspectTimeoutMs, deadAfterMs: options.deadTimeoutMs },
-          connectTimeoutMs: options.connectTimeoutMs,
-          handshakeTimeoutMs: options.handshakeTimeoutMs,
+          timing: { intervalMs: options.heartbeatInterval, suspectAfterMs: options.suspectTimeout, deadAfterMs: options.deadTimeout },
+          connectTimeoutMs: options.connectTimeout,
+          handshakeTimeoutMs: options.handshakeTimeout,
           retry: options.retry,
           localAddress,
           security: this.#security,
@@ -135,7 +135,7 @@ export class Cluster {
   /** Derives the keys, opens the replication port, then starts dialing the peers. */
   async start(): Promise<void> {
     this.#resolvePeerHosts()
-    this.#security.keys.push(...(await Promise.all(this.#options.secrets.map(deriveSecretKey))))
+    this.#security.keys.push(...(await Promise.all(this.#options.secret.map(deriveSecretKey))))
     const { server, port } = await listen(this.#options.listen, () =>
       this.#sockets.createServer({
         admit: (socket) => this.#admit(socket),
@@ -198,8 +198,8 @@ export class Cluster {
         maxQueueBytes: this.#options.maxQueueBytes,
         limits: this.#limits,
         label,
-        idleTimeoutMs: this.#options.deadTimeoutMs,
-        ackTimeoutMs: this.#options.ackTimeoutMs,
+        idleTimeoutMs: this.#options.deadTimeout,
+        ackTimeoutMs: this.#options.ackTimeout,
         stats: this.stats,
       },
       { message: () => {}, closed: () => {} },
@@ -234,8 +234,8 @@ export class Cluster {
     acceptHandshake(connection, {
       local: this.identity,
       security: this.#security,
-      timeoutMs: this.#options.handshakeTimeoutMs,
-      helloTimeoutMs: Math.min(this.#options.handshakeTimeoutMs, HELLO_TIMEOUT_MS),
+      timeoutMs: this.#options.handshakeTimeout,
+      helloTimeoutMs: Math.min(this.#options.handshakeTimeout, HELLO_TIMEOUT_MS),
       decide: (hello) => this.#decide(hello, canonicalHost(socket.remoteAddress ?? '')),
       next: (hello) => this.#inboundHandlers(hello, connection),
     })
@@ -277,7 +277,7 @@ export class Cluster {
     }
     const existing = this.#inbound.get(hello.nodeId)
     const heardAgo = existing ? Date.now() - existing.lastHeardAt : Infinity
-    if (existing && !existing.connection.closing && heardAgo < this.#options.suspectTimeoutMs) {
+    if (existing && !existing.connection.closing && heardAgo < this.#options.suspectTimeout) {
       // Whatever its incarnation: a restarted peer's old connection is closed or quiet, a live one is neither.
       return { reason: HandshakeRefusals.DUPLICATE, detail: `"${hello.nodeId}" is already connected, heard from ${heardAgo} ms ago` }
     }

@@ -100,6 +100,11 @@ export class PeerLink {
     return this.#nodeId
   }
 
+  /** How events and errors name this peer: its node id, or its address while the id is unknown. */
+  get name(): string {
+    return this.#nodeId ?? this.label
+  }
+
   get state(): MemberState {
     return this.#state
   }

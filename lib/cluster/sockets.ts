@@ -1,6 +1,6 @@
 import { connect as connectTcp, createServer as createTcpServer, type Server, type Socket } from 'node:net'
 import { connect as connectTls, createServer as createTlsServer } from 'node:tls'
-import type { TlsOptions } from '../peer-store/options.js'
+import type { TlsOptions } from './cluster-options.js'
 
 /** What the replication port does with each incoming connection. */
 export interface ServerHandlers {

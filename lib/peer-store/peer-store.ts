@@ -14,8 +14,8 @@ import {
 import { debugFor } from '../base/debug.js'
 import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../base/errors.js'
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
-import { Replication } from '../replication/replication.js'
-import type { ReplicatedChange } from '../replication/all-to-all.js'
+import { createReplication } from '../replication/create-replication.js'
+import type { ReplicatedChange, Replication } from '../replication/replication.js'
 import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
@@ -103,8 +103,8 @@ export class PeerStore extends Store {
     if (typeof peersOrOptions === 'string') {
       throw new InvalidOptionError('peers', "an array of peers, such as ['10.0.0.2:4055']", peersOrOptions)
     }
-    const peers = isPeerList(peersOrOptions) ? peersOrOptions : []
-    const options = (isPeerList(peersOrOptions) ? maybeOptions : peersOrOptions) ?? {}
+    const peers = Array.isArray(peersOrOptions) ? peersOrOptions : []
+    const options = (Array.isArray(peersOrOptions) ? maybeOptions : (peersOrOptions as PeerStoreOptions | undefined)) ?? {}
     this.#options = resolveOptions(peers, options)
     this.#limits = {
       maxSessionBytes: this.#options.maxSessionBytes,
@@ -114,13 +114,13 @@ export class PeerStore extends Store {
     this.#table = new SessionTable(
       {
         nodeId: this.#options.nodeId,
-        tombstoneTtlMs: this.#options.tombstoneTtlMs,
-        expiryResolutionMs: this.#options.reapIntervalMs,
+        tombstoneTtlMs: this.#options.tombstoneTtl,
+        expiryResolutionMs: this.#options.reapInterval,
         maxRebinds: this.#options.maxRebinds,
       },
       Date.now(),
     )
-    this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapIntervalMs)
+    this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapInterval)
     this.#reaper.unref()
     const nodeId = this.#options.nodeId
     this.genid = (request) => {
@@ -140,7 +140,7 @@ export class PeerStore extends Store {
     })
     const cluster = this.#options.cluster
     if (cluster) {
-      this.#replication = new Replication(this.#table, cluster, this.#limits, {
+      this.#replication = createReplication(this.#table, { cluster, replication: this.#options.replication, session: this.#limits }, {
         memberChanged: (member, previous) => this.#memberChanged(member, previous),
         replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
         synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
@@ -201,7 +201,7 @@ export class PeerStore extends Store {
       const now = Date.now()
       const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
       if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-      const change = this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfterMs)
+      const change = this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfter)
       if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
       return this.#publish(change)
     }, callback)
@@ -233,7 +233,7 @@ export class PeerStore extends Store {
         fields.set('cookie', cookie.bytes)
         return this.#publish(this.#table.replaceBlob(sid, entry, joinFields(fields), cookieExpires, expiresAt, now))
       }
-      void this.#publish(this.#table.rewriteExpiry(sid, entry, expiresAt, cookieExpires, now, this.#options.touchAfterMs))
+      void this.#publish(this.#table.rewriteExpiry(sid, entry, expiresAt, cookieExpires, now, this.#options.touchAfter))
     }, callback)
   }
 
@@ -323,7 +323,7 @@ export class PeerStore extends Store {
     clearInterval(this.#reaper)
     if (this.#replication) {
       await this.#started.catch(() => undefined)
-      if (this.#options.cluster?.expireSessionsOnShutdown) {
+      if (this.#options.replication.expireSessionsOnShutdown) {
         const now = Date.now()
         for (const sid of [...this.#table.liveIds(now)]) void this.#replication.publish(this.#table.destroy(sid, now)!)?.catch(() => undefined)
       }
@@ -379,9 +379,9 @@ export class PeerStore extends Store {
     this.#assertUsable('set', sid)
     const encoded = { ...encodeSession(data, this.#limits), cookieExpires }
     const now = Date.now()
-    const expiresAt = maxAgeMs === undefined ? now + this.#options.ttlMs : now + maxAgeMs
+    const expiresAt = maxAgeMs === undefined ? now + this.#options.ttl : now + maxAgeMs
     if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfterMs))
+    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfter))
   }
 
   #memberChanged(member: Member, previous: MemberState): void {
@@ -399,7 +399,7 @@ export class PeerStore extends Store {
       }
       return now + seconds * 1000
     }
-    return cookieExpires ?? now + this.#options.ttlMs
+    return cookieExpires ?? now + this.#options.ttl
   }
 
   #assertOpen(method: string): void {
@@ -412,8 +412,4 @@ export class PeerStore extends Store {
       throw new InvalidArgumentError('session id', `a string of 1 to ${MAX_SESSION_ID_LENGTH} characters`, sid)
     }
   }
-}
-
-function isPeerList(value: unknown): value is readonly PeerSpec[] {
-  return Array.isArray(value)
 }

@@ -4,7 +4,7 @@ import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
 import { MAX_COUNTER, type Version } from '../table/version.js'
 import type { EntryState } from '../table/session-table.js'
-import { NODE_ID_PATTERN } from '../cluster/address.js'
+import { NODE_ID_PATTERN } from '../table/node-id.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
 
 /**

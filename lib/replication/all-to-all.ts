@@ -1,40 +1,35 @@
-import type { Cluster } from '../cluster/cluster.js'
-import type { Connection, OutgoingData } from '../cluster/connection.js'
-import { AckLevel, MessageType, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
-import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../base/debug.js'
 import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../base/errors.js'
-import type { ClusterOptions } from '../peer-store/options.js'
-import type { LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
-import { compareVersions, type Version } from '../table/version.js'
+import { Cluster, type TransportStats } from '../cluster/cluster.js'
+import type { ClusterConfig } from '../cluster/cluster-options.js'
+import type { Connection, OutgoingData } from '../cluster/connection.js'
+import type { Member, PeerLink } from '../cluster/peer-link.js'
 import { applyFields, diffFields } from '../codec/field-delta.js'
+import type { SessionLimits } from '../codec/session-codec.js'
+import { MAX_BATCH } from '../protocol/limits.js'
+import { AckLevel, MessageType, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
+import type { LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
+import { compareVersions, versionOf, type Version } from '../table/version.js'
 import { ExpiryBatcher } from './expiry-batcher.js'
+import type { Replication, ReplicatedChange, ReplicationEvents } from './replication.js'
+import type { ReplicationConfig } from './replication-options.js'
 import { StateSync } from './state-sync.js'
 
 const debug = debugFor('replication')
 
-/** The kind of change a `session:replicated` event reports. */
-export type ReplicatedChange = 'upsert' | 'destroy' | 'expiry' | 'clear'
-
-export interface ReplicatorEvents {
-  /** A change from a peer was applied here (only with `notifyOnReplication`). */
-  replicated(sid: string | null, change: ReplicatedChange, from: string): void
-  /** A synchronisation with a peer finished. */
-  synced(peer: string, sessions: number, durationMs: number): void
-}
-
 const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel.APPLIED } as const
 
 /**
- * Turns local changes into messages for the peers, and messages from the peers into changes of
- * the local table. Knows sessions and versions; knows sockets only as `Connection`s to answer on.
+ * Tomcat's DeltaManager: every node holds every session. Owns the cluster transport; turns local
+ * changes into messages for every peer, and messages from the peers into changes of the local
+ * table. Knows sessions and versions; knows sockets only as `Connection`s to answer on.
  */
-export class Replicator {
+export class AllToAllReplication implements Replication {
   readonly #table: SessionTable
   readonly #cluster: Cluster
-  readonly #options: ClusterOptions
+  readonly #options: ReplicationConfig & Pick<ClusterConfig, 'peers' | 'ackTimeout' | 'maxQueueBytes' | 'nodeId'>
   readonly #limits: MessageLimits
-  readonly #events: ReplicatorEvents
+  readonly #events: ReplicationEvents
   readonly #expiries: ExpiryBatcher
   readonly #sync: StateSync
   /**
@@ -50,13 +45,20 @@ export class Replicator {
   #connectedOnce!: () => void
   #transferDeadline: NodeJS.Timeout | undefined
 
-  constructor(table: SessionTable, cluster: Cluster, options: ClusterOptions, limits: MessageLimits, events: ReplicatorEvents) {
+  constructor(table: SessionTable, config: { cluster: ClusterConfig; replication: ReplicationConfig; session: SessionLimits }, events: ReplicationEvents) {
+    const options = { ...config.replication, peers: config.cluster.peers, ackTimeout: config.cluster.ackTimeout, maxQueueBytes: config.cluster.maxQueueBytes, nodeId: config.cluster.nodeId }
     this.#table = table
-    this.#cluster = cluster
     this.#options = options
-    this.#limits = limits
+    this.#limits = { session: config.session, maxBatch: MAX_BATCH }
     this.#events = events
-    this.#expiries = new ExpiryBatcher(options.touchFlushIntervalMs, options.syncChunkSize, (changes) => {
+    this.#cluster = new Cluster(config.cluster, this.#limits, {
+      message: (message, connection, peer) => this.#handle(message, connection, peer),
+      connected: (peer, connection) => this.#connected(peer, connection),
+      needsResync: (peer, connection) => this.#sync.push(connection, peer),
+      memberChanged: (member, previous) => events.memberChanged(member, previous),
+      connectionError: (error, remote) => events.peerError(error, remote),
+    })
+    this.#expiries = new ExpiryBatcher(options.touchFlushInterval, options.syncChunkSize, (changes) => {
       this.#cluster.broadcast({ type: MessageType.EXPIRY, changes }, AckLevel.NONE)
     })
     this.#sync = new StateSync(
@@ -67,21 +69,46 @@ export class Replicator {
         // nodes: a session wanted by a request now does not wait behind megabytes of bulk.
         replyBytes: 64 * 1024,
         highWaterBytes: Math.min(options.maxQueueBytes / 4, 256 * 1024),
-        requestTimeoutMs: options.syncRequestTimeoutMs,
+        requestTimeoutMs: options.syncRequestTimeout,
       },
       {
         admit: (epoch) => this.#admit(epoch),
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
         completed: (peer, fetched, durationMs) => {
-          debug('sync with %s done: %d entries in %d ms', peer.nodeId, fetched, durationMs)
+          debug('sync with %s done: %d entries in %d ms', peer.name, fetched, durationMs)
           this.#endInitialSync()
-          this.#events.synced(peer.nodeId ?? peer.label, fetched, durationMs)
+          this.#events.synced(peer.name, fetched, durationMs)
         },
       },
     )
     this.#firstConnection = new Promise((resolve) => (this.#connectedOnce = resolve))
-    this.#transferred = options.peers.length === 0 || options.stateTransferTimeoutMs === 0
-    if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeoutMs)
+    this.#transferred = options.peers.length === 0 || options.stateTransferTimeout === 0
+    if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeout)
+  }
+
+  /** Opens the replication port and starts reaching the peers. */
+  start(): Promise<void> {
+    return this.#cluster.start()
+  }
+
+  get port(): number {
+    return this.#cluster.port
+  }
+
+  members(): Member[] {
+    return this.#cluster.members()
+  }
+
+  stats(): TransportStats {
+    return { ...this.#cluster.stats }
+  }
+
+  /** Sends pending expiry changes, then queued changes to live peers (within `closeTimeout`), says goodbye. */
+  async stop(): Promise<void> {
+    this.#expiries.flush()
+    await this.#cluster.stop(this.#options.closeTimeout)
+    this.#expiries.stop()
+    clearTimeout(this.#transferDeadline)
   }
 
   /**
@@ -100,7 +127,7 @@ export class Replicator {
   publish(change: LocalChange): Promise<void> | undefined {
     if (change.kind === 'expiry') {
       const { entry } = change
-      this.#expiries.add({ sid: change.sid, version: { counter: entry.counter, origin: entry.origin }, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires })
+      this.#expiries.add({ sid: change.sid, version: versionOf(entry), expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires })
       return undefined
     }
     this.#expiries.drop(change.sid)
@@ -119,7 +146,7 @@ export class Replicator {
   async fetchMissing(sid: string): Promise<void> {
     if (!this.syncing) return
     let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeoutMs)))
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeout)))
     // Right after start no peer may be connected yet: wait for the first connection, within the same time.
     if (this.#cluster.reachable().length === 0) await Promise.race([this.#firstConnection, deadline])
     // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
@@ -129,8 +156,8 @@ export class Replicator {
   }
 
   /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
-  handle(message: Message, connection: Connection, peer: PeerLink): void {
-    const from = peer.nodeId ?? peer.label
+  #handle(message: Message, connection: Connection, peer: PeerLink): void {
+    const from = peer.name
     const now = Date.now()
     switch (message.type) {
       case MessageType.UPSERT:
@@ -181,26 +208,14 @@ export class Replicator {
     }
   }
 
-  /** An outbound connection is up: fetch what the peer has that is newer, and offer what this node has. */
-  connected(peer: PeerLink, connection: Connection): void {
+  /**
+   * An outbound connection is up: fetch what the peer has that is newer, and offer what this node
+   * has. (After an overflow, `needsResync` offers everything again: the peer fetches what it lacks.)
+   */
+  #connected(peer: PeerLink, connection: Connection): void {
     this.#sync.request(peer, connection)
     this.#sync.push(connection, peer)
     this.#connectedOnce()
-  }
-
-  /** A peer's queue overflowed and it has caught up: offer everything again, it fetches what it lacks. */
-  resync(peer: PeerLink, connection: Connection): void {
-    this.#sync.push(connection, peer)
-  }
-
-  /** Sends pending expiry changes now; the cluster then flushes its queues on stop. */
-  flush(): void {
-    this.#expiries.flush()
-  }
-
-  stop(): void {
-    this.#expiries.stop()
-    clearTimeout(this.#transferDeadline)
   }
 
   /**
@@ -227,7 +242,7 @@ export class Replicator {
   }
 
   #applyUpsert(message: Upsert, connection: Connection, peer: PeerLink, now: number): void {
-    const from = peer.nodeId ?? peer.label
+    const from = peer.name
     const limits = this.#limits.session
     const result = this.#table.applyDelta(message.sid, message.base, message.version, message.expiresAt, message.cookieExpires, now, (current) => {
       const blob = applyFields(current, message, limits)
@@ -241,7 +256,7 @@ export class Replicator {
 
   #toMessage(change: Exclude<LocalChange, { kind: 'expiry' }>): OutgoingData {
     const { entry } = change
-    const version = { counter: entry.counter, origin: entry.origin }
+    const version = versionOf(entry)
     if (change.kind === 'destroy') return { type: MessageType.DESTROY, sid: change.sid, version, keepUntil: entry.expiresAt }
     if (change.kind === 'rename') {
       const { rebinds } = change.entry
@@ -268,8 +283,8 @@ export class Replicator {
     return new Promise<void>((resolve, reject) => {
       const unconfirmed = new Set(waits.map(({ link }) => link))
       const timer = setTimeout(() => {
-        reject(new ReplicationTimeoutError([...unconfirmed].map((link) => link.nodeId ?? link.label), this.#options.ackTimeoutMs))
-      }, this.#options.ackTimeoutMs)
+        reject(new ReplicationTimeoutError([...unconfirmed].map((link) => link.name), this.#options.ackTimeout))
+      }, this.#options.ackTimeout)
       const confirmations = waits.map(({ link, acked }) =>
         acked.then(
           () => unconfirmed.delete(link),

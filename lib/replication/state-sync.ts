@@ -159,7 +159,7 @@ export class StateSync {
       const wanted: string[] = []
       const killed: string[] = []
       for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed)
-      for (const sid of killed) this.#events.applied(sid, true, peer.nodeId ?? peer.label)
+      for (const sid of killed) this.#events.applied(sid, true, peer.name)
       const channel = this.#channel(connection, peer)
       for (const sids of this.#chunks(wanted, connection)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
     }
@@ -224,7 +224,7 @@ export class StateSync {
       return
     }
     if (this.#events.admit(message.epoch)) {
-      const from = peer.nodeId ?? peer.label
+      const from = peer.name
       const now = Date.now()
       const killed: string[] = []
       const targets: string[] = []
@@ -255,7 +255,7 @@ export class StateSync {
       // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
       const state = { version: remote.version, blob: null, movedTo: remote.movedTo, expiresAt: remote.expiresAt, cookieExpires: null, rebinds: 0 }
       const result = this.#table.applySnapshot(remote.sid, state, now, killed)
-      if (result !== 'stale') this.#events.applied(remote.sid, true, peer.nodeId ?? peer.label)
+      if (result !== 'stale') this.#events.applied(remote.sid, true, peer.name)
       if (result === 'needs-target') wanted.push(remote.movedTo!)
       return
     }
@@ -433,7 +433,7 @@ export class StateSync {
   #digestStalled(syncId: number): void {
     const run = this.#runs.get(syncId)
     if (!run || run.digestDone) return
-    debug('sync with %s: no digest for %d ms: starting over', run.peer.nodeId ?? run.peer.label, this.#options.requestTimeoutMs)
+    debug('sync with %s: no digest for %d ms: starting over', run.peer.name, this.#options.requestTimeoutMs)
     this.#endRun(syncId, true)
   }
 
@@ -453,7 +453,7 @@ export class StateSync {
   #maybeComplete(run: SyncRun): void {
     if (!run.digestDone || run.outstanding > 0 || this.#runs.get(run.syncId) !== run) return
     // Something not fetched in time, even asked again: start over rather than claim completion.
-    if (run.failed) debug('sync with %s incomplete: starting over', run.peer.nodeId ?? run.peer.label)
+    if (run.failed) debug('sync with %s incomplete: starting over', run.peer.name)
     this.#endRun(run.syncId, run.failed)
     if (!run.failed) this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
   }
