@@ -1,7 +1,7 @@
 import Koa from 'koa'
 import request from 'supertest'
 import { PeerStore } from '../../lib/index.js'
-import { koaStore, peerKoaSession } from '../../lib/koa.js'
+import { koaStore, peerSession } from '../../lib/koa.js'
 
 /** Two connected stores in this process, to watch what replicates. */
 async function pair(port: number): Promise<[PeerStore, PeerStore, Array<{ sid: string | null; change: string }>]> {
@@ -41,7 +41,7 @@ describe('koa-session external store', () => {
     try {
       const app = new Koa()
       app.keys = ['koa test key']
-      app.use(peerKoaSession(app, was1, { maxAge: 60_000, rolling: true }))
+      app.use(peerSession(app, { store: was1, maxAge: 60_000, rolling: true }))
       app.use((ctx) => {
         if (ctx.path === '/login') (ctx.session as unknown as Record<string, unknown>).user = 'ada'
         ctx.body = { user: (ctx.session as unknown as Record<string, unknown>).user ?? null }
@@ -67,7 +67,7 @@ test("a session the application's valid() refuses is not taken over: it lives on
       koa.keys = ['koa test key']
       // The application's own check, e.g. a session bound to the browser that made it.
       const valid = (ctx: Koa.Context, session: Record<string, unknown>) => session.agent === ctx.get('user-agent')
-      koa.use(peerKoaSession(koa, store, { maxAge: 60_000, valid }))
+      koa.use(peerSession(koa, { store, maxAge: 60_000, valid }))
       koa.use((ctx) => {
         const session = ctx.session as unknown as Record<string, unknown>
         if (ctx.path === '/login') Object.assign(session, { user: 'ada', agent: ctx.get('user-agent') })

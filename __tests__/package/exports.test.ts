@@ -65,21 +65,26 @@ test('import works from ESM, with named exports', async () => {
   expect(out).toBe('true function')
 })
 
-test('the Koa and Fastify entry points load, from CommonJS and ESM', async () => {
+test('the Koa and Fastify entry points load, from CommonJS and ESM; every entry point names its middleware peerSession', async () => {
   const cjs = await node(
     'entries.cjs',
-    `const koa = require('connect-peer/koa'); const fastify = require('connect-peer/fastify')
-     console.log(typeof koa.peerKoaSession, typeof koa.koaStore, typeof fastify.connectPeerFastify)`,
+    `const express = require('connect-peer'); const koa = require('connect-peer/koa'); const fastify = require('connect-peer/fastify')
+     console.log(typeof express.peerSession, typeof koa.peerSession, typeof koa.koaStore, typeof fastify.peerSession)`,
   )
-  expect(cjs).toBe('function function function')
-  const esm = await node('entries.mjs', `import { peerKoaSession } from 'connect-peer/koa'; import { connectPeerFastify } from 'connect-peer/fastify'; console.log(typeof peerKoaSession, typeof connectPeerFastify)`)
-  expect(esm).toBe('function function')
+  expect(cjs).toBe('function function function function')
+  const esm = await node(
+    'entries.mjs',
+    `import { peerSession as onKoa, peerKoaSession } from 'connect-peer/koa'; import { peerSession as onFastify, connectPeerFastify } from 'connect-peer/fastify'
+     // The earlier names stay, deprecated.
+     console.log(typeof onKoa, typeof peerKoaSession, onFastify === connectPeerFastify)`,
+  )
+  expect(esm).toBe('function function true')
 })
 
 test('internal modules are not importable', async () => {
   const out = await node(
     'deep.cjs',
-    `try { require('connect-peer/dist/store/peer-store.js'); console.log('importable') } catch (e) { console.log(e.code) }`,
+    `try { require('connect-peer/dist/peer-store/peer-store.js'); console.log('importable') } catch (e) { console.log(e.code) }`,
   )
   expect(out).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
 })
@@ -91,8 +96,8 @@ test('the types resolve for a TypeScript user', async () => {
      import Koa from 'koa'
      import Fastify from 'fastify'
      import { PeerStore, peerSession, type PeerStoreOptions, NotReplicableError, type Member } from 'connect-peer'
-     import { peerKoaSession } from 'connect-peer/koa'
-     import { connectPeerFastify } from 'connect-peer/fastify'
+     import { peerSession as koaSession } from 'connect-peer/koa'
+     import { peerSession as fastifySession } from 'connect-peer/fastify'
      const options: PeerStoreOptions = { ttl: 60, touchAfter: 10, nodeId: 'was1', listen: '127.0.0.1:0' }
      const store: PeerStore = new PeerStore([{ host: '127.0.0.2', port: 4055, nodeId: 'was2' }], options)
      const found: Promise<import('express-session').SessionData | null> = store.get('a')
@@ -101,9 +106,9 @@ test('the types resolve for a TypeScript user', async () => {
      app.use(peerSession({ store, secret: 's', resave: false, saveUninitialized: false }))
      app.get('/', (req, res) => { res.send(req.previousSessionID ?? req.sessionID) })
      const koa = new Koa()
-     koa.use(peerKoaSession(koa, store, { maxAge: 1000 }))
+     koa.use(koaSession(koa, { store, maxAge: 1000 }))
      const fastify = Fastify()
-     void fastify.register(connectPeerFastify, { store })
+     void fastify.register(fastifySession, { store })
      export { found, NotReplicableError }`,
   )
   await writeFile(

@@ -13,7 +13,7 @@ const LATER = NOW + 3_600_000
 const blob = (data: Record<string, unknown>) => encodeSession(data, limits).blob
 
 function node(nodeId: string, maxRebinds = 10): SessionTable {
-  return new SessionTable({ nodeId, tombstoneTtlMs: 60_000, expiryResolutionMs: 1000, maxRebinds }, NOW)
+  return new SessionTable({ nodeId, tombstoneTtlMs: 60_000, expiryResolutionMs: 1000, maxRebinds, touchAfterMs: 0 }, NOW)
 }
 
 function stateOf(entry: Readonly<Entry>): EntryState {
@@ -33,10 +33,10 @@ function deliver(change: LocalChange, source: SessionTable, target: SessionTable
   const version = { counter: entry.counter, origin: entry.origin }
   switch (change.kind) {
     case 'upsert':
-      if (target.applyDelta(change.sid, change.base, version, entry.expiresAt, entry.cookieExpires, NOW, () => entry.blob!) === 'needs-full') fetch(source, target, change.sid)
+      if (target.applyDelta({ ...entry, sid: change.sid, base: change.base, version }, NOW, () => entry.blob!) === 'needs-full') fetch(source, target, change.sid)
       return
     case 'destroy':
-      target.applyDestroy(change.sid, version, entry.expiresAt, NOW)
+      target.applyDestroy({ sid: change.sid, version, keepUntil: entry.expiresAt }, NOW)
       return
     case 'rename': {
       const move = { from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt, rebinds: entry.rebinds }
@@ -44,7 +44,7 @@ function deliver(change: LocalChange, source: SessionTable, target: SessionTable
       return
     }
     case 'expiry':
-      target.applyExpiry(change.sid, version, entry.expiresAt, entry.cookieExpires, NOW)
+      target.applyExpiry({ ...entry, sid: change.sid, version }, NOW)
   }
 }
 
@@ -76,7 +76,7 @@ function view(table: SessionTable): { live: Record<string, unknown>; dead: strin
 function pair(id1 = 'was1', id2 = 'was2') {
   const a = node(id1)
   const b = node(id2)
-  const created = a.upsert('s', { blob: blob({ user: 'ada' }), cookieExpires: null }, LATER, NOW, 0)!
+  const created = a.upsert('s', { blob: blob({ user: 'ada' }), cookieExpires: null }, LATER, NOW)!
   deliver(created, a, b)
   return { a, b }
 }
@@ -119,7 +119,7 @@ describe.each(deliveries)('delivered %s', (how) => {
   test('a concurrent write with the higher version beats a move: the write survives, the new id dies', () => {
     const { a, b } = pair('was1', 'was2')
     const move = a.rename('s', 'moved', NOW)!
-    const write = b.upsert('s', { blob: blob({ user: 'ada', cart: 3 }), cookieExpires: null }, LATER, NOW, 0)!
+    const write = b.upsert('s', { blob: blob({ user: 'ada', cart: 3 }), cookieExpires: null }, LATER, NOW)!
     meet(a, b, move, write, how)
     for (const table of [a, b]) {
       expect(table.get('s', NOW)?.blob).toEqual(blob({ user: 'ada', cart: 3 }))
@@ -131,7 +131,7 @@ describe.each(deliveries)('delivered %s', (how) => {
   test('a move with the higher version beats a concurrent write, the same way on both nodes', () => {
     const { a, b } = pair('was3', 'was2')
     const move = a.rename('s', 'moved', NOW)!
-    const write = b.upsert('s', { blob: blob({ user: 'ada', cart: 3 }), cookieExpires: null }, LATER, NOW, 0)!
+    const write = b.upsert('s', { blob: blob({ user: 'ada', cart: 3 }), cookieExpires: null }, LATER, NOW)!
     meet(a, b, move, write, how)
     for (const table of [a, b]) {
       expect(table.get('s', NOW)).toBeUndefined()
@@ -153,7 +153,7 @@ describe.each(deliveries)('delivered %s', (how) => {
 test('a destroy of the first id reaches the end of a chain of moves', () => {
   const a = node('was1')
   const b = node('was2')
-  deliver(a.upsert('s', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW, 0)!, a, b)
+  deliver(a.upsert('s', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW)!, a, b)
   const logout = a.destroy('s', NOW)!
   // Meanwhile on b, the session moves twice.
   const first = b.rename('s', 't', NOW)!
@@ -166,7 +166,7 @@ test('a destroy of the first id reaches the end of a chain of moves', () => {
 
 test('a session moves at most maxRebinds times, so one session leaves at most that many tombstones', () => {
   const a = node('was1', 3)
-  a.upsert('s0', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW, 0)
+  a.upsert('s0', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW)
   for (let i = 0; i < 3; i++) expect(a.rename(`s${i}`, `s${i + 1}`, NOW)).toMatchObject({ kind: 'rename' })
   expect(a.rename('s3', 's4', NOW)).toBeUndefined()
   expect(a.get('s3', NOW)).toBeDefined()
@@ -176,7 +176,7 @@ test('a session moves at most maxRebinds times, so one session leaves at most th
 test('the rebind count travels with the session, so the limit holds across nodes', () => {
   const a = node('was1', 2)
   const b = node('was2', 2)
-  deliver(a.upsert('s0', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW, 0)!, a, b)
+  deliver(a.upsert('s0', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW)!, a, b)
   deliver(a.rename('s0', 's1', NOW)!, a, b)
   deliver(b.rename('s1', 's2', NOW)!, b, a)
   expect(a.peek('s2')).toMatchObject({ rebinds: 2 })
@@ -186,7 +186,7 @@ test('the rebind count travels with the session, so the limit holds across nodes
 
 test('a clear starts a new epoch and keeps it', () => {
   const a = node('was1')
-  a.upsert('s', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW, 0)
+  a.upsert('s', { blob: blob({ n: 1 }), cookieExpires: null }, LATER, NOW)
   a.clear({ counter: 1, origin: 'was1' })
   expect(a.epoch).toEqual({ counter: 1, origin: 'was1' })
   expect(a.liveCount).toBe(0)

@@ -11,6 +11,7 @@ import {
   encodeDataMessage,
   encodeMessage,
   isDataMessage,
+  isDataType,
   MessageType,
   type DataMessage,
   type Message,
@@ -479,6 +480,5 @@ export class Connection {
 }
 
 function isDataFrame(frame: Buffer): boolean {
-  const type = frame[5]!
-  return type >= MessageType.UPSERT && type <= MessageType.CLEAR
+  return isDataType(frame[FRAME_HEADER_BYTES - 1] ?? -1)
 }

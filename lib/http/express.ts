@@ -6,7 +6,7 @@ import { InvalidOptionError } from '../base/errors.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
-import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
+import { appendSetCookie, resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
 import { routeOf } from '../table/session-id.js'
 import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
 
@@ -93,10 +93,10 @@ export function stickyRouting(store: PeerStore, options: { routeCookie?: RouteCo
   return (req, res, next) => {
     if (!req.session || typeof req.sessionID !== 'string') return next()
     onHeaders(res, () => {
-      if (!req.session || cookie.read(req.headers.cookie) === internals.nodeId) return
+      if (!req.session) return
       const hasData = Object.keys(req.session).some((key) => key !== 'cookie')
-      const hadCookie = (req.headers.cookie ?? '').includes(`${sessionCookieName}=`)
-      if (hasData || hadCookie) appendSetCookie(res, cookie.header(internals.nodeId))
+      const header = cookie.headerFor({ cookieHeader: req.headers.cookie, sessionCookieName, hasData }, internals.nodeId)
+      if (header) res.setHeader('set-cookie', appendSetCookie(res.getHeader('set-cookie'), header))
     })
     const route = routeOf(req.sessionID)
     // A session created elsewhere, or by another id generator (no route), is left as it is.
@@ -118,10 +118,4 @@ async function rebind(req: Request, move: (sid: string) => Promise<string | unde
   // express-session's Session keeps its id read-only: build the session anew under the new id.
   // Its original id differs now, so express-session reissues the cookie and saves at the end.
   req.sessionStore!.createSession(req as never, data)
-}
-
-function appendSetCookie(res: ServerResponse, header: string): void {
-  const existing = res.getHeader('set-cookie')
-  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
-  res.setHeader('set-cookie', [...list, header])
 }

@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../base/errors.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
-import { resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
+import { appendSetCookie, resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
 import { routeOf } from '../table/session-id.js'
 import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
 
@@ -24,7 +24,7 @@ interface FastifySessionLike {
   regenerate(keys: string[]): Promise<void>
 }
 
-export interface ConnectPeerFastifyOptions {
+export interface PeerFastifySessionOptions {
   /** The PeerStore given to @fastify/session (with `idGenerator: store.genid`). */
   store: PeerStore
   /** The route cookie balancers stick on; see `RouteCookieOptions`. */
@@ -51,13 +51,13 @@ export interface ConnectPeerFastifyOptions {
  *
  * @example
  * ```ts
- * import { connectPeerFastify } from 'connect-peer/fastify'
+ * import { peerSession } from 'connect-peer/fastify'
  * await app.register(fastifyCookie)
- * await app.register(connectPeerFastify, { store })
+ * await app.register(peerSession, { store })
  * await app.register(fastifySession, { store, idGenerator: store.genid, secret })
  * ```
  */
-const plugin: FastifyPluginCallback<ConnectPeerFastifyOptions> = (fastify: FastifyInstance, options, done) => {
+const plugin: FastifyPluginCallback<PeerFastifySessionOptions> = (fastify: FastifyInstance, options, done) => {
   if (!options?.store) throw new InvalidOptionError('store', 'a PeerStore', options?.store)
   const internals = internalsOf(options.store)
   const routeCookie = resolveRouteCookie(options.routeCookie)
@@ -91,14 +91,10 @@ const plugin: FastifyPluginCallback<ConnectPeerFastifyOptions> = (fastify: Fasti
 
   fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const session = (request as FastifyRequest & { session?: Record<string, unknown> & Partial<FastifySessionLike> }).session
-    if (!session?.sessionId || routeCookie.read(request.headers.cookie) === internals.nodeId) return payload
+    if (!session?.sessionId) return payload
     const hasData = Object.keys(session).some((key) => key !== 'cookie')
-    const hadCookie = (request.headers.cookie ?? '').includes(`${sessionCookieName}=`)
-    if (hasData || hadCookie) {
-      const existing = reply.getHeader('set-cookie')
-      const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
-      reply.header('set-cookie', [...list, routeCookie.header(internals.nodeId)])
-    }
+    const header = routeCookie.headerFor({ cookieHeader: request.headers.cookie, sessionCookieName, hasData }, internals.nodeId)
+    if (header) void reply.header('set-cookie', appendSetCookie(reply.getHeader('set-cookie'), header))
     return payload
   })
 
@@ -106,4 +102,10 @@ const plugin: FastifyPluginCallback<ConnectPeerFastifyOptions> = (fastify: Fasti
 }
 
 /** The plugin, registered without encapsulation so its hooks see every route. */
-export const connectPeerFastify = fastifyPlugin(plugin, { fastify: '>=4', name: 'connect-peer' })
+export const peerSession = fastifyPlugin(plugin, { fastify: '>=4', name: 'connect-peer' })
+
+/** @deprecated Use `peerSession`, the name every entry point uses. */
+export const connectPeerFastify = peerSession
+
+/** @deprecated Use `PeerFastifySessionOptions`. */
+export type ConnectPeerFastifyOptions = PeerFastifySessionOptions

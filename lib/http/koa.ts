@@ -49,8 +49,10 @@ export function koaStore(store: PeerStore): KoaExternalStore {
   }
 }
 
-/** Options of `peerKoaSession`: koa-session's own, plus the routing and filter ones. */
+/** Options of `peerSession` for Koa: koa-session's own, plus the store and the routing and filter ones. */
 export interface PeerKoaSessionOptions extends Omit<CreateSessionOptions, 'store' | 'genid' | 'externalKey' | 'ContextStore'> {
+  /** The PeerStore to keep sessions in; its node id names this node in every new session key. */
+  store: PeerStore
   /** The route cookie balancers stick on; see `RouteCookieOptions`. */
   routeCookie?: RouteCookieOptions
   /**
@@ -70,15 +72,15 @@ const REBOUND = Symbol('connect-peer rebound key')
  * @example
  * ```ts
  * import Koa from 'koa'
- * import { peerKoaSession } from 'connect-peer/koa'
+ * import { peerSession } from 'connect-peer/koa'
  * const app = new Koa()
  * app.keys = [process.env.COOKIE_KEY!]
- * app.use(peerKoaSession(app, store, { maxAge: 30 * 60 * 1000 }))
+ * app.use(peerSession(app, { store, maxAge: 30 * 60 * 1000 }))
  * ```
  */
-export function peerKoaSession(app: { use: unknown; context: object }, store: PeerStore, options: PeerKoaSessionOptions = {}): Middleware {
+export function peerSession(app: { use: unknown; context: object }, options: PeerKoaSessionOptions): Middleware {
+  const { store, routeCookie: routeCookieOptions, staticFilter: filter, ...sessionOptions } = options
   const internals = internalsOf(store)
-  const { routeCookie: routeCookieOptions, staticFilter: filter, ...sessionOptions } = options
   const routeCookie = resolveRouteCookie(routeCookieOptions)
   const matches = staticMatcher(filter)
   const key = sessionOptions.key ?? 'koa.sess'
@@ -127,9 +129,8 @@ export function peerKoaSession(app: { use: unknown; context: object }, store: Pe
       await next()
       const session = ctx.session as { length?: number } | null
       const hasData = (session?.length ?? 0) > 0
-      if ((hasData || arrived !== undefined) && routeCookie.read(ctx.get('cookie')) !== internals.nodeId) {
-        ctx.append('Set-Cookie', routeCookie.header(internals.nodeId))
-      }
+      const header = routeCookie.headerFor({ cookieHeader: ctx.get('cookie'), sessionCookieName: key, hasData }, internals.nodeId)
+      if (header) ctx.append('Set-Cookie', header)
     })
   }
 
@@ -137,4 +138,11 @@ export function peerKoaSession(app: { use: unknown; context: object }, store: Pe
     const context = ctx as KoaContext
     return matches(ctx, pathOf(ctx.url)) ? withoutReplication(() => handle(context, next)) : handle(context, next)
   }
+}
+
+/**
+ * @deprecated Use `peerSession(app, { store, ...options })`, the name every entry point uses.
+ */
+export function peerKoaSession(app: { use: unknown; context: object }, store: PeerStore, options: Omit<PeerKoaSessionOptions, 'store'> = {}): Middleware {
+  return peerSession(app, { ...options, store })
 }

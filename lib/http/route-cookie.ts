@@ -39,6 +39,18 @@ export interface RouteCookie {
   read(cookieHeader: string | undefined): string | undefined
   /** A Set-Cookie header value routing to `nodeId`. */
   header(nodeId: string): string
+  /**
+   * The Set-Cookie value to add to the response of a request served by `nodeId`, or undefined when
+   * none is needed: the client's route cookie already names this node, or the request has no session
+   * worth routing (no data in it, and no session cookie sent).
+   */
+  headerFor(request: { cookieHeader: string | undefined; sessionCookieName: string; hasData: boolean }, nodeId: string): string | undefined
+}
+
+/** `header` added to the Set-Cookie values a response already has. */
+export function appendSetCookie(existing: number | string | readonly string[] | undefined, header: string): string[] {
+  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
+  return [...list, header]
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -62,15 +74,20 @@ export function resolveRouteCookie(options: RouteCookieOptions = {}): RouteCooki
     maxAge: options.maxAge === undefined ? undefined : Math.floor(options.maxAge / 1000),
   } as const
   const value = (nodeId: string) => (format === 'dot' ? `.${nodeId}` : nodeId)
+  const routeIn = (cookies: Record<string, string | undefined>) => {
+    const raw = cookies[name]
+    return format === 'dot' && raw?.startsWith('.') ? raw.slice(1) : raw
+  }
   return {
     name,
     value,
-    read(cookieHeader) {
-      if (!cookieHeader) return undefined
-      const raw = parse(cookieHeader)[name]
-      if (raw === undefined) return undefined
-      return format === 'dot' && raw.startsWith('.') ? raw.slice(1) : raw
-    },
+    read: (cookieHeader) => routeIn(cookieHeader ? parse(cookieHeader) : {}),
     header: (nodeId) => serialize(name, value(nodeId), attributes),
+    headerFor({ cookieHeader, sessionCookieName, hasData }, nodeId) {
+      const cookies = cookieHeader ? parse(cookieHeader) : {}
+      if (routeIn(cookies) === nodeId) return undefined
+      if (!hasData && cookies[sessionCookieName] === undefined) return undefined
+      return serialize(name, value(nodeId), attributes)
+    },
   }
 }

@@ -117,6 +117,7 @@ export class PeerStore extends Store {
         tombstoneTtlMs: this.#options.tombstoneTtl,
         expiryResolutionMs: this.#options.reapInterval,
         maxRebinds: this.#options.maxRebinds,
+        touchAfterMs: this.#options.touchAfter,
       },
       Date.now(),
     )
@@ -201,7 +202,7 @@ export class PeerStore extends Store {
       const now = Date.now()
       const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
       if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-      const change = this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfter)
+      const change = this.#table.upsert(sid, encoded, expiresAt, now)
       if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
       return this.#publish(change)
     }, callback)
@@ -231,9 +232,9 @@ export class PeerStore extends Store {
       if (cookie && !(stored && cookie.bytes.equals(stored))) {
         // The cookie itself changed (say, a new maxAge for "remember me"): that is a data change.
         fields.set('cookie', cookie.bytes)
-        return this.#publish(this.#table.replaceBlob(sid, entry, joinFields(fields), cookieExpires, expiresAt, now))
+        return this.#publish(this.#table.replaceBlob(sid, entry, joinFields(fields), { expiresAt, cookieExpires }, now))
       }
-      void this.#publish(this.#table.rewriteExpiry(sid, entry, expiresAt, cookieExpires, now, this.#options.touchAfter))
+      void this.#publish(this.#table.rewriteExpiry(sid, entry, { expiresAt, cookieExpires }, now))
     }, callback)
   }
 
@@ -381,7 +382,7 @@ export class PeerStore extends Store {
     const now = Date.now()
     const expiresAt = maxAgeMs === undefined ? now + this.#options.ttl : now + maxAgeMs
     if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now, this.#options.touchAfter))
+    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now))
   }
 
   #memberChanged(member: Member, previous: MemberState): void {

@@ -1,17 +1,46 @@
-import { decode, packr } from '../codec/msgpack.js'
-import { assertWellFormed, readMapFields, type ScanLimits } from '../codec/msgpack-scan.js'
-import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
-import { MAX_COUNTER, type Version } from '../table/version.js'
-import type { EntryState } from '../table/session-table.js'
-import { NODE_ID_PATTERN } from '../table/node-id.js'
+import { decode, packr } from '../codec/msgpack.js'
+import { assertWellFormed } from '../codec/msgpack-scan.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
+import {
+  boolean,
+  bytesItem,
+  enumItem,
+  fieldNameItem,
+  integer,
+  integerItem,
+  listOf,
+  nodeId,
+  one,
+  optional,
+  optionalSid,
+  optionalTime,
+  pairOf,
+  readFields,
+  recordOf,
+  sessionBlobItem,
+  sessionValueItem,
+  sid,
+  sidItem,
+  text,
+  time,
+  version,
+  WireReader,
+  writeFields,
+  type FieldCodec,
+  type FieldCodecs,
+  type MessageLimits,
+  type ValuesOf,
+} from './wire-fields.js'
+
+export type { MessageLimits } from './wire-fields.js'
 
 /**
  * The messages nodes exchange, mirroring Tomcat's DeltaManager (CREATED/DELTA = UPSERT, EXPIRED =
  * DESTROY, ACCESSED = EXPIRY, CHANGE_ID = RENAME, GET_ALL/ALL_DATA = SYNC_REQUEST/DIGEST/FETCH).
- * Each is a msgpack array after the frame header; `decodeMessage` checks every field of every
- * message, so nothing past it handles unchecked network input.
+ * Each is a msgpack array after the frame header, its items in the order its declaration below
+ * lists its fields: that one declaration gives the TypeScript type, the encoder and the checking
+ * decoder, so nothing past `decodeMessage` handles unchecked network input.
  */
 export const MessageType = {
   HELLO: 0x01,
@@ -38,276 +67,276 @@ export const MessageType = {
 export const AckLevel = { NONE: 0, RECEIVED: 1, APPLIED: 2 } as const
 export type AckLevel = (typeof AckLevel)[keyof typeof AckLevel]
 
-/**
- * The handshake: HELLO (dialer) -> WELCOME (acceptor) -> AUTH (dialer) -> READY or REFUSE
- * (acceptor). With a secret, each side proves it knows the secret over a transcript that includes
- * fresh nonces from both, so a recorded handshake cannot be replayed.
- */
-export interface Hello {
-  readonly type: typeof MessageType.HELLO
-  readonly protocol: number
-  readonly cluster: string
-  readonly nodeId: string
-  /** Random per process start: tells a restarted peer from a second connection of the same one. */
-  readonly incarnation: string
-  /** The largest frame the dialer accepts (see `maxFrameBytes`); the acceptor sends nothing larger. */
-  readonly maxFrameBytes: number
-  /** 32 fresh random bytes. */
-  readonly nonce: Buffer
-  /** Which secret the dialer uses (a hash, see `deriveSecretKey`); null without a secret. */
-  readonly keyId: Buffer | null
+export const NONCE_BYTES = 32
+export const KEY_ID_BYTES = 8
+export const PROOF_BYTES = 32
+/** No node accepts frames smaller than this (see `maxFrameBytes`): anything less in a HELLO is bogus. */
+const MIN_FRAME_CAP = 64 * 1024
+
+// ---- declaring a message ---------------------------------------------------------------------------
+
+interface Schema<T extends number, F extends FieldCodecs> {
+  readonly type: T
+  readonly fields: F
+  readonly entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>
+  /** A data message (a change): it carries an ack request first, and is dropped on queue overflow. */
+  readonly data: boolean
 }
-export interface Welcome {
-  readonly type: typeof MessageType.WELCOME
-  readonly cluster: string
-  readonly nodeId: string
-  readonly incarnation: string
-  /** The largest frame the acceptor accepts; the dialer sends nothing larger. */
-  readonly maxFrameBytes: number
-  /** 32 fresh random bytes. */
-  readonly nonce: Buffer
-  /** The acceptor's proof of the secret; null without a secret. */
-  readonly proof: Buffer | null
+
+function message<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
+  return { type, fields, entries: Object.entries(fields), data: false }
 }
-export interface Auth {
-  readonly type: typeof MessageType.AUTH
-  /** The dialer's proof of the secret; null without a secret. */
-  readonly proof: Buffer | null
+
+/** A change, sent with an ack request: the fields after it are the message's own. */
+function dataMessage<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
+  return { type, fields, entries: Object.entries(fields), data: true }
 }
-export interface Ready {
-  readonly type: typeof MessageType.READY
-}
-export interface Refuse {
-  readonly type: typeof MessageType.REFUSE
-  /** The refusing node's id, for the dialer's log only: a refusal is unauthenticated and teaches nothing. */
-  readonly nodeId: string
-  readonly reason: HandshakeRefusal
-  readonly detail: string
-}
-export interface Bye {
-  readonly type: typeof MessageType.BYE
-  readonly reason: string
-}
-export interface Ping {
-  readonly type: typeof MessageType.PING
-  readonly seq: number
-}
-export interface Pong {
-  readonly type: typeof MessageType.PONG
-  readonly seq: number
-}
+
+/** The message a schema declares. */
+type MessageOf<S> = S extends Schema<infer T, infer F> ? { readonly type: T } & ValuesOf<F> : never
+
+/** A data message as sent: with the ack request the connection gave it. */
+type DataMessageOf<S> = MessageOf<S> & AckRequest
 
 /** Fields every data message starts with: what ack the sender waits for, and under which id. */
 export interface AckRequest {
   readonly ackId: number
   readonly ackLevel: AckLevel
 }
+
+// ---- field types used by several messages --------------------------------------------------------
+
+const bytes = (length: number) => one(bytesItem(length))
+const optionalBytes = (length: number) => one(optional(bytesItem(length)))
+const frameCap: FieldCodec<number> = {
+  write: integer.write,
+  read: (reader: WireReader) => {
+    const value = integer.read(reader)
+    if (value < MIN_FRAME_CAP) reader.fail(`expected a frame cap of at least ${MIN_FRAME_CAP} bytes`)
+    return value
+  },
+}
+const refusal = one(enumItem<HandshakeRefusal>(Object.values(HandshakeRefusals), 'a refusal reason'))
+const changeVersion = version(false)
+/** A version or none: a create's base, an epoch before any clear. */
+const baseVersion = version(true)
+const batch = (limits: MessageLimits) => limits.maxBatch
+const fieldsPerSession = (limits: MessageLimits) => limits.session.maxContainerLength
+
+// ---- the messages ----------------------------------------------------------------------------------
+
+/**
+ * The handshake: HELLO (dialer) -> WELCOME (acceptor) -> AUTH (dialer) -> READY or REFUSE
+ * (acceptor). With a secret, each side proves it knows the secret over a transcript that includes
+ * fresh nonces from both, so a recorded handshake cannot be replayed.
+ */
+const HELLO = message(MessageType.HELLO, {
+  protocol: integer,
+  cluster: text(128),
+  nodeId,
+  /** Random per process start: tells a restarted peer from a second connection of the same one. */
+  incarnation: text(64),
+  /** The largest frame the dialer accepts (see `maxFrameBytes`); the acceptor sends nothing larger. */
+  maxFrameBytes: frameCap,
+  /** 32 fresh random bytes. */
+  nonce: bytes(NONCE_BYTES),
+  /** Which secret the dialer uses (a hash, see `deriveSecretKey`); null without a secret. */
+  keyId: optionalBytes(KEY_ID_BYTES),
+})
+const WELCOME = message(MessageType.WELCOME, {
+  cluster: text(128),
+  nodeId,
+  incarnation: text(64),
+  /** The largest frame the acceptor accepts; the dialer sends nothing larger. */
+  maxFrameBytes: frameCap,
+  /** 32 fresh random bytes. */
+  nonce: bytes(NONCE_BYTES),
+  /** The acceptor's proof of the secret; null without a secret. */
+  proof: optionalBytes(PROOF_BYTES),
+})
+const AUTH = message(MessageType.AUTH, {
+  /** The dialer's proof of the secret; null without a secret. */
+  proof: optionalBytes(PROOF_BYTES),
+})
+const READY = message(MessageType.READY, {})
+const REFUSE = message(MessageType.REFUSE, {
+  /** The refusing node's id, for the dialer's log only: a refusal is unauthenticated and teaches nothing. */
+  nodeId,
+  reason: refusal,
+  detail: text(512),
+})
+const BYE = message(MessageType.BYE, { reason: text(512) })
+const PING = message(MessageType.PING, { seq: integer })
+const PONG = message(MessageType.PONG, { seq: integer })
+
 /** A create (base = no version) or a change: only changed top-level fields travel. */
-export interface Upsert extends AckRequest {
-  readonly type: typeof MessageType.UPSERT
-  readonly sid: string
-  readonly base: Version
-  readonly version: Version
-  readonly expiresAt: number
-  readonly cookieExpires: number | null
-  readonly set: ReadonlyArray<readonly [string, Buffer]>
-  readonly remove: readonly string[]
-}
-export interface Destroy extends AckRequest {
-  readonly type: typeof MessageType.DESTROY
-  readonly sid: string
-  readonly version: Version
-  readonly keepUntil: number
-}
-export interface ExpiryChange {
-  readonly sid: string
+const UPSERT = dataMessage(MessageType.UPSERT, {
+  sid,
+  base: baseVersion,
+  version: changeVersion,
+  expiresAt: time,
+  cookieExpires: optionalTime,
+  /** The top-level fields set, each with its encoded value. */
+  set: one(listOf(pairOf(fieldNameItem, sessionValueItem), fieldsPerSession)),
+  /** The top-level fields removed. */
+  remove: one(listOf(fieldNameItem, fieldsPerSession)),
+})
+const DESTROY = dataMessage(MessageType.DESTROY, {
+  sid,
+  version: changeVersion,
+  keepUntil: time,
+})
+const EXPIRY_CHANGE = recordOf('expiry change', {
+  sid,
   /** The version whose expiry moved: a later version carries its own expiry. */
-  readonly version: Version
-  readonly expiresAt: number
-  readonly cookieExpires: number | null
-}
-export interface Expiry extends AckRequest {
-  readonly type: typeof MessageType.EXPIRY
-  readonly changes: readonly ExpiryChange[]
-}
-/** A session moved to a new id (failover rebinding): `from` becomes a tombstone, `to` holds the data. */
-export interface Rename extends AckRequest {
-  readonly type: typeof MessageType.RENAME
-  readonly from: string
-  readonly to: string
+  version: changeVersion,
+  expiresAt: time,
+  cookieExpires: optionalTime,
+})
+const EXPIRY = dataMessage(MessageType.EXPIRY, {
+  changes: one(listOf(EXPIRY_CHANGE, batch)),
+})
+/** A session moved to a new id (failover rebinding): `from` becomes a tombstone naming `to`, which holds the data. */
+const RENAME = dataMessage(MessageType.RENAME, {
+  from: sid,
+  to: sid,
   /** The version of `from` that moved. */
-  readonly base: Version
+  base: changeVersion,
   /** The version of `to` (and of the tombstone left at `from`). */
-  readonly version: Version
+  version: changeVersion,
   /** Until when the tombstone at `from` is kept. */
-  readonly keepUntil: number
+  keepUntil: time,
   /** How many times the session has moved, this move included. */
-  readonly rebinds: number
-}
+  rebinds: integer,
+})
 /** Every session and tombstone is gone; nothing from before `epoch` may come back. */
-export interface Clear extends AckRequest {
-  readonly type: typeof MessageType.CLEAR
-  readonly epoch: Version
-}
-export interface Ack {
-  readonly type: typeof MessageType.ACK
+const CLEAR = dataMessage(MessageType.CLEAR, { epoch: baseVersion })
+const ACK = message(MessageType.ACK, {
   /** Every data message up to and including this id has been received (or applied). */
-  readonly ackId: number
-}
+  ackId: integer,
+})
 /** Asks for a digest. The first message on every new connection: it tells the sender's epoch. */
-export interface SyncRequest {
-  readonly type: typeof MessageType.SYNC_REQUEST
-  readonly syncId: number
-  readonly epoch: Version
-}
-export interface DigestEntry {
-  readonly sid: string
-  readonly version: Version
-  /** A destroyed or moved session. */
-  readonly tombstone: boolean
-  /** For a moved session, its new id. */
-  readonly movedTo: string | null
-  readonly expiresAt: number
-}
-export interface Digest {
-  readonly type: typeof MessageType.DIGEST
-  readonly syncId: number
-  /** The epoch (see `Clear`) the entries belong to. */
-  readonly epoch: Version
-  readonly entries: readonly DigestEntry[]
-  readonly final: boolean
-}
-export interface Fetch {
-  readonly type: typeof MessageType.FETCH
-  readonly requestId: number
-  readonly sids: readonly string[]
-}
+const SYNC_REQUEST = message(MessageType.SYNC_REQUEST, { syncId: integer, epoch: baseVersion })
+const DIGEST_ENTRY = recordOf(
+  'digest entry',
+  {
+    sid,
+    version: changeVersion,
+    /** A destroyed or moved session. */
+    tombstone: boolean,
+    /** For a moved session, its new id. */
+    movedTo: optionalSid,
+    expiresAt: time,
+  },
+  (entry) => (entry.movedTo !== null && !entry.tombstone ? 'a live entry that moved' : undefined),
+)
+const DIGEST = message(MessageType.DIGEST, {
+  syncId: integer,
+  /** The epoch (see CLEAR) the entries belong to. */
+  epoch: baseVersion,
+  entries: one(listOf(DIGEST_ENTRY, batch)),
+  final: boolean,
+})
+const FETCH = message(MessageType.FETCH, { requestId: integer, sids: one(listOf(sidItem, batch)) })
 /** A whole stored entry: a session (`blob`) or a tombstone (`blob === null`, `movedTo` for a move). */
-export interface Snapshot extends EntryState {
-  readonly sid: string
-}
-export interface FetchReply {
-  readonly type: typeof MessageType.FETCH_REPLY
-  readonly requestId: number
-  /** The epoch (see `Clear`) the snapshots belong to. */
-  readonly epoch: Version
-  readonly snapshots: readonly Snapshot[]
-  readonly final: boolean
-}
+const SNAPSHOT = recordOf(
+  'snapshot',
+  {
+    sid,
+    version: changeVersion,
+    expiresAt: time,
+    cookieExpires: optionalTime,
+    blob: one(optional(sessionBlobItem)),
+    movedTo: optionalSid,
+    rebinds: one(integerItem),
+  },
+  (snapshot) => (snapshot.movedTo !== null && snapshot.blob !== null ? 'a live entry that moved' : undefined),
+)
+const FETCH_REPLY = message(MessageType.FETCH_REPLY, {
+  requestId: integer,
+  /** The epoch (see CLEAR) the snapshots belong to. */
+  epoch: baseVersion,
+  snapshots: one(listOf(SNAPSHOT, batch)),
+  final: boolean,
+})
+
+const SCHEMAS = [
+  HELLO,
+  WELCOME,
+  AUTH,
+  READY,
+  REFUSE,
+  BYE,
+  PING,
+  PONG,
+  UPSERT,
+  DESTROY,
+  EXPIRY,
+  RENAME,
+  CLEAR,
+  ACK,
+  SYNC_REQUEST,
+  DIGEST,
+  FETCH,
+  FETCH_REPLY,
+] as const
+const BY_TYPE = new Map<number, Schema<number, FieldCodecs>>(SCHEMAS.map((schema) => [schema.type, schema]))
+
+export type Hello = MessageOf<typeof HELLO>
+export type Welcome = MessageOf<typeof WELCOME>
+export type Auth = MessageOf<typeof AUTH>
+export type Ready = MessageOf<typeof READY>
+export type Refuse = MessageOf<typeof REFUSE>
+export type Bye = MessageOf<typeof BYE>
+export type Ping = MessageOf<typeof PING>
+export type Pong = MessageOf<typeof PONG>
+export type Upsert = DataMessageOf<typeof UPSERT>
+export type Destroy = DataMessageOf<typeof DESTROY>
+export type Expiry = DataMessageOf<typeof EXPIRY>
+export type ExpiryChange = Expiry['changes'][number]
+export type Rename = DataMessageOf<typeof RENAME>
+export type Clear = DataMessageOf<typeof CLEAR>
+export type Ack = MessageOf<typeof ACK>
+export type SyncRequest = MessageOf<typeof SYNC_REQUEST>
+export type Digest = MessageOf<typeof DIGEST>
+export type DigestEntry = Digest['entries'][number]
+export type Fetch = MessageOf<typeof FETCH>
+export type FetchReply = MessageOf<typeof FETCH_REPLY>
+export type Snapshot = FetchReply['snapshots'][number]
 
 export type DataMessage = Upsert | Destroy | Expiry | Rename | Clear
-
 /** A data message before a connection gives it an ack request. */
-export type OutgoingData = DataMessage extends infer M ? (M extends DataMessage ? Omit<M, 'ackId' | 'ackLevel'> : never) : never
+export type OutgoingData =
+  | MessageOf<typeof UPSERT>
+  | MessageOf<typeof DESTROY>
+  | MessageOf<typeof EXPIRY>
+  | MessageOf<typeof RENAME>
+  | MessageOf<typeof CLEAR>
 export type Message = Hello | Welcome | Auth | Ready | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
 
-export function isDataMessage(message: Message): message is DataMessage {
-  return message.type >= MessageType.UPSERT && message.type <= MessageType.CLEAR
+/** Whether messages of `type` are changes (dropped when a queue overflows, acked on request). */
+export function isDataType(type: number): boolean {
+  return BY_TYPE.get(type)?.data === true
 }
 
-/** Bounds on what one message may carry; derived from the store's options. */
-export interface MessageLimits {
-  /** Limits for each session value and blob (the store's own). */
-  readonly session: ScanLimits & { readonly maxSessionBytes: number }
-  /** Most items in one batch (digest entries, fetched ids, expiry changes). */
-  readonly maxBatch: number
+export function isDataMessage(message: Message): message is DataMessage {
+  return isDataType(message.type)
 }
+
+// ---- encoding and decoding -------------------------------------------------------------------------
 
 export function encodeMessage(message: Message): Buffer {
-  return encodeFrame(message.type, packr.pack(toWire(message)))
+  if (isDataMessage(message)) return encodeDataMessage(message, message.ackId, message.ackLevel)
+  const out: unknown[] = []
+  writeFields(schemaOf(message.type).entries, message, out)
+  return encodeFrame(message.type, packr.pack(out))
 }
 
-function toWire(message: Message): unknown[] {
-  switch (message.type) {
-    case MessageType.HELLO:
-      return [message.protocol, message.cluster, message.nodeId, message.incarnation, message.maxFrameBytes, message.nonce, message.keyId]
-    case MessageType.WELCOME:
-      return [message.cluster, message.nodeId, message.incarnation, message.maxFrameBytes, message.nonce, message.proof]
-    case MessageType.AUTH:
-      return [message.proof]
-    case MessageType.READY:
-      return []
-    case MessageType.REFUSE:
-      return [message.nodeId, message.reason, message.detail]
-    case MessageType.BYE:
-      return [message.reason]
-    case MessageType.PING:
-    case MessageType.PONG:
-      return [message.seq]
-    case MessageType.UPSERT:
-    case MessageType.DESTROY:
-    case MessageType.EXPIRY:
-    case MessageType.RENAME:
-    case MessageType.CLEAR:
-      return dataToWire(message, message.ackId, message.ackLevel)
-    case MessageType.ACK:
-      return [message.ackId]
-    case MessageType.SYNC_REQUEST:
-      return [message.syncId, ...versionToWire(message.epoch)]
-    case MessageType.DIGEST:
-      return [
-        message.syncId,
-        ...versionToWire(message.epoch),
-        message.entries.map((entry) => [entry.sid, ...versionToWire(entry.version), entry.tombstone, entry.movedTo, entry.expiresAt]),
-        message.final,
-      ]
-    case MessageType.FETCH:
-      return [message.requestId, message.sids]
-    case MessageType.FETCH_REPLY:
-      return [message.requestId, ...versionToWire(message.epoch), message.snapshots.map(snapshotToWire), message.final]
-  }
-}
-
-/** A data message's fields after the ack request, without copying the message (the hot path). */
-function dataToWire(message: OutgoingData, ackId: number, ackLevel: AckLevel): unknown[] {
-  switch (message.type) {
-    case MessageType.UPSERT:
-      return [
-        ackId,
-        ackLevel,
-        message.sid,
-        message.base.counter,
-        message.base.origin,
-        message.version.counter,
-        message.version.origin,
-        message.expiresAt,
-        message.cookieExpires,
-        message.set,
-        message.remove,
-      ]
-    case MessageType.DESTROY:
-      return [ackId, ackLevel, message.sid, message.version.counter, message.version.origin, message.keepUntil]
-    case MessageType.EXPIRY:
-      return [ackId, ackLevel, message.changes.map((change) => [change.sid, change.version.counter, change.version.origin, change.expiresAt, change.cookieExpires])]
-    case MessageType.RENAME:
-      return [
-        ackId,
-        ackLevel,
-        message.from,
-        message.to,
-        message.base.counter,
-        message.base.origin,
-        message.version.counter,
-        message.version.origin,
-        message.keepUntil,
-        message.rebinds,
-      ]
-    case MessageType.CLEAR:
-      return [ackId, ackLevel, ...versionToWire(message.epoch)]
-  }
-}
-
-/** Encodes a data message with the ack request a connection chose for it. */
+/** Encodes a data message with the ack request a connection chose for it, without copying the message. */
 export function encodeDataMessage(message: OutgoingData, ackId: number, ackLevel: AckLevel): Buffer {
-  return encodeFrame(message.type, packr.pack(dataToWire(message, ackId, ackLevel)))
-}
-
-function versionToWire(version: Version): [number, string] {
-  return [version.counter, version.origin]
-}
-
-function snapshotToWire(snapshot: Snapshot): unknown[] {
-  return [snapshot.sid, ...versionToWire(snapshot.version), snapshot.expiresAt, snapshot.cookieExpires, snapshot.blob, snapshot.movedTo, snapshot.rebinds]
+  const out: unknown[] = [ackId, ackLevel]
+  writeFields(schemaOf(message.type).entries, message, out)
+  return encodeFrame(message.type, packr.pack(out))
 }
 
 /**
@@ -316,299 +345,26 @@ function snapshotToWire(snapshot: Snapshot): unknown[] {
  */
 export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
   if (frame.version !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${frame.version}, expected ${PROTOCOL_VERSION}`)
+  const schema = BY_TYPE.get(frame.type)
+  if (!schema) throw new ProtocolError(`unknown message type 0x${frame.type.toString(16)}`)
   // The envelope is shallow: session values travel as opaque bytes and are checked on their own.
   assertWellFormed(frame.payload, { maxDepth: 4, maxContainerLength: Math.max(limits.maxBatch, 16) })
-  const fields = new Fields(decode(frame.payload), frame.type)
-  const message = fromWire(frame.type, fields, limits)
-  fields.end()
-  return message
+  const reader = new WireReader(decode(frame.payload), `message 0x${frame.type.toString(16)}`, limits)
+  const ack = schema.data ? readAckRequest(reader) : undefined
+  const fields = readFields(schema.entries, reader)
+  reader.end()
+  return { type: frame.type, ...ack, ...fields } as Message
 }
 
-function fromWire(type: number, f: Fields, limits: MessageLimits): Message {
-  switch (type) {
-    case MessageType.HELLO:
-      return {
-        type,
-        protocol: f.integer(),
-        cluster: f.text(128),
-        nodeId: f.nodeId(),
-        incarnation: f.text(64),
-        maxFrameBytes: f.frameCap(),
-        nonce: f.fixedBytes(NONCE_BYTES),
-        keyId: f.optionalFixedBytes(KEY_ID_BYTES),
-      }
-    case MessageType.WELCOME:
-      return {
-        type,
-        cluster: f.text(128),
-        nodeId: f.nodeId(),
-        incarnation: f.text(64),
-        maxFrameBytes: f.frameCap(),
-        nonce: f.fixedBytes(NONCE_BYTES),
-        proof: f.optionalFixedBytes(PROOF_BYTES),
-      }
-    case MessageType.AUTH:
-      return { type, proof: f.optionalFixedBytes(PROOF_BYTES) }
-    case MessageType.READY:
-      return { type }
-    case MessageType.REFUSE:
-      return { type, nodeId: f.nodeId(), reason: f.refusal(), detail: f.text(512) }
-    case MessageType.BYE:
-      return { type, reason: f.text(512) }
-    case MessageType.PING:
-    case MessageType.PONG:
-      return { type, seq: f.integer() }
-    case MessageType.UPSERT: {
-      const ack = f.ackRequest()
-      const sid = f.sid()
-      const base = f.version(true)
-      const version = f.version(false)
-      const expiresAt = f.time()
-      const cookieExpires = f.optionalTime()
-      const set = f.list(limits.session.maxContainerLength, (item) => {
-        const pair = new Fields(item, type)
-        const entry = [pair.fieldName(), pair.sessionValue(limits)] as const
-        pair.end()
-        return entry
-      })
-      const remove = f.list(limits.session.maxContainerLength, (item) => Fields.fieldName(item, type))
-      return { type, ...ack, sid, base, version, expiresAt, cookieExpires, set, remove }
-    }
-    case MessageType.DESTROY:
-      return { type, ...f.ackRequest(), sid: f.sid(), version: f.version(false), keepUntil: f.time() }
-    case MessageType.EXPIRY: {
-      const ack = f.ackRequest()
-      const changes = f.list(limits.maxBatch, (item) => {
-        const change = new Fields(item, type)
-        const parsed = { sid: change.sid(), version: change.version(false), expiresAt: change.time(), cookieExpires: change.optionalTime() }
-        change.end()
-        return parsed
-      })
-      return { type, ...ack, changes }
-    }
-    case MessageType.RENAME:
-      return { type, ...f.ackRequest(), from: f.sid(), to: f.sid(), base: f.version(false), version: f.version(false), keepUntil: f.time(), rebinds: f.integer() }
-    case MessageType.CLEAR:
-      return { type, ...f.ackRequest(), epoch: f.version(true) }
-    case MessageType.ACK:
-      return { type, ackId: f.integer() }
-    case MessageType.SYNC_REQUEST:
-      return { type, syncId: f.integer(), epoch: f.version(true) }
-    case MessageType.DIGEST: {
-      const syncId = f.integer()
-      const epoch = f.version(true)
-      const entries = f.list(limits.maxBatch, (item) => {
-        const entry = new Fields(item, type)
-        const parsed = { sid: entry.sid(), version: entry.version(false), tombstone: entry.boolean(), movedTo: entry.optionalSid(), expiresAt: entry.time() }
-        entry.end()
-        if (parsed.movedTo !== null && !parsed.tombstone) throw new ProtocolError(`message 0x${type.toString(16)}: a live entry that moved`)
-        return parsed
-      })
-      return { type, syncId, epoch, entries, final: f.boolean() }
-    }
-    case MessageType.FETCH:
-      return { type, requestId: f.integer(), sids: f.list(limits.maxBatch, (item) => Fields.sid(item, type)) }
-    case MessageType.FETCH_REPLY: {
-      const requestId = f.integer()
-      const epoch = f.version(true)
-      const snapshots = f.list(limits.maxBatch, (item) => {
-        const snapshot = new Fields(item, type)
-        const parsed = {
-          sid: snapshot.sid(),
-          version: snapshot.version(false),
-          expiresAt: snapshot.time(),
-          cookieExpires: snapshot.optionalTime(),
-          blob: snapshot.optionalBlob(limits),
-          movedTo: snapshot.optionalSid(),
-          rebinds: snapshot.integer(),
-        }
-        snapshot.end()
-        if (parsed.movedTo !== null && parsed.blob !== null) throw new ProtocolError(`message 0x${type.toString(16)}: a live entry that moved`)
-        return parsed
-      })
-      return { type, requestId, epoch, snapshots, final: f.boolean() }
-    }
-    default:
-      throw new ProtocolError(`unknown message type 0x${type.toString(16)}`)
-  }
+function readAckRequest(reader: WireReader): AckRequest {
+  const ackId: number = integerItem.decode(reader.take(), reader)
+  const ackLevel: number = integerItem.decode(reader.take(), reader)
+  if (ackLevel > AckLevel.APPLIED || (ackLevel === AckLevel.NONE) !== (ackId === 0)) reader.fail('bad ack request')
+  return { ackId, ackLevel: ackLevel as AckLevel }
 }
 
-const MAX_FIELD_NAME_LENGTH = 1024
-/** No node accepts frames smaller than this (see `maxFrameBytes`): anything less in a HELLO is bogus. */
-const MIN_FRAME_CAP = 64 * 1024
-export const NONCE_BYTES = 32
-export const KEY_ID_BYTES = 8
-export const PROOF_BYTES = 32
-const REFUSALS = new Set<string>(Object.values(HandshakeRefusals))
-
-/** Reads the items of a decoded message array in order, checking each one's type and bounds. */
-class Fields {
-  readonly #items: unknown[]
-  readonly #type: number
-  #next = 0
-
-  constructor(value: unknown, type: number) {
-    if (!Array.isArray(value)) throw new ProtocolError(`message 0x${type.toString(16)} is not an array`)
-    this.#items = value
-    this.#type = type
-  }
-
-  static sid(value: unknown, type: number): string {
-    return Fields.#checkSid(value, type)
-  }
-
-  static fieldName(value: unknown, type: number): string {
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_FIELD_NAME_LENGTH || value === '__proto__') {
-      throw new ProtocolError(`message 0x${type.toString(16)}: bad session field name`)
-    }
-    return value
-  }
-
-  end(): void {
-    if (this.#next !== this.#items.length) this.#fail(`${this.#items.length - this.#next} unexpected trailing items`)
-  }
-
-  integer(): number {
-    const value = this.#take()
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) this.#fail('expected a non-negative integer')
-    return value as number
-  }
-
-  /** A peer's frame cap: no smaller than the smallest a node can be configured with. */
-  frameCap(): number {
-    const value = this.integer()
-    if (value < MIN_FRAME_CAP) this.#fail(`expected a frame cap of at least ${MIN_FRAME_CAP} bytes`)
-    return value
-  }
-
-  boolean(): boolean {
-    const value = this.#take()
-    if (typeof value !== 'boolean') this.#fail('expected a boolean')
-    return value as boolean
-  }
-
-  text(maxLength: number): string {
-    const value = this.#take()
-    if (typeof value !== 'string' || value.length > maxLength) this.#fail(`expected a string of at most ${maxLength} characters`)
-    return value as string
-  }
-
-  nodeId(): string {
-    const value = this.#take()
-    if (typeof value !== 'string' || !NODE_ID_PATTERN.test(value)) this.#fail('expected a node id')
-    return value as string
-  }
-
-  refusal(): HandshakeRefusal {
-    const value = this.#take()
-    if (typeof value !== 'string' || !REFUSALS.has(value)) this.#fail('expected a refusal reason')
-    return value as HandshakeRefusal
-  }
-
-  sid(): string {
-    return Fields.#checkSid(this.#take(), this.#type)
-  }
-
-  optionalSid(): string | null {
-    if (this.#items[this.#next] === null) {
-      this.#next += 1
-      return null
-    }
-    return this.sid()
-  }
-
-  fieldName(): string {
-    return Fields.fieldName(this.#take(), this.#type)
-  }
-
-  /** A version; `allowNone` admits the "no version" base of a create (counter 0, origin ''). */
-  version(allowNone: boolean): Version {
-    const counter = this.integer()
-    const origin = this.#take()
-    if (allowNone && counter === 0 && origin === '') return { counter, origin }
-    if (counter === 0 || counter > MAX_COUNTER || typeof origin !== 'string' || !NODE_ID_PATTERN.test(origin)) this.#fail('expected a version')
-    return { counter, origin: origin as string }
-  }
-
-  time(): number {
-    const value = this.#take()
-    if (typeof value !== 'number' || !Number.isSafeInteger(value)) this.#fail('expected a time in ms')
-    return value as number
-  }
-
-  optionalTime(): number | null {
-    if (this.#items[this.#next] === null) {
-      this.#next += 1
-      return null
-    }
-    return this.time()
-  }
-
-  ackRequest(): AckRequest {
-    const ackId = this.integer()
-    const ackLevel = this.integer()
-    if (ackLevel > AckLevel.APPLIED || (ackLevel === AckLevel.NONE) !== (ackId === 0)) this.#fail('bad ack request')
-    return { ackId, ackLevel: ackLevel as AckLevel }
-  }
-
-  fixedBytes(length: number): Buffer {
-    const value = this.#take()
-    if (!Buffer.isBuffer(value) || value.length !== length) this.#fail(`expected ${length} bytes`)
-    return value as Buffer
-  }
-
-  optionalFixedBytes(length: number): Buffer | null {
-    if (this.#items[this.#next] === null) {
-      this.#next += 1
-      return null
-    }
-    return this.fixedBytes(length)
-  }
-
-  /** One session field value: msgpack bytes that must pass the store's own limits. */
-  sessionValue(limits: MessageLimits): Buffer {
-    const value = this.#bytes(limits)
-    // A field value sits one level below the session map.
-    assertWellFormed(value, { ...limits.session, maxDepth: limits.session.maxDepth - 1 })
-    return value
-  }
-
-  /** A whole session (a msgpack map of fields), or null for a tombstone. */
-  optionalBlob(limits: MessageLimits): Buffer | null {
-    if (this.#items[this.#next] === null) {
-      this.#next += 1
-      return null
-    }
-    const blob = this.#bytes(limits)
-    readMapFields(blob, limits.session)
-    return blob
-  }
-
-  list<T>(maxLength: number, parse: (item: unknown) => T): T[] {
-    const value = this.#take()
-    if (!Array.isArray(value) || value.length > maxLength) this.#fail(`expected a list of at most ${maxLength} items`)
-    return (value as unknown[]).map(parse)
-  }
-
-  #bytes(limits: MessageLimits): Buffer {
-    const value = this.#take()
-    if (!Buffer.isBuffer(value) || value.length > limits.session.maxSessionBytes) this.#fail('expected session bytes within maxSessionBytes')
-    return value as Buffer
-  }
-
-  #take(): unknown {
-    if (this.#next >= this.#items.length) this.#fail('too few items')
-    return this.#items[this.#next++]
-  }
-
-  #fail(reason: string): never {
-    throw new ProtocolError(`message 0x${this.#type.toString(16)}, item ${this.#next - 1}: ${reason}`)
-  }
-
-  static #checkSid(value: unknown, type: number): string {
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_SESSION_ID_LENGTH) {
-      throw new ProtocolError(`message 0x${type.toString(16)}: bad session id`)
-    }
-    return value
-  }
+function schemaOf(type: number): Schema<number, FieldCodecs> {
+  const schema = BY_TYPE.get(type)
+  if (!schema) throw new ProtocolError(`unknown message type 0x${type.toString(16)}`)
+  return schema
 }

@@ -166,7 +166,7 @@ export class AllToAllReplication implements Replication {
       case MessageType.DESTROY: {
         if (!this.#senderIsCurrent(connection)) return
         const killed: string[] = []
-        const result = this.#table.applyDestroy(message.sid, message.version, message.keepUntil, now, killed)
+        const result = this.#table.applyDestroy(message, now, killed)
         if (result === 'applied') this.#notify(message.sid, 'destroy', from)
         for (const sid of killed) this.#notify(sid, 'destroy', from)
         return
@@ -174,7 +174,7 @@ export class AllToAllReplication implements Replication {
       case MessageType.EXPIRY:
         if (!this.#senderIsCurrent(connection)) return
         for (const change of message.changes) {
-          if (this.#table.applyExpiry(change.sid, change.version, change.expiresAt, change.cookieExpires, now) === 'applied') {
+          if (this.#table.applyExpiry(change, now) === 'applied') {
             this.#notify(change.sid, 'expiry', from)
           }
         }
@@ -244,7 +244,7 @@ export class AllToAllReplication implements Replication {
   #applyUpsert(message: Upsert, connection: Connection, peer: PeerLink, now: number): void {
     const from = peer.name
     const limits = this.#limits.session
-    const result = this.#table.applyDelta(message.sid, message.base, message.version, message.expiresAt, message.cookieExpires, now, (current) => {
+    const result = this.#table.applyDelta(message, now, (current) => {
       const blob = applyFields(current, message, limits)
       if (blob.length > limits.maxSessionBytes) throw new ProtocolError(`a delta grew session ${message.sid} past maxSessionBytes`)
       return blob

@@ -4,7 +4,7 @@ import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../base/debug.js'
 import { ProtocolError } from '../base/errors.js'
 import { isDestroyed, type SessionTable } from '../table/session-table.js'
-import { compareVersions, type Version } from '../table/version.js'
+import { compareVersions, versionOf, type Version } from '../table/version.js'
 
 const debug = debugFor('replication')
 
@@ -269,7 +269,7 @@ export class StateSync {
     if (order > 0) wanted.push(remote.sid)
     else if (order === 0 && localEntry.blob !== null) {
       // Same version, maybe a later expiry there (a touch this node missed).
-      this.#table.applyExpiry(remote.sid, remote.version, remote.expiresAt, localEntry.cookieExpires, now)
+      this.#table.applyExpiry({ ...remote, cookieExpires: localEntry.cookieExpires }, now)
     }
   }
 
@@ -342,7 +342,7 @@ export class StateSync {
       }
       batch.push({
         sid,
-        version: { counter: entry.counter, origin: entry.origin },
+        version: versionOf(entry),
         expiresAt: entry.expiresAt,
         cookieExpires: entry.cookieExpires,
         blob: entry.blob,
@@ -374,7 +374,7 @@ export class StateSync {
         // A clear while streaming: what is left belongs to an epoch that is gone.
         if (connection.closing || this.#table.epoch !== epoch) return
       }
-      batch.push({ sid, version: { counter: entry.counter, origin: entry.origin }, tombstone: entry.blob === null, movedTo: entry.movedTo, expiresAt: entry.expiresAt })
+      batch.push({ sid, version: versionOf(entry), tombstone: entry.blob === null, movedTo: entry.movedTo, expiresAt: entry.expiresAt })
       batchBytes += bytes
     }
     connection.send({ type: MessageType.DIGEST, syncId, epoch, entries: batch, final: true })

@@ -79,6 +79,23 @@ export interface SessionTableOptions {
   readonly expiryResolutionMs: number
   /** How many times one session may be moved to a new id; tombstones per session stay below this. */
   readonly maxRebinds: number
+  /** An unchanged session's expiry is rewritten at most this often, in ms (see `touchAfter`). */
+  readonly touchAfterMs: number
+}
+
+/** Where a session's expiry stands: when it expires, and its cookie's `expires`. */
+export interface Expiry {
+  readonly expiresAt: number
+  /** `cookie.expires` in ms since the epoch, or null. */
+  readonly cookieExpires: number | null
+}
+
+/** A delta from a peer: the fields it changes are applied by the caller's `apply`. */
+export interface RemoteDelta extends Expiry {
+  readonly sid: string
+  /** The version the change was made on. */
+  readonly base: Version
+  readonly version: Version
 }
 
 /**
@@ -150,7 +167,7 @@ export class SessionTable {
    * Writes a session. Unchanged bytes only move the expiry, at most once per `touchAfterMs`.
    * Returns the change, or undefined when nothing changed or the id is a tombstone.
    */
-  upsert(sid: string, session: EncodedSession, expiresAt: number, now: number, touchAfterMs: number): LocalChange | undefined {
+  upsert(sid: string, session: EncodedSession, expiresAt: number, now: number): LocalChange | undefined {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
     if (!entry || entry.expiresAt <= now) {
@@ -159,12 +176,13 @@ export class SessionTable {
       this.#insert(sid, created)
       return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null }
     }
-    if (entry.blob.equals(session.blob)) return this.rewriteExpiry(sid, entry, expiresAt, session.cookieExpires, now, touchAfterMs)
-    return this.replaceBlob(sid, entry, session.blob, session.cookieExpires, expiresAt, now)
+    const expiry = { expiresAt, cookieExpires: session.cookieExpires }
+    if (entry.blob.equals(session.blob)) return this.rewriteExpiry(sid, entry, expiry, now)
+    return this.replaceBlob(sid, entry, session.blob, expiry, now)
   }
 
   /** Replaces the bytes of a live entry as a new local version. */
-  replaceBlob(sid: string, entry: Entry, blob: Buffer, cookieExpires: number | null, expiresAt: number, now: number): LocalChange {
+  replaceBlob(sid: string, entry: Entry, blob: Buffer, { expiresAt, cookieExpires }: Expiry, now: number): LocalChange {
     const base = versionOf(entry)
     const previous = entry.blob
     this.#moveExpiry(sid, entry, expiresAt)
@@ -180,8 +198,9 @@ export class SessionTable {
    * Moves a live entry's expiry unless it was rewritten less than `touchAfterMs` ago; but never lets
    * a session lapse because of that limit: an expiry closer than `touchAfterMs` is always rewritten.
    */
-  rewriteExpiry(sid: string, entry: Entry, expiresAt: number, cookieExpires: number | null, now: number, touchAfterMs: number): LocalChange | undefined {
+  rewriteExpiry(sid: string, entry: Entry, { expiresAt, cookieExpires }: Expiry, now: number): LocalChange | undefined {
     if (entry.expiresAt === expiresAt && entry.cookieExpires === cookieExpires) return undefined
+    const { touchAfterMs } = this.#options
     const recentlyWritten = now - entry.expiryWrittenAt < touchAfterMs
     const lapsesSoon = entry.expiresAt - now < touchAfterMs
     if (recentlyWritten && !lapsesSoon) return undefined
@@ -254,15 +273,8 @@ export class SessionTable {
    * Applies a delta made on top of `base`. `apply` turns the current bytes (null for a create) into
    * the new ones; it runs only when the delta fits.
    */
-  applyDelta(
-    sid: string,
-    base: Version,
-    version: Version,
-    expiresAt: number,
-    cookieExpires: number | null,
-    now: number,
-    apply: (current: Buffer | null) => Buffer,
-  ): RemoteResult {
+  applyDelta(delta: RemoteDelta, now: number, apply: (current: Buffer | null) => Buffer): RemoteResult {
+    const { sid, base, version, expiresAt, cookieExpires } = delta
     const entry = this.#liveOrTombstone(sid, now)
     if (entry?.blob === null) {
       // Destroyed: final. Moved: a concurrent write newer than the move undoes it, but the data left
@@ -327,7 +339,7 @@ export class SessionTable {
   }
 
   /** Applies a destroy: it wins over any live version, and ends a move of the session too. */
-  applyDestroy(sid: string, version: Version, keepUntil: number, now: number, killed?: string[]): RemoteResult {
+  applyDestroy({ sid, version, keepUntil }: { sid: string; version: Version; keepUntil: number }, now: number, killed?: string[]): RemoteResult {
     return this.applySnapshot(sid, { ...DESTROYED, version, expiresAt: keepUntil }, now, killed)
   }
 
@@ -335,7 +347,7 @@ export class SessionTable {
    * Applies a peer's expiry change for `version`. A later version carries its own expiry, so a
    * change for another version is stale; between two changes for the same version the later expiry wins.
    */
-  applyExpiry(sid: string, version: Version, expiresAt: number, cookieExpires: number | null, now: number): RemoteResult {
+  applyExpiry({ sid, version, expiresAt, cookieExpires }: Expiry & { sid: string; version: Version }, now: number): RemoteResult {
     const entry = this.get(sid, now)
     if (!entry || !sameVersion(entry, version) || expiresAt <= entry.expiresAt) return 'stale'
     this.#moveExpiry(sid, entry, expiresAt)
