@@ -8,11 +8,11 @@ export interface ServerHandlers {
    * First, for the raw TCP socket, before a byte of TLS: a function that frees its handshake slot,
    * or undefined to close it at once. The slot is also freed when the socket closes.
    */
-  admit(socket: Socket): (() => void) | undefined
+  readonly admit: (socket: Socket) => (() => void) | undefined
   /** The connection (TLS: after the TLS handshake) is ready for the peer handshake. */
-  accepted(socket: Socket, release: () => void): void
+  readonly accepted: (socket: Socket, release: () => void) => void
   /** A TLS handshake failed (a certificate from another CA, none at all, a protocol error). */
-  rejected(error: Error): void
+  readonly rejected: (error: Error) => void
 }
 
 /**

@@ -31,7 +31,7 @@ export function diffFields(previous: Buffer | null, next: Buffer, limits: ScanLi
 
 /** Applies a delta to stored bytes (null: nothing stored yet) and returns the new bytes. */
 export function applyFields(current: Buffer | null, delta: FieldDelta, limits: ScanLimits): Buffer {
-  const fields: Map<string, Uint8Array> = current ? splitFields(current, limits) : new Map()
+  const fields: Map<string, Uint8Array> = current ? splitFields(current, limits) : new Map<string, Uint8Array>()
   for (const key of delta.remove) fields.delete(key)
   for (const [key, value] of delta.set) fields.set(key, value)
   return joinFields(fields)

@@ -61,7 +61,7 @@ class Walk {
         this.#keys.pop()
       }
     } else {
-      const prototype = Object.getPrototypeOf(object)
+      const prototype: unknown = Object.getPrototypeOf(object)
       if (prototype !== Object.prototype && prototype !== null) throw this.#notPlain(object)
       for (const key of Object.keys(object)) {
         this.#keys.push(key)
@@ -74,7 +74,7 @@ class Walk {
   }
 
   #notPlain(object: object): NotReplicableError {
-    const name = Object.getPrototypeOf(object)?.constructor?.name ?? 'an unknown class'
+    const name = (Object.getPrototypeOf(object) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'an unknown class'
     return this.#refuse(`it is an instance of ${name}, which would not come back as the same kind of object`)
   }
 

@@ -101,7 +101,7 @@ export function stickyRouting(store: PeerStore, options: { routeCookie?: RouteCo
     const route = routeOf(req.sessionID)
     // A session created elsewhere, or by another id generator (no route), is left as it is.
     if (route === undefined || route === internals.nodeId) return next()
-    rebind(req, internals.rebind).then(() => next(), next)
+    rebind(req, (sid) => internals.rebind(sid)).then(() => next(), next)
   }
 }
 

@@ -49,8 +49,8 @@ export interface RouteCookie {
 
 /** `header` added to the Set-Cookie values a response already has. */
 export function appendSetCookie(existing: number | string | readonly string[] | undefined, header: string): string[] {
-  const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)]
-  return [...list, header]
+  if (existing === undefined) return [header]
+  return typeof existing === 'object' ? [...existing, header] : [String(existing), header]
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/

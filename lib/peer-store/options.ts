@@ -69,7 +69,7 @@ export interface PeerStoreOptions extends SessionOptions, ClusterOptions, Replic
 
 /** Defaults and checks of every session option. */
 const SESSION_OPTIONS = {
-  ttl: { default: 86_400, parse: (value, name) => (typeof value === 'function' ? (value as TtlFunction) : seconds({ allowZero: false })(value, name)) },
+  ttl: { default: 86_400, parse: (value: unknown, name: string): TtlFunction | number => (typeof value === 'function' ? (value as TtlFunction) : seconds({ allowZero: false })(value, name)) },
   disableTouch: { default: false, parse: boolean },
   touchAfter: { default: 0, parse: seconds({ allowZero: true }) },
   maxSessionBytes: { default: 256 * 1024, parse: integer(64, 64 * 1024 * 1024) },

@@ -54,12 +54,6 @@ export interface PeerStoreEvents {
 
 type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
 
-export interface PeerStore {
-  on<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
-  once<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
-  off<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this
-}
-
 /**
  * An express-session store that keeps sessions in this process's memory and, given peers,
  * replicates every change to them over TCP.
@@ -155,6 +149,19 @@ export class PeerStore extends Store {
     } else {
       this.#started = Promise.resolve()
     }
+  }
+
+  /** Listens for one of the `PeerStoreEvents`, typed. */
+  override on<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this {
+    return super.on(event, listener as (...args: unknown[]) => void)
+  }
+
+  override once<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this {
+    return super.once(event, listener as (...args: unknown[]) => void)
+  }
+
+  override off<E extends keyof PeerStoreEvents>(event: E, listener: Listener<E>): this {
+    return super.off(event, listener as (...args: unknown[]) => void)
   }
 
   /** Resolves when the replication port is open (at once without peers); rejects with `ListenError`. */
@@ -255,7 +262,7 @@ export class PeerStore extends Store {
     return settle(() => {
       this.#assertOpen('all')
       const now = Date.now()
-      const sessions: Record<string, SessionData> = Object.create(null)
+      const sessions = Object.create(null) as Record<string, SessionData>
       for (const sid of this.#table.liveIds(now)) {
         const entry = this.#table.get(sid, now)!
         sessions[sid] = decodeSession(entry.blob!, entry.cookieExpires)

@@ -109,7 +109,7 @@ export interface AckRequest {
 const bytes = (length: number) => one(bytesItem(length))
 const optionalBytes = (length: number) => one(optional(bytesItem(length)))
 const frameCap: FieldCodec<number> = {
-  write: integer.write,
+  write: (value, out) => integer.write(value, out),
   read: (reader: WireReader) => {
     const value = integer.read(reader)
     if (value < MIN_FRAME_CAP) reader.fail(`expected a frame cap of at least ${MIN_FRAME_CAP} bytes`)

@@ -300,7 +300,7 @@ export class AllToAllReplication implements Replication {
           clearTimeout(timer)
           resolve()
         },
-        (error: unknown) => {
+        (error: Error) => {
           clearTimeout(timer)
           reject(error)
         },
