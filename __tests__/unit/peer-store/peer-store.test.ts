@@ -281,15 +281,4 @@ describe('cluster options', () => {
     expect(error).toBeInstanceOf(InvalidOptionError)
     expect(error).toMatchObject({ option: name })
   })
-
-  test('nothing is opened when an option is invalid: the port stays free', async () => {
-    expect(() => new PeerStore(['127.0.0.62:4070'], { ...base, sendMode: 'fast' as never })).toThrow(InvalidOptionError)
-    const valid = new PeerStore(['127.0.0.62:4070'], { ...base, retry: () => 60_000 })
-    try {
-      await expect(valid.ready()).resolves.toBeUndefined()
-      expect(valid.port).toBe(4070)
-    } finally {
-      await valid.close()
-    }
-  })
 })
