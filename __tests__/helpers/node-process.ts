@@ -2,11 +2,11 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import path from 'node:path'
 import type { PeerStoreOptions } from '../../lib/index.js'
-import { ROOT } from './child.js'
+import { FIXTURES, ROOT } from './child.js'
 import { EventLog } from './event-log.js'
 import { FaultProxy } from './fault-proxy.js'
 
-const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'cluster-node.main.ts')
+const FIXTURE = path.join(FIXTURES, 'cluster-node.main.ts')
 
 /** Fast membership timings for tests: a dead peer is noticed in about a second, not ten. */
 export const FAST: PeerStoreOptions = {
@@ -17,16 +17,26 @@ export const FAST: PeerStoreOptions = {
   touchFlushInterval: 20,
 }
 
-export interface NodeSpec {
+/** What a node process is started with: fixtures/cluster-node.main.ts reads it from NODE_CONFIG (JSON). */
+export interface NodeConfig {
+  /** Peers as `{ host, port, nodeId }`; may point at a fault proxy instead of the node itself. */
+  peers: { host: string; port: number; nodeId: string }[]
+  options: PeerStoreOptions
+  /** Sessions to write right after construction, before the node is connected: `${prefix}-${i}`. */
+  preload?: { prefix: string; count: number; bytes?: number }
+  /** Cap of the reconnect backoff, in ms. */
+  retryCapMs?: number
+  /** On the first peer:up, read this id at once and report whether the node was still syncing. */
+  probeOnUp?: string
+  /** Right at start, before any peer is connected, read this id and report whether it was found. */
+  probeAtStart?: string
+}
+
+export interface NodeSpec extends Pick<NodeConfig, 'peers' | 'preload' | 'probeOnUp' | 'probeAtStart'> {
   nodeId: string
   host: string
   port: number
-  /** Peers as `{ host, port, nodeId }`; may point at a fault proxy instead of the node itself. */
-  peers: { host: string; port: number; nodeId: string }[]
   options?: PeerStoreOptions
-  preload?: { prefix: string; count: number; bytes?: number }
-  probeOnUp?: string
-  probeAtStart?: string
 }
 
 export interface NodeEvent {
@@ -42,8 +52,9 @@ export async function killAll(): Promise<void> {
 }
 
 /**
- * A PeerStore node in its own process, on its own loopback address, driven over IPC. Only the test
- * commands travel over IPC; replication goes over real TCP between the processes.
+ * A PeerStore node in its own process (fixtures/cluster-node.main.ts), on its own loopback address,
+ * driven over IPC. Only the test commands travel over IPC; replication goes over real TCP between
+ * the processes.
  */
 export class NodeProcess {
   readonly spec: NodeSpec
@@ -57,7 +68,7 @@ export class NodeProcess {
     this.spec = spec
     const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
-    const config = { peers, options: { ...FAST, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
+    const config: NodeConfig = { peers, options: { ...FAST, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],

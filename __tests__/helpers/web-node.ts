@@ -3,14 +3,15 @@ import { once } from 'node:events'
 import path from 'node:path'
 import request from 'supertest'
 import type { PeerStoreOptions } from '../../lib/index.js'
-import { ROOT } from './child.js'
+import { FIXTURES, ROOT } from './child.js'
 import { EventLog } from './event-log.js'
 
-const FIXTURE = path.join(ROOT, '__tests__', 'fixtures', 'web-node.main.ts')
+const FIXTURE = path.join(FIXTURES, 'web-node.main.ts')
 
 export type Framework = 'express5' | 'express4' | 'koa' | 'fastify'
 
-export interface HttpNodeSpec {
+/** What a web node is started with: fixtures/web-node.main.ts reads it from NODE_CONFIG (JSON). */
+export interface WebNodeSpec {
   framework: Framework
   nodeId: string
   listen: string
@@ -19,21 +20,21 @@ export interface HttpNodeSpec {
   options?: PeerStoreOptions
 }
 
-const running = new Set<HttpNode>()
+const running = new Set<WebNode>()
 
-export async function stopAllHttpNodes(): Promise<void> {
+export async function stopAllWebNodes(): Promise<void> {
   await Promise.all([...running].map((node) => node.kill()))
 }
 
-/** A web server node (framework + PeerStore) in its own process. */
-export class HttpNode {
-  readonly spec: HttpNodeSpec
+/** A web server node (framework + PeerStore) in its own process: fixtures/web-node.main.ts, driven over IPC. */
+export class WebNode {
+  readonly spec: WebNodeSpec
   readonly #child: ChildProcess
   readonly #events = new EventLog<Record<string, unknown>>()
   readonly #exited: Promise<unknown>
   #nextId = 1
 
-  private constructor(spec: HttpNodeSpec) {
+  private constructor(spec: WebNodeSpec) {
     this.spec = spec
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
@@ -47,8 +48,8 @@ export class HttpNode {
     this.#child.on('message', (message: Record<string, unknown>) => this.#events.push(message))
   }
 
-  static async start(spec: HttpNodeSpec): Promise<HttpNode> {
-    const node = new HttpNode(spec)
+  static async start(spec: WebNodeSpec): Promise<WebNode> {
+    const node = new WebNode(spec)
     await node.waitFor((event) => event.event === 'ready', 30_000)
     return node
   }

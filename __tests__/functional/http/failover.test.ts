@@ -1,7 +1,7 @@
 import { FrameDecoder } from '../../../lib/protocol/frame.js'
 import { MessageType } from '../../../lib/protocol/messages.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
-import { browse, CookieJar, HttpNode, stopAllHttpNodes, type Framework } from '../../helpers/web-node.js'
+import { browse, CookieJar, WebNode, stopAllWebNodes, type Framework } from '../../helpers/web-node.js'
 
 const SESSION_COOKIE: Record<Framework, string> = { express5: 'connect.sid', express4: 'connect.sid', koa: 'koa.sess', fastify: 'sessionId' }
 const DATA_TYPES = new Set<number>([MessageType.UPSERT, MessageType.DESTROY, MessageType.EXPIRY, MessageType.RENAME, MessageType.CLEAR])
@@ -15,8 +15,8 @@ describe.each<[Framework, number]>([
   const replPort = 4080 + offset
   const httpPort = 3180 + offset
   const proxyPort = 5080 + offset
-  let was1: HttpNode
-  let was2: HttpNode
+  let was1: WebNode
+  let was2: WebNode
   let proxy: FaultProxy
   /** Replication frames was1 sent to was2, by message type, as seen on the wire. */
   const wire = new Map<number, number>()
@@ -30,14 +30,14 @@ describe.each<[Framework, number]>([
       return chunk
     }
     ;[was1, was2] = await Promise.all([
-      HttpNode.start({
+      WebNode.start({
         framework,
         nodeId: 'was1',
         listen: `127.0.0.11:${replPort}`,
         peers: [{ host: '127.0.0.12', port: proxyPort, nodeId: 'was2' }],
         http: { host: '127.0.0.11', port: httpPort },
       }),
-      HttpNode.start({
+      WebNode.start({
         framework,
         nodeId: 'was2',
         listen: `127.0.0.12:${replPort}`,
@@ -49,7 +49,7 @@ describe.each<[Framework, number]>([
   }, 60_000)
 
   afterAll(async () => {
-    await stopAllHttpNodes()
+    await stopAllWebNodes()
     await proxy.close()
   })
 

@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { encodeMessage, MessageType } from '../../../lib/protocol/messages.js'
 import { deriveSecretKey } from '../../../lib/security/keys.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
-import { ROOT } from '../../helpers/child.js'
+import { FIXTURES } from '../../helpers/child.js'
 import { RawPeer } from '../../helpers/raw-peer.js'
 
 // Nodes on 127.0.3.10 to 127.0.3.19, strangers on 127.0.3.100 to 127.0.3.199: this file's addresses.
@@ -168,7 +168,7 @@ test('a connection that sends no HELLO is closed after a second, long before han
 test('with mutual TLS, slots are taken before the TLS handshake: idle TCP sockets cannot keep a real peer out, nor delay close()', async () => {
   const port = 4313
   const tls = (name: string) => {
-    const pem = (file: string) => readFileSync(path.join(ROOT, '__tests__', 'fixtures', 'tls', file))
+    const pem = (file: string) => readFileSync(path.join(FIXTURES, 'tls', file))
     return { ca: pem('cluster-ca.crt'), cert: pem(`${name}.crt`), key: pem(`${name}.key`) }
   }
   const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.3.10:${port}`, maxPendingHandshakes: 8, tls: tls('was1') })

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { SessionData } from 'express-session'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
-import { ROOT } from '../../helpers/child.js'
+import { FIXTURES } from '../../helpers/child.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
 
-const TLS = path.join(ROOT, '__tests__', 'fixtures', 'tls')
+const TLS = path.join(FIXTURES, 'tls')
 const pem = (name: string) => readFileSync(path.join(TLS, name))
 const tlsFor = (name: string, ca = 'cluster-ca.crt') => ({ ca: pem(ca), cert: pem(`${name}.crt`), key: pem(`${name}.key`) })
 const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, handshakeTimeout: 1000 }
