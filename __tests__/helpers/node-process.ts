@@ -5,17 +5,12 @@ import type { PeerStoreOptions } from '../../lib/index.js'
 import { FIXTURES, ROOT } from './child.js'
 import { EventLog } from './event-log.js'
 import { FaultProxy } from './fault-proxy.js'
+import { FAST } from './sessions.js'
 
 const FIXTURE = path.join(FIXTURES, 'cluster-node.main.ts')
 
-/** Fast membership timings for tests: a dead peer is noticed in about a second, not ten. */
-export const FAST: PeerStoreOptions = {
-  heartbeatInterval: 100,
-  suspectTimeout: 300,
-  deadTimeout: 1000,
-  connectTimeout: 500,
-  touchFlushInterval: 20,
-}
+/** Options of every node process unless its spec says otherwise: FAST, quick connect attempts, quick touch batches. */
+const NODE_DEFAULTS: PeerStoreOptions = { ...FAST, connectTimeout: 500, touchFlushInterval: 20 }
 
 /** What a node process is started with: fixtures/cluster-node.main.ts reads it from NODE_CONFIG (JSON). */
 export interface NodeConfig {
@@ -68,7 +63,7 @@ export class NodeProcess {
     this.spec = spec
     const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
-    const config: NodeConfig = { peers, options: { ...FAST, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
+    const config: NodeConfig = { peers, options: { ...NODE_DEFAULTS, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],

@@ -3,16 +3,12 @@ import { MessageType } from '../../../lib/protocol/messages.js'
 import { encodeSession } from '../../../lib/codec/session-codec.js'
 import { PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 /**
  * Replication that recovers from lost frames and never sends a frame the peer refuses: two stores
  * over real TCP, the second reaching the first through a fault proxy that can drop what comes back.
  */
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
-
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000 }
 const stores: PeerStore[] = []
 const proxies: FaultProxy[] = []
 afterEach(async () => {

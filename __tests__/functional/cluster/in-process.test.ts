@@ -1,12 +1,8 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import type { SessionData } from 'express-session'
 import { ErrorCodes, ListenError, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
+import { FAST, session } from '../../helpers/sessions.js'
 
 const stores: PeerStore[] = []
 afterEach(async () => {
@@ -14,7 +10,7 @@ afterEach(async () => {
 })
 
 function open(peers: ConstructorParameters<typeof PeerStore>[0], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers as never, { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, ...options })
+  const store = new PeerStore(peers as never, { ...FAST, ...options })
   stores.push(store)
   return store
 }

@@ -1,14 +1,11 @@
 import { killAll, partitionablePair } from '../../helpers/node-process.js'
+import { session } from '../../helpers/sessions.js'
 
 /**
  * Logout is final across takeovers (rebinds) and clears: two node processes that can be partitioned
  * by fault proxies, changes made on both sides while apart, then the nodes meet and anti-entropy
  * must end the same everywhere, with no logged-out session alive anywhere.
  */
-function session(data: Record<string, unknown>): Record<string, unknown> {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' }, ...data }
-}
-
 const A = { nodeId: 'was1', host: '127.0.4.1', port: 4301 }
 const B = { nodeId: 'was2', host: '127.0.4.2', port: 4301 }
 const C = { nodeId: 'was3', host: '127.0.4.3', port: 4301 }

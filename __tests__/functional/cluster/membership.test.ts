@@ -1,9 +1,6 @@
 import { FaultProxy } from '../../helpers/fault-proxy.js'
 import { killAll, NodeProcess } from '../../helpers/node-process.js'
-
-function session(data: Record<string, unknown>, maxAgeMs = 3_600_000): Record<string, unknown> {
-  return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs), httpOnly: true, path: '/' }, ...data }
-}
+import { session } from '../../helpers/sessions.js'
 
 const A = { nodeId: 'was1', host: '127.0.0.11', port: 4056 }
 const B = { nodeId: 'was2', host: '127.0.0.12', port: 4056 }

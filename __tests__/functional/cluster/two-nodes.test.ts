@@ -1,9 +1,5 @@
 import { killAll, NodeProcess } from '../../helpers/node-process.js'
-
-/** Sessions as express-session hands them to the store. */
-function session(data: Record<string, unknown>, maxAgeMs = 3_600_000): Record<string, unknown> {
-  return { cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs), httpOnly: true, path: '/' }, ...data }
-}
+import { session } from '../../helpers/sessions.js'
 
 const A = { nodeId: 'was1', host: '127.0.0.11', port: 4055 }
 const B = { nodeId: 'was2', host: '127.0.0.12', port: 4055 }

@@ -1,8 +1,8 @@
 import express from 'express'
-import type { SessionData } from 'express-session'
 import signature from 'cookie-signature'
 import request from 'supertest'
 import { peerSession, PeerStore, type PeerSessionOptions } from '../../../lib/index.js'
+import { session } from '../../helpers/sessions.js'
 
 declare module 'express-session' {
   interface SessionData {
@@ -31,10 +31,6 @@ function app(options: Partial<PeerSessionOptions> = {}) {
 
 function signed(sid: string): string {
   return `connect.sid=${encodeURIComponent(`s:${signature.sign(sid, SECRET)}`)}`
-}
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000), path: '/', httpOnly: true }, ...data } as unknown as SessionData
 }
 
 beforeEach(() => {

@@ -1,4 +1,4 @@
-import { encodeOwned } from '../../../lib/codec/msgpack.js'
+import { pack } from '../../helpers/msgpack.js'
 import { encodeSession } from '../../../lib/codec/session-codec.js'
 import { PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { AckLevel, MessageType, type Message, type Snapshot } from '../../../lib/protocol/messages.js'
@@ -59,7 +59,7 @@ const deltaOnUnknownBase = (sid: string): Message => ({
   version: { counter: 6, origin: 'was2' },
   expiresAt: LATER(),
   cookieExpires: null,
-  set: [['user', encodeOwned('x')]],
+  set: [['user', pack('x')]],
   remove: [],
 })
 

@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { encodeOwned } from '../../../lib/codec/msgpack.js'
+import { pack } from '../../helpers/msgpack.js'
 import { encodeFrame, FrameDecoder, frameHeader, SEALED_RECORD } from '../../../lib/protocol/frame.js'
 import { decodeMessage, encodeMessage, MessageType, type MessageLimits } from '../../../lib/protocol/messages.js'
 import { MalformedDataError, PeerStoreError, ProtocolError } from '../../../lib/index.js'
@@ -88,7 +88,7 @@ function onlyCodedErrors(run: () => unknown): void {
 test('message validator: any msgpack value under any message type is accepted or refused with a coded error', () => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 255 }), fc.array(hostileValue, { maxLength: 12 }), (type, items) => {
-      const [frame] = new FrameDecoder(1 << 22).push(encodeFrame(type, encodeOwned(items)))
+      const [frame] = new FrameDecoder(1 << 22).push(encodeFrame(type, pack(items)))
       onlyCodedErrors(() => decodeMessage(frame!, limits))
     }),
     settings,
@@ -118,7 +118,7 @@ test('message validator: a valid UPSERT with session values survives encode and 
         version: { counter: counter + 1, origin: 'was2' },
         expiresAt: 1_900_000_000_000,
         cookieExpires: null,
-        set: fields.map(([key, value]) => [key, encodeOwned(value)] as const),
+        set: fields.map(([key, value]) => [key, pack(value)] as const),
         remove: [],
       } as const
       const [frame] = new FrameDecoder(1 << 22).push(encodeMessage(message))

@@ -2,23 +2,19 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import path from 'node:path'
-import type { SessionData } from 'express-session'
 import { PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { encodeMessage, MessageType } from '../../../lib/protocol/messages.js'
 import { deriveSecretKey } from '../../../lib/security/keys.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FIXTURES } from '../../helpers/child.js'
 import { RawPeer } from '../../helpers/raw-peer.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 // Nodes on 127.0.3.10 to 127.0.3.19, strangers on 127.0.3.100 to 127.0.3.199: this file's addresses.
 const SECRET = 'handshake slots test secret 0123'
 // A stranger's slot is held for handshakeTimeout (the idle cut, deadTimeout, comes later): longer than
 // the 8 s a real peer is given to get through, so it cannot slip in when the slots turn over.
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 20_000, handshakeTimeout: 10_000, retry: () => 100 }
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
+const TIMING = { ...FAST, deadTimeout: 20_000, handshakeTimeout: 10_000, retry: () => 100 }
 
 const stores: PeerStore[] = []
 const squatters: Squatter[] = []
@@ -28,7 +24,7 @@ afterEach(async () => {
 })
 
 function open(peers: unknown[], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers as never, { ...FAST, secret: SECRET, ...options })
+  const store = new PeerStore(peers as never, { ...TIMING, secret: SECRET, ...options })
   stores.push(store)
   return store
 }

@@ -1,18 +1,14 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import type { SessionData } from 'express-session'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FIXTURES } from '../../helpers/child.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 const TLS = path.join(FIXTURES, 'tls')
 const pem = (name: string) => readFileSync(path.join(TLS, name))
 const tlsFor = (name: string, ca = 'cluster-ca.crt') => ({ ca: pem(ca), cert: pem(`${name}.crt`), key: pem(`${name}.key`) })
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, handshakeTimeout: 1000 }
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
+const TIMING = { ...FAST, handshakeTimeout: 1000 }
 
 const stores: PeerStore[] = []
 afterEach(async () => {
@@ -20,7 +16,7 @@ afterEach(async () => {
 })
 
 function open(nodeId: string, host: string, port: number, peer: { host: string; nodeId: string }, options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore([{ host: peer.host, port, nodeId: peer.nodeId }], { ...FAST, nodeId, listen: `${host}:${port}`, ...options })
+  const store = new PeerStore([{ host: peer.host, port, nodeId: peer.nodeId }], { ...TIMING, nodeId, listen: `${host}:${port}`, ...options })
   stores.push(store)
   return store
 }
@@ -85,7 +81,7 @@ test('over mutual TLS, a stalled peer overflows its queue and is resynchronised 
   try {
     const limits = { maxSessionBytes: 8192, maxFrameBytes: 80_000, maxQueueBytes: 200_000, deadTimeout: 60_000, suspectTimeout: 30_000 }
     // was1 reaches was2 through the proxy (which the test can pause); was2 dials was1 directly.
-    const through = new PeerStore([{ host: '127.0.3.34', port: 5321, nodeId: 'was2' }], { ...FAST, nodeId: 'was1', listen: '127.0.3.33:4321', tls: tlsFor('was1'), ...limits })
+    const through = new PeerStore([{ host: '127.0.3.34', port: 5321, nodeId: 'was2' }], { ...TIMING, nodeId: 'was1', listen: '127.0.3.33:4321', tls: tlsFor('was1'), ...limits })
     stores.push(through)
     const was2 = open('was2', '127.0.3.34', 4321, { host: '127.0.3.33', nodeId: 'was1' }, { tls: tlsFor('was2'), ...limits })
     await Promise.all([next(through, 'sync'), next(was2, 'sync')])

@@ -1,15 +1,10 @@
-import type { SessionData } from 'express-session'
 import { MessageType, type Message } from '../../../lib/protocol/messages.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { RawPeer } from '../../helpers/raw-peer.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 // Addresses 127.0.3.20 to 127.0.3.29 belong to this file.
 const SECRET = 'node id binding test secret 01'
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, retry: () => 100 }
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
 
 const stores: PeerStore[] = []
 const peers: RawPeer[] = []
@@ -19,7 +14,7 @@ afterEach(async () => {
 })
 
 function open(peerList: unknown[], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peerList as never, { ...FAST, secret: SECRET, ...options })
+  const store = new PeerStore(peerList as never, { ...FAST, retry: () => 100, secret: SECRET, ...options })
   stores.push(store)
   return store
 }

@@ -1,13 +1,13 @@
 import { connect } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import type { SessionData } from 'express-session'
-import { encodeOwned } from '../../../lib/codec/msgpack.js'
+import { pack } from '../../helpers/msgpack.js'
 import { PROTOCOL_VERSION, SEALED_RECORD } from '../../../lib/protocol/frame.js'
 import { MessageType } from '../../../lib/protocol/messages.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
 import { RawPeer } from '../../helpers/raw-peer.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 /** A full garbage collection, so heap figures compare live memory only. */
 function collectGarbage(): void {
@@ -17,11 +17,6 @@ function collectGarbage(): void {
 
 const SECRET = 'correct horse battery staple 42'
 const OTHER = 'a different secret of some length'
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, handshakeTimeout: 500 }
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
 
 const stores: PeerStore[] = []
 const proxies: FaultProxy[] = []
@@ -31,7 +26,7 @@ afterEach(async () => {
 })
 
 function open(peers: unknown[], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers as never, { ...FAST, ...options })
+  const store = new PeerStore(peers as never, { ...FAST, handshakeTimeout: 500, ...options })
   stores.push(store)
   return store
 }
@@ -249,7 +244,7 @@ describe('bounded, untrusted input', () => {
     await peer.secureHandshake({ cluster: 'connect-peer', nodeId: 'was2' }, SECRET)
     // An UPSERT whose only field holds msgpackr's "Error" extension: it must never be decoded.
     const upsert = [0, 0, 'untouched', 1, 'was1', 2, 'was2', Date.now() + 60_000, null, [['user', Buffer.from([0xd4, 0x65, 0x00])]], []]
-    peer.sendSealed(MessageType.UPSERT, encodeOwned(upsert))
+    peer.sendSealed(MessageType.UPSERT, pack(upsert))
     await peer.closed
     expect(store.stats().protocolErrors).toBe(1)
     expect(await store.get('untouched')).toMatchObject({ n: 1 })

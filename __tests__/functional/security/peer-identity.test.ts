@@ -1,19 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import type { SessionData } from 'express-session'
 import { PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { MessageType, type Message } from '../../../lib/protocol/messages.js'
 import { HandshakeRefusals, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { RawPeer } from '../../helpers/raw-peer.js'
+import { FAST, session } from '../../helpers/sessions.js'
 
 // Addresses 127.0.3.1 to 127.0.3.9 belong to this file.
 const SECRET = 'peer identity test secret 0123'
-const FAST = { heartbeatInterval: 100, suspectTimeout: 300, deadTimeout: 1000, handshakeTimeout: 1000 }
 /** Control characters, a forged log line and an ANSI escape, then far more than a log line should hold. */
 const HOSTILE = `nope\n2030-01-01T00:00:00Z connect-peer:transport was2 authenticated\r\u001b[31m\u2028${'A'.repeat(400)}`
-
-function session(data: Record<string, unknown>): SessionData {
-  return { cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), path: '/' }, ...data } as unknown as SessionData
-}
 
 const stores: PeerStore[] = []
 const listeners: Array<{ close(): Promise<void> }> = []
@@ -23,7 +18,7 @@ afterEach(async () => {
 })
 
 function open(peers: unknown[], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers as never, { ...FAST, ...options })
+  const store = new PeerStore(peers as never, { ...FAST, handshakeTimeout: 1000, ...options })
   stores.push(store)
   return store
 }

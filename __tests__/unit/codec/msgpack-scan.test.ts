@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr'
-import { encodeOwned } from '../../../lib/codec/msgpack.js'
+import { pack } from '../../helpers/msgpack.js'
 import { assertWellFormed, readMapFields, scanValue } from '../../../lib/codec/msgpack-scan.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
@@ -18,25 +18,25 @@ const values: [string, unknown][] = [
 
 describe('scanValue', () => {
   test.each(values)('accepts %s and ends exactly where the value ends', (_, value) => {
-    const bytes = encodeOwned(value)
+    const bytes = pack(value)
     expect(scanValue(bytes, 0, { maxDepth: 8, maxContainerLength: 100_000 })).toBe(bytes.length)
   })
 
   test('every truncation of a valid value is refused, never read past the end', () => {
-    const bytes = encodeOwned({ user: { name: 'ada', roles: ['a', 'b'], at: new Date(5) }, n: 3.5, big: 2 ** 40, bin: Buffer.alloc(4) })
+    const bytes = pack({ user: { name: 'ada', roles: ['a', 'b'], at: new Date(5) }, n: 3.5, big: 2 ** 40, bin: Buffer.alloc(4) })
     for (let cut = 0; cut < bytes.length; cut++) {
       expect(() => assertWellFormed(bytes.subarray(0, cut), limits)).toThrow(expect.objectContaining({ code: ErrorCodes.MALFORMED_DATA }))
     }
   })
 
   test('trailing bytes are refused', () => {
-    expect(() => assertWellFormed(Buffer.concat([encodeOwned(1), Buffer.from([1])]), limits)).toThrow(/after the value/)
+    expect(() => assertWellFormed(Buffer.concat([pack(1), Buffer.from([1])]), limits)).toThrow(/after the value/)
   })
 
   test('nesting deeper than maxDepth is refused before decoding', () => {
     let deep: unknown = 1
     for (let i = 0; i < 9; i++) deep = [deep]
-    expect(() => assertWellFormed(encodeOwned(deep), limits)).toThrow(/deeper than 8/)
+    expect(() => assertWellFormed(pack(deep), limits)).toThrow(/deeper than 8/)
   })
 
   test('a container longer than maxContainerLength is refused, even when its bytes are missing', () => {
@@ -62,15 +62,15 @@ describe('scanValue', () => {
 
 describe('readMapFields', () => {
   test('lists each top-level key with the exact bytes of its value', () => {
-    const bytes = encodeOwned({ a: 1, b: { c: [1, 2] }, s: 'text' })
+    const bytes = pack({ a: 1, b: { c: [1, 2] }, s: 'text' })
     const fields = readMapFields(bytes, limits)
     expect(fields.map((field) => field.key)).toEqual(['a', 'b', 's'])
     const b = fields[1]!
-    expect(bytes.subarray(b.valueStart, b.valueEnd)).toEqual(encodeOwned({ c: [1, 2] }))
+    expect(bytes.subarray(b.valueStart, b.valueEnd)).toEqual(pack({ c: [1, 2] }))
   })
 
   test('refuses duplicate keys and values that are not maps', () => {
     expect(() => readMapFields(Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]), limits)).toThrow(/duplicate/)
-    expect(() => readMapFields(encodeOwned([1]), limits)).toThrow(/expected a map/)
+    expect(() => readMapFields(pack([1]), limits)).toThrow(/expected a map/)
   })
 })

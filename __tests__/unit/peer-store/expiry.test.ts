@@ -1,11 +1,5 @@
-import type { SessionData } from 'express-session'
 import { PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
-
-/** A session as express-session hands it over: cookie.expires = now + maxAge at the time of the call. */
-function session(data: Record<string, unknown>, maxAgeMs: number | null): SessionData {
-  const expires = maxAgeMs === null ? null : new Date(Date.now() + maxAgeMs)
-  return { cookie: { originalMaxAge: maxAgeMs, expires, httpOnly: true, path: '/' }, ...data } as unknown as SessionData
-}
+import { session } from '../../helpers/sessions.js'
 
 const SECOND = 1000
 let store: PeerStore

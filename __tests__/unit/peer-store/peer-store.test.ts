@@ -1,5 +1,5 @@
 import { Socket } from 'node:net'
-import { Cookie, type SessionData } from 'express-session'
+import type { SessionData } from 'express-session'
 import {
   ErrorCodes,
   InvalidArgumentError,
@@ -9,13 +9,7 @@ import {
   SessionTooLargeError,
   StoreClosedError,
 } from '../../../lib/index.js'
-
-function session(data: Record<string, unknown> = {}, maxAgeMs: number | null = 60_000): SessionData {
-  // express-session's Cookie takes its options at runtime; its typings declare no constructor argument.
-  const CookieWithOptions = Cookie as unknown as new (options: object) => Cookie
-  const cookie = new CookieWithOptions({ maxAge: maxAgeMs ?? undefined, httpOnly: true, path: '/' })
-  return { cookie, ...data } as unknown as SessionData
-}
+import { sessionWithCookie } from '../../helpers/sessions.js'
 
 let store: PeerStore
 beforeEach(() => {
@@ -27,9 +21,9 @@ afterEach(async () => {
 
 describe('promises and callbacks', () => {
   test('every method returns a promise when no callback is given', async () => {
-    await expect(store.set('a', session({ n: 1 }))).resolves.toBeUndefined()
+    await expect(store.set('a', sessionWithCookie({ n: 1 }))).resolves.toBeUndefined()
     await expect(store.get('a')).resolves.toMatchObject({ n: 1 })
-    await expect(store.touch('a', session({ n: 1 }))).resolves.toBeUndefined()
+    await expect(store.touch('a', sessionWithCookie({ n: 1 }))).resolves.toBeUndefined()
     await expect(store.length()).resolves.toBe(1)
     await expect(store.ids()).resolves.toEqual(['a'])
     await expect(store.all()).resolves.toHaveProperty('a')
@@ -58,7 +52,7 @@ describe('promises and callbacks', () => {
 describe('values', () => {
   test('Dates and Buffers inside session data round-trip as Dates and Buffers', async () => {
     const when = new Date('2024-02-29T12:34:56.789Z')
-    await store.set('a', session({ when, list: [{ at: when }], bytes: Buffer.from([1, 2, 3]) }))
+    await store.set('a', sessionWithCookie({ when, list: [{ at: when }], bytes: Buffer.from([1, 2, 3]) }))
     const back = (await store.get('a')) as unknown as { when: Date; list: { at: Date }[]; bytes: Buffer }
     expect(back.when).toBeInstanceOf(Date)
     expect(back.when.getTime()).toBe(when.getTime())
@@ -67,7 +61,7 @@ describe('values', () => {
   })
 
   test('a returned Buffer is a copy: changing it does not change the store', async () => {
-    await store.set('a', session({ bytes: Buffer.from([1, 2, 3]) }))
+    await store.set('a', sessionWithCookie({ bytes: Buffer.from([1, 2, 3]) }))
     const first = (await store.get('a')) as unknown as { bytes: Buffer }
     first.bytes[0] = 99
     const second = (await store.get('a')) as unknown as { bytes: Buffer }
@@ -75,7 +69,7 @@ describe('values', () => {
   })
 
   test('cookie is stored through cookie.toJSON() and its expires comes back as a Date', async () => {
-    const data = session({}, 30_000)
+    const data = sessionWithCookie({}, 30_000)
     await store.set('a', data)
     const back = await store.get('a')
     expect(back!.cookie).toEqual({ originalMaxAge: 30_000, expires: data.cookie.expires, httpOnly: true, path: '/' })
@@ -84,7 +78,7 @@ describe('values', () => {
   })
 
   test('undefined properties are left out, as JSON does', async () => {
-    await store.set('a', session({ gone: undefined, list: [undefined, 1] }))
+    await store.set('a', sessionWithCookie({ gone: undefined, list: [undefined, 1] }))
     const back = (await store.get('a')) as unknown as Record<string, unknown>
     expect(back).not.toHaveProperty('gone')
     expect(back.list).toEqual([null, 1])
@@ -109,8 +103,8 @@ describe('values', () => {
     ['a key that is not an identifier', { 'odd key': { f: () => 1 } }, '["odd key"].f'],
   ]
   test.each(cases)('%s is refused with a coded error naming the path, and the stored version stays', async (_, data, path) => {
-    await store.set('a', session({ version: 1 }))
-    const error = await store.set('a', session({ version: 2, ...data })).catch((err: unknown) => err)
+    await store.set('a', sessionWithCookie({ version: 1 }))
+    const error = await store.set('a', sessionWithCookie({ version: 2, ...data })).catch((err: unknown) => err)
     expect(error).toBeInstanceOf(NotReplicableError)
     expect(error).toMatchObject({ code: ErrorCodes.NOT_REPLICABLE, path })
     expect(String((error as Error).message)).toContain(path)
@@ -118,7 +112,7 @@ describe('values', () => {
   })
 
   test('a reference back to the session object is circular', async () => {
-    const data = session({}) as SessionData & { me?: unknown }
+    const data = sessionWithCookie({}) as SessionData & { me?: unknown }
     data.me = { session: data }
     await expect(store.set('a', data)).rejects.toMatchObject({ code: ErrorCodes.NOT_REPLICABLE, path: 'me.session' })
   })
@@ -126,8 +120,8 @@ describe('values', () => {
   test('values nested deeper than maxDepth are refused', async () => {
     const shallow = new PeerStore({ maxDepth: 3 })
     try {
-      await expect(shallow.set('a', session({ a: { b: { c: 1 } } }))).resolves.toBeUndefined()
-      await expect(shallow.set('a', session({ a: { b: { c: { d: 1 } } } }))).rejects.toMatchObject({
+      await expect(shallow.set('a', sessionWithCookie({ a: { b: { c: 1 } } }))).resolves.toBeUndefined()
+      await expect(shallow.set('a', sessionWithCookie({ a: { b: { c: { d: 1 } } } }))).rejects.toMatchObject({
         code: ErrorCodes.NOT_REPLICABLE,
         path: 'a.b.c',
       })
@@ -139,8 +133,8 @@ describe('values', () => {
   test('a session larger than maxSessionBytes is refused and the stored version stays', async () => {
     const small = new PeerStore({ maxSessionBytes: 1024 })
     try {
-      await small.set('a', session({ text: 'fits' }))
-      const error = await small.set('a', session({ text: 'x'.repeat(2000) })).catch((err: unknown) => err)
+      await small.set('a', sessionWithCookie({ text: 'fits' }))
+      const error = await small.set('a', sessionWithCookie({ text: 'x'.repeat(2000) })).catch((err: unknown) => err)
       expect(error).toBeInstanceOf(SessionTooLargeError)
       expect(error).toMatchObject({ code: ErrorCodes.SESSION_TOO_LARGE, limit: 1024 })
       expect((error as SessionTooLargeError).size).toBeGreaterThan(2000)
@@ -168,7 +162,7 @@ describe('values', () => {
     ['undefined', undefined],
   ])('a session id that is %s is refused with InvalidArgumentError', async (_, sid) => {
     await expect(store.get(sid as never)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
-    await expect(store.set(sid as never, session())).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
+    await expect(store.set(sid as never, sessionWithCookie())).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
     await expect(store.destroy(sid as never)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT })
   })
 })
@@ -177,22 +171,22 @@ describe('expiry', () => {
   test('a ttl function that returns something else than a number fails the write', async () => {
     const bad = new PeerStore({ ttl: () => 'soon' as never })
     try {
-      await expect(bad.set('a', session())).rejects.toBeInstanceOf(InvalidOptionError)
+      await expect(bad.set('a', sessionWithCookie())).rejects.toBeInstanceOf(InvalidOptionError)
     } finally {
       await bad.close()
     }
   })
 
   test('a set whose expiry has already passed deletes the session', async () => {
-    await store.set('a', session({ n: 1 }))
-    await store.set('a', session({ n: 2 }, -1))
+    await store.set('a', sessionWithCookie({ n: 1 }))
+    await store.set('a', sessionWithCookie({ n: 2 }, -1))
     expect(await store.get('a')).toBeNull()
     expect(store.stats()).toMatchObject({ sessions: 0, tombstones: 1 })
   })
 
   test('touch stores a changed cookie (a new maxAge) but not the other data it is given', async () => {
-    await store.set('a', session({ n: 1 }, 60_000))
-    await store.touch('a', session({ n: 999 }, 3_600_000))
+    await store.set('a', sessionWithCookie({ n: 1 }, 60_000))
+    await store.touch('a', sessionWithCookie({ n: 999 }, 3_600_000))
     const back = await store.get('a')
     expect(back).toMatchObject({ n: 1, cookie: { originalMaxAge: 3_600_000 } })
   })
@@ -204,14 +198,14 @@ describe('lifecycle and options', () => {
     expect(store.close()).toBe(closing)
     await closing
     await expect(store.get('a')).rejects.toBeInstanceOf(StoreClosedError)
-    await expect(store.set('a', session())).rejects.toMatchObject({ code: ErrorCodes.CLOSED })
+    await expect(store.set('a', sessionWithCookie())).rejects.toMatchObject({ code: ErrorCodes.CLOSED })
     await expect(store.ready()).rejects.toBeInstanceOf(StoreClosedError)
   })
 
   test('Symbol.asyncDispose closes the store', async () => {
     {
       await using disposable = new PeerStore()
-      await disposable.set('a', session())
+      await disposable.set('a', sessionWithCookie())
       store = disposable
     }
     await expect(store.get('a')).rejects.toBeInstanceOf(StoreClosedError)

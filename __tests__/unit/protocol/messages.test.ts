@@ -1,4 +1,4 @@
-import { encodeOwned } from '../../../lib/codec/msgpack.js'
+import { pack } from '../../helpers/msgpack.js'
 import { encodeFrame, FrameDecoder } from '../../../lib/protocol/frame.js'
 import { AckLevel, decodeMessage, encodeMessage, MessageType, type Message, type MessageLimits } from '../../../lib/protocol/messages.js'
 import { ErrorCodes } from '../../../lib/index.js'
@@ -31,7 +31,7 @@ const samples: Message[] = [
     version: v(1),
     expiresAt: 1_900_000_000_000,
     cookieExpires: null,
-    set: [['user', encodeOwned({ name: 'ada', at: new Date(5) })]],
+    set: [['user', pack({ name: 'ada', at: new Date(5) })]],
     remove: ['old'],
   },
   { type: MessageType.DESTROY, ackId: 0, ackLevel: AckLevel.NONE, sid: 's1', version: v(2), keepUntil: 5 },
@@ -57,7 +57,7 @@ const samples: Message[] = [
     requestId: 9,
     epoch: v(1),
     snapshots: [
-      { sid: 's1', version: v(3), expiresAt: 10, cookieExpires: 10, blob: encodeOwned({ a: 1 }), movedTo: null, rebinds: 2 },
+      { sid: 's1', version: v(3), expiresAt: 10, cookieExpires: 10, blob: pack({ a: 1 }), movedTo: null, rebinds: 2 },
       { sid: 's2', version: v(4), expiresAt: 10, cookieExpires: null, blob: null, movedTo: null, rebinds: 0 },
       { sid: 's3', version: v(4), expiresAt: 10, cookieExpires: null, blob: null, movedTo: 's4', rebinds: 0 },
     ],
@@ -71,7 +71,7 @@ test.each(samples.map((message) => [message.type.toString(16), message] as const
 
 /** A frame of `type` whose payload is `items` encoded as msgpack. */
 function frameOf(type: number, items: unknown): ReturnType<FrameDecoder['push']>[number] {
-  return new FrameDecoder(1 << 20).push(encodeFrame(type, encodeOwned(items)))[0]!
+  return new FrameDecoder(1 << 20).push(encodeFrame(type, pack(items)))[0]!
 }
 
 test.each([
@@ -95,10 +95,10 @@ test.each([
   ['a live digest entry that names a new id', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, 's2', 5]], true]],
   ['a session value that is not bytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', 'not bytes']], []]],
   ['a session value with a forbidden extension', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', Buffer.from([0xd4, 0x73, 0x00])]], []]],
-  ['a session value over maxSessionBytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', encodeOwned('x'.repeat(5000))]], []]],
+  ['a session value over maxSessionBytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', pack('x'.repeat(5000))]], []]],
   ['a field named __proto__', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [], ['__proto__']]],
-  ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, encodeOwned([1, 2]), null, 0]], true]],
-  ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, encodeOwned({ a: 1 }), 's2', 0]], true]],
+  ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack([1, 2]), null, 0]], true]],
+  ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack({ a: 1 }), 's2', 0]], true]],
   ['an unknown refusal reason', MessageType.REFUSE, ['was2', 'because', 'x']],
 ])('refuses %s', (_, type, items) => {
   expect(() => decodeMessage(frameOf(type, items), limits)).toThrow(
