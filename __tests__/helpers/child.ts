@@ -10,15 +10,17 @@ export interface ScriptResult {
 }
 
 export const ROOT = path.resolve(__dirname, '..', '..')
+/** Child-process entry points (`*.main.ts`) and the data they and the tests read (`tls/`, `public/`). */
+export const FIXTURES = path.join(ROOT, '__tests__', 'fixtures')
 const TSX = path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs')
 
 /**
- * Runs a TypeScript fixture in its own Node process and resolves when the process exits on its own.
+ * Runs a fixture entry point (a `*.main.ts` file in fixtures/) in its own Node process and resolves when the process exits on its own.
  * If it has not exited after `timeoutMs` it is killed, and the result says so (signal SIGKILL).
  */
 export function runScript(fixture: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSX, path.join(ROOT, '__tests__', 'fixtures', fixture)], {
+    const child = spawn(process.execPath, [TSX, path.join(FIXTURES, fixture)], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,11 +1,11 @@
 import { connect, createServer, type Socket } from 'node:net'
 import { FrameDecoder } from '../../lib/protocol/frame.js'
 import { randomBytes } from 'node:crypto'
-import { packr } from '../../lib/codec/msgpack.js'
 import { encodeFrame, frameHeader, PROTOCOL_VERSION, SEALED_RECORD } from '../../lib/protocol/frame.js'
 import { deriveSecretKey, proof, recordKeys } from '../../lib/security/keys.js'
 import { RecordSealer } from '../../lib/security/record.js'
 import { decodeMessage, encodeMessage, MessageType, type Hello, type Message } from '../../lib/protocol/messages.js'
+import { pack } from './msgpack.js'
 
 const limits = { session: { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainerLength: 1 << 20 }, maxBatch: 10_000 }
 
@@ -92,9 +92,7 @@ export class RawPeer {
     this.send(sent)
     const welcome = await this.next((message) => message.type === MessageType.WELCOME || message.type === MessageType.REFUSE)
     if (welcome?.type !== MessageType.WELCOME) return welcome
-    const transcript = Buffer.from(
-      packr.pack([sent.protocol, sent.cluster, sent.nodeId, sent.incarnation, sent.maxFrameBytes, sent.nonce, welcome.nodeId, welcome.incarnation, welcome.maxFrameBytes, welcome.nonce]),
-    )
+    const transcript = pack([sent.protocol, sent.cluster, sent.nodeId, sent.incarnation, sent.maxFrameBytes, sent.nonce, welcome.nodeId, welcome.incarnation, welcome.maxFrameBytes, welcome.nonce])
     this.send({ type: MessageType.AUTH, proof: proof(key, 'dialer', transcript) })
     const ready = await this.next((message) => message.type === MessageType.READY || message.type === MessageType.REFUSE)
     if (ready?.type === MessageType.READY) this.#sealer = new RecordSealer(recordKeys(key, sent.nonce, welcome.nonce).dialerToAcceptor)

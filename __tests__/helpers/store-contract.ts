@@ -1,4 +1,5 @@
 import type { SessionData, Store } from 'express-session'
+import { HOUR, session } from './sessions.js'
 
 /**
  * The express-session Store contract, run against PeerStore and against express-session's own
@@ -32,14 +33,6 @@ function call<T>(invoke: (callback: (error: unknown, value?: T) => void) => void
   })
 }
 
-function session(data: Record<string, unknown>, maxAgeMs: number | null = 60_000): SessionData {
-  const expires = maxAgeMs === null ? null : new Date(Date.now() + maxAgeMs)
-  return {
-    cookie: { originalMaxAge: maxAgeMs, expires, httpOnly: true, path: '/' },
-    ...data,
-  } as unknown as SessionData
-}
-
 export function describeStoreContract(name: string, create: () => Closable, traits: StoreTraits): void {
   describe(`store contract: ${name}`, () => {
     let store: Closable
@@ -71,7 +64,7 @@ export function describeStoreContract(name: string, create: () => Closable, trai
       expect(stored).toMatchObject({ calls: 1, sync: false })
       const { value } = await get('s1')
       expect(value).toMatchObject({ user: 'ada', visits: 3, tags: ['a', 'b'], nested: { deep: { x: null } } })
-      expect(value!.cookie).toMatchObject({ originalMaxAge: 60_000, httpOnly: true, path: '/' })
+      expect(value!.cookie).toMatchObject({ originalMaxAge: HOUR, httpOnly: true, path: '/' })
     })
 
     test('cookie.expires comes back with the same instant', async () => {

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { ROOT } from '../../helpers/child.js'
+import { keyOf, startDemo } from '../../helpers/demo.js'
+import type { WatchedProcess } from '../../helpers/process-lines.js'
+
+/**
+ * A real browser (Debian's Chromium, driven by playwright-core) through the demo's balancer: the
+ * counter must carry on after the node that served it is killed.
+ */
+const PORTS = { balancer: 3400, http: 3401, replication: 4401 }
+const OUTPUT = path.join(ROOT, 'test-output')
+let demo: WatchedProcess
+let browser: Browser
+let page: Page
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true })
+  demo = await startDemo(PORTS)
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    // No sandbox as root; no background traffic on a closed network.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  page = await browser.newPage({ viewport: { width: 900, height: 900 } })
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await demo?.kill('SIGINT')
+})
+
+test('the counter continues on the other node after the node that served it is killed', async () => {
+  await page.goto(`http://127.0.0.1:${PORTS.balancer}/`)
+  for (let i = 1; i <= 3; i++) {
+    await page.click('#increment')
+    await page.waitForSelector(`#count >> text="${i}"`)
+  }
+  await page.fill('#note-input', 'written before the failover')
+  await page.click('button:has-text("Save")')
+  await page.waitForSelector('#note >> text="written before the failover"')
+  const served = (await page.textContent('#node'))!
+  expect(['was1', 'was2']).toContain(served)
+  expect(await page.textContent('#route')).toBe(served)
+  await page.screenshot({ path: path.join(OUTPUT, 'demo-before-failover.png'), fullPage: true })
+
+  const mark = demo.mark
+  demo.send(keyOf(served))
+  await demo.waitFor(new RegExp(`\\[demo\\] ${served} stopped`), 10_000, mark)
+  await page.reload()
+  const survivor = served === 'was1' ? 'was2' : 'was1'
+  expect(await page.textContent('#node')).toBe(survivor)
+  expect(await page.textContent('#count')).toBe('3')
+  expect(await page.textContent('#note')).toBe('written before the failover')
+  expect(await page.isVisible('#rebound')).toBe(true)
+  await page.screenshot({ path: path.join(OUTPUT, 'demo-after-failover.png'), fullPage: true })
+  await page.click('#increment')
+  await page.waitForSelector('#count >> text="4"')
+  expect(await page.textContent('#node')).toBe(survivor)
+  expect(await page.textContent('#route')).toBe(survivor)
+}, 60_000)

@@ -1,0 +1,116 @@
+import { pack } from '../../helpers/msgpack.js'
+import { encodeFrame, FrameDecoder } from '../../../lib/protocol/frame.js'
+import { AckLevel, decodeMessage, encodeMessage, MessageType, type Message, type MessageLimits } from '../../../lib/protocol/messages.js'
+import { ErrorCodes } from '../../../lib/index.js'
+
+const limits: MessageLimits = { session: { maxSessionBytes: 4096, maxDepth: 8, maxContainerLength: 4096 }, maxBatch: 100 }
+const v = (counter: number, origin = 'was1') => ({ counter, origin })
+
+function roundTrip(message: Message): Message {
+  const [frame] = new FrameDecoder(1 << 20).push(encodeMessage(message))
+  return decodeMessage(frame!, limits)
+}
+
+const samples: Message[] = [
+  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: Buffer.alloc(8, 2) },
+  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: null },
+  { type: MessageType.WELCOME, cluster: 'c', nodeId: 'was2', incarnation: 'def', maxFrameBytes: 65_536, nonce: Buffer.alloc(32, 3), proof: Buffer.alloc(32, 4) },
+  { type: MessageType.AUTH, proof: Buffer.alloc(32, 5) },
+  { type: MessageType.AUTH, proof: null },
+  { type: MessageType.READY },
+  { type: MessageType.REFUSE, nodeId: 'was2', reason: 'unknown-node', detail: 'who are you' },
+  { type: MessageType.BYE, reason: 'bye' },
+  { type: MessageType.PING, seq: 7 },
+  { type: MessageType.PONG, seq: 7 },
+  {
+    type: MessageType.UPSERT,
+    ackId: 3,
+    ackLevel: AckLevel.APPLIED,
+    sid: 's1',
+    base: { counter: 0, origin: '' },
+    version: v(1),
+    expiresAt: 1_900_000_000_000,
+    cookieExpires: null,
+    set: [['user', pack({ name: 'ada', at: new Date(5) })]],
+    remove: ['old'],
+  },
+  { type: MessageType.DESTROY, ackId: 0, ackLevel: AckLevel.NONE, sid: 's1', version: v(2), keepUntil: 5 },
+  { type: MessageType.EXPIRY, ackId: 0, ackLevel: AckLevel.NONE, changes: [{ sid: 's1', version: v(2, 'was2'), expiresAt: 9, cookieExpires: 9 }] },
+  { type: MessageType.RENAME, ackId: 0, ackLevel: AckLevel.NONE, from: 's1', to: 's2', base: v(1), version: v(2), keepUntil: 5, rebinds: 1 },
+  { type: MessageType.CLEAR, ackId: 1, ackLevel: AckLevel.RECEIVED, epoch: v(1) },
+  { type: MessageType.CLEAR, ackId: 0, ackLevel: AckLevel.NONE, epoch: { counter: 0, origin: '' } },
+  { type: MessageType.ACK, ackId: 12 },
+  { type: MessageType.SYNC_REQUEST, syncId: 4, epoch: v(2, 'was2') },
+  {
+    type: MessageType.DIGEST,
+    syncId: 4,
+    epoch: v(1),
+    entries: [
+      { sid: 's1', version: v(3), tombstone: false, movedTo: null, expiresAt: 10 },
+      { sid: 's2', version: v(3), tombstone: true, movedTo: 's3', expiresAt: 10 },
+    ],
+    final: true,
+  },
+  { type: MessageType.FETCH, requestId: 9, sids: ['s1', 's2'] },
+  {
+    type: MessageType.FETCH_REPLY,
+    requestId: 9,
+    epoch: v(1),
+    snapshots: [
+      { sid: 's1', version: v(3), expiresAt: 10, cookieExpires: 10, blob: pack({ a: 1 }), movedTo: null, rebinds: 2 },
+      { sid: 's2', version: v(4), expiresAt: 10, cookieExpires: null, blob: null, movedTo: null, rebinds: 0 },
+      { sid: 's3', version: v(4), expiresAt: 10, cookieExpires: null, blob: null, movedTo: 's4', rebinds: 0 },
+    ],
+    final: false,
+  },
+]
+
+test.each(samples.map((message) => [message.type.toString(16), message] as const))('message 0x%s survives encode and decode', (_, message) => {
+  expect(roundTrip(message)).toEqual(message)
+})
+
+/** A frame of `type` whose payload is `items` encoded as msgpack. */
+function frameOf(type: number, items: unknown): ReturnType<FrameDecoder['push']>[number] {
+  return new FrameDecoder(1 << 20).push(encodeFrame(type, pack(items)))[0]!
+}
+
+test.each([
+  ['an unknown message type', 0x7e, [1]],
+  ['a payload that is not an array', MessageType.PING, { seq: 1 }],
+  ['a missing item', MessageType.DESTROY, [0, 0, 's1', 1, 'was1']],
+  ['a trailing item', MessageType.PING, [1, 2]],
+  ['a negative integer', MessageType.PING, [-1]],
+  ['a float where an integer belongs', MessageType.ACK, [1.5]],
+  ['a bad node id', MessageType.HELLO, [1, 'c', 'bad id!', 'x', 1 << 20, Buffer.alloc(32), null]],
+  ['a nonce of the wrong length', MessageType.HELLO, [1, 'c', 'was1', 'x', 1 << 20, Buffer.alloc(31), null]],
+  ['a frame cap below what any node accepts', MessageType.HELLO, [1, 'c', 'was1', 'x', 1000, Buffer.alloc(32), null]],
+  ['a proof of the wrong length', MessageType.AUTH, [Buffer.alloc(31)]],
+  ['an empty session id', MessageType.FETCH, [1, ['']]],
+  ['a session id over 256 characters', MessageType.FETCH, [1, ['x'.repeat(257)]]],
+  ['more ids than the batch limit', MessageType.FETCH, [1, Array.from({ length: 101 }, (_, i) => `s${i}`)]],
+  ['an ack id without an ack level', MessageType.CLEAR, [5, 0, 0, '']],
+  ['an unknown ack level', MessageType.CLEAR, [5, 3, 0, '']],
+  ['a version counter of 0 for a change', MessageType.DESTROY, [0, 0, 's1', 0, 'was1', 5]],
+  ['a version counter that could not grow', MessageType.DESTROY, [0, 0, 's1', 2 ** 53 - 1, 'was1', 5]],
+  ['a live digest entry that names a new id', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, 's2', 5]], true]],
+  ['a session value that is not bytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', 'not bytes']], []]],
+  ['a session value with a forbidden extension', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', Buffer.from([0xd4, 0x73, 0x00])]], []]],
+  ['a session value over maxSessionBytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', pack('x'.repeat(5000))]], []]],
+  ['a field named __proto__', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [], ['__proto__']]],
+  ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack([1, 2]), null, 0]], true]],
+  ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack({ a: 1 }), 's2', 0]], true]],
+  ['an unknown refusal reason', MessageType.REFUSE, ['was2', 'because', 'x']],
+])('refuses %s', (_, type, items) => {
+  expect(() => decodeMessage(frameOf(type, items), limits)).toThrow(
+    expect.objectContaining({ code: expect.stringMatching(new RegExp(`^(${ErrorCodes.PROTOCOL}|${ErrorCodes.MALFORMED_DATA})$`)) }),
+  )
+})
+
+test('refuses another protocol version', () => {
+  const frame = { ...frameOf(MessageType.PING, [1]), version: 99 }
+  expect(() => decodeMessage(frame, limits)).toThrow(/protocol version 99/)
+})
+
+test('refuses an envelope nested deeper than any message is', () => {
+  expect(() => decodeMessage(frameOf(MessageType.PING, [[[[[1]]]]]), limits)).toThrow(expect.objectContaining({ code: ErrorCodes.MALFORMED_DATA }))
+})
