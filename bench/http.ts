@@ -12,7 +12,16 @@ import { execFileSync } from 'node:child_process'
 import { BenchChild } from './lib/process.js'
 import { median, round } from './lib/stats.js'
 
-export const VARIANTS = ['none', 'memory-store', 'memorystore', 'connect-redis', 'peer-store-bare', 'peer-store', 'peer-2-async', 'peer-2-sync'] as const
+export const VARIANTS = [
+  'none',
+  'memory-store',
+  'memorystore',
+  'connect-redis',
+  'peer-store-bare',
+  'peer-store',
+  'peer-2-async',
+  'peer-2-sync',
+] as const
 export const ROUTES = ['/read', '/write', '/static/file.txt'] as const
 export type Variant = (typeof VARIANTS)[number]
 
@@ -58,8 +67,15 @@ async function load(url: string, cookies: string[], seconds: number, connections
     url,
     connections,
     duration: seconds,
-    requests: [{ setupRequest: (request: autocannon.Request) => ({ ...request, headers: { ...request.headers, cookie: cookies[next++ % cookies.length]! } }) }],
-  } as autocannon.Options)
+    requests: [
+      {
+        setupRequest: (request: autocannon.Request) => ({
+          ...request,
+          headers: { ...request.headers, cookie: cookies[next++ % cookies.length]! },
+        }),
+      },
+    ],
+  })
 }
 
 /** Makes `count` sessions; each entry is the Cookie header a browser would then send (every cookie it got). */
@@ -67,7 +83,12 @@ async function login(base: string, count: number): Promise<string[]> {
   const cookies: string[] = []
   for (let i = 0; i < count; i++) {
     const response = await fetch(`${base}/login`)
-    cookies.push(response.headers.getSetCookie().map((line) => line.split(';')[0]).join('; '))
+    cookies.push(
+      response.headers
+        .getSetCookie()
+        .map((line) => line.split(';')[0])
+        .join('; '),
+    )
   }
   return cookies
 }
@@ -115,7 +136,9 @@ export async function runHttp(options: HttpOptions, log: (line: string) => void)
         cpuMicrosPerRequest: round(median(runs.map((run) => run.cpuMicrosPerRequest)), 1),
         ...(peerCpu.length > 0 ? { peerCpuMicrosPerRequest: round(median(peerCpu), 1) } : {}),
       }
-      log(`${variant.padEnd(15)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  ${row.cpuMicrosPerRequest} CPU µs/req  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`)
+      log(
+        `${variant.padEnd(15)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  ${row.cpuMicrosPerRequest} CPU µs/req  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`,
+      )
       return row
     }),
   )
@@ -123,8 +146,14 @@ export async function runHttp(options: HttpOptions, log: (line: string) => void)
 
 /** One store, freshly started: a warm-up and one measured run of every route. */
 async function measureVariant(variant: Variant, options: HttpOptions, record: (route: string, run: Run) => void): Promise<string> {
-  const peer = variant.startsWith('peer-2') ? new BenchChild('bench/nodes/peer-node.ts', { BENCH_PEER_PORT: String(PEER_PORT) }, 1) : undefined
-  const server = new BenchChild('bench/nodes/http-server.ts', { BENCH_VARIANT: variant, BENCH_PORT: String(PORT), BENCH_PEER_PORT: String(PEER_PORT) }, 0)
+  const peer = variant.startsWith('peer-2')
+    ? new BenchChild('bench/nodes/peer-node.ts', { BENCH_PEER_PORT: String(PEER_PORT) }, 1)
+    : undefined
+  const server = new BenchChild(
+    'bench/nodes/http-server.ts',
+    { BENCH_VARIANT: variant, BENCH_PORT: String(PORT), BENCH_PEER_PORT: String(PEER_PORT) },
+    0,
+  )
   const measured: string[] = []
   try {
     if (peer) await peer.waitFor('ready')

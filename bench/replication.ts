@@ -7,7 +7,7 @@
  * Also used by the scaling benchmark (more sessions, more peers).
  */
 import type { LoopDelay } from './lib/loop-delay.js'
-import { BenchChild, type Core } from './lib/process.js'
+import { BenchChild } from './lib/process.js'
 import { percentile, round } from './lib/stats.js'
 
 export interface ReplicationRow {
@@ -42,7 +42,7 @@ export async function startCluster(peers: number, options: Record<string, unknow
     BENCH_INDEX: String(index),
     BENCH_OPTIONS: JSON.stringify(options),
   })
-  const receivers = Array.from({ length: peers }, (_, i) => new BenchChild('bench/nodes/repl-node.ts', env('receiver', i + 1), 1 as Core))
+  const receivers = Array.from({ length: peers }, (_, i) => new BenchChild('bench/nodes/repl-node.ts', env('receiver', i + 1), 1))
   const writer = new BenchChild('bench/nodes/repl-node.ts', env('writer', 0), 0)
   await Promise.all([writer, ...receivers].map((node) => node.waitFor('ready')))
   // Wait until the writer has a live connection to every receiver.
@@ -118,7 +118,10 @@ export async function measure(cluster: Cluster, sessions: number, rate: number, 
   }
 }
 
-export async function runReplication(options: { seconds: number; rates: number[] }, log: (line: string) => void): Promise<ReplicationRow[]> {
+export async function runReplication(
+  options: { seconds: number; rates: number[] },
+  log: (line: string) => void,
+): Promise<ReplicationRow[]> {
   const cluster = await startCluster(1)
   const rows: ReplicationRow[] = []
   try {
@@ -142,7 +145,9 @@ export async function runIdleBaseline(seconds: number, log: (line: string) => vo
   try {
     await Promise.all(idle.map((node) => node.waitFor('ready')))
     const [core0, core1] = await Promise.all(idle.map((node) => node.call<LoopDelay>('measure', seconds)))
-    log(`idle process timers late by: core 0 p99 ${core0!.lateP99Ms} ms, max ${core0!.lateMaxMs} ms; core 1 p99 ${core1!.lateP99Ms} ms, max ${core1!.lateMaxMs} ms`)
+    log(
+      `idle process timers late by: core 0 p99 ${core0!.lateP99Ms} ms, max ${core0!.lateMaxMs} ms; core 1 p99 ${core1!.lateP99Ms} ms, max ${core1!.lateMaxMs} ms`,
+    )
     return { core0: core0!, core1: core1! }
   } finally {
     await Promise.all(idle.map((node) => node.stop()))

@@ -16,7 +16,7 @@ import path from 'node:path'
 import { runHttp, type HttpRow } from './http.js'
 import { barChart } from './lib/chart.js'
 import { canPin, coreSpeeds, ROOT } from './lib/process.js'
-import { report } from './lib/report.js'
+import { report, type Machine } from './lib/report.js'
 import { machine, round } from './lib/stats.js'
 import { runMemory } from './memory.js'
 import { runIdleBaseline, runReplication, runScaling } from './replication.js'
@@ -26,7 +26,10 @@ import { runTransfer } from './transfer.js'
 import { runWire } from './wire.js'
 
 const quick = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1'
-const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
+const only = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',')
 const plan = quick
   ? {
       http: { runs: 1, seconds: 2, sessions: 200, connections: 32 },
@@ -56,7 +59,7 @@ const wanted = (name: string) => !only || only.includes(name)
 const reportOnly = process.argv.includes('--report')
 const resultsDir = path.join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []))
 
-function writeReport(record: Parameters<typeof report>[0] & { date: string; machine: Record<string, unknown> }): void {
+function writeReport(record: Parameters<typeof report>[0] & { date: string }): void {
   const http = record.results.http
   if (http) writeFileSync(path.join(resultsDir, 'http.svg'), httpChart(http, record))
   writeFileSync(path.join(resultsDir, 'RESULTS.md'), report(record))
@@ -64,7 +67,7 @@ function writeReport(record: Parameters<typeof report>[0] & { date: string; mach
 
 async function main(): Promise<void> {
   if (reportOnly) {
-    writeReport(JSON.parse(readFileSync(path.join(resultsDir, 'results.json'), 'utf8')))
+    writeReport(JSON.parse(readFileSync(path.join(resultsDir, 'results.json'), 'utf8')) as Parameters<typeof writeReport>[0])
     log(`report rebuilt in ${path.relative(ROOT, resultsDir)}/`)
     return
   }
@@ -93,11 +96,11 @@ async function main(): Promise<void> {
   }
   mkdirSync(resultsDir, { recursive: true })
   writeFileSync(path.join(resultsDir, 'results.json'), `${JSON.stringify(record, null, 2)}\n`)
-  writeReport(record as Parameters<typeof writeReport>[0])
+  writeReport(record)
   log(`written to ${path.relative(ROOT, resultsDir)}/`)
 }
 
-function httpChart(rows: HttpRow[], record: { date: string; machine: Record<string, unknown> }): string {
+function httpChart(rows: HttpRow[], record: { date: string; machine: Machine }): string {
   const names: Record<string, string> = {
     none: 'no sessions',
     'memory-store': 'MemoryStore',
@@ -111,10 +114,17 @@ function httpChart(rows: HttpRow[], record: { date: string; machine: Record<stri
   const variants = [...new Set(rows.map((row) => row.variant))]
   const groups = variants.map((variant) => ({
     label: names[variant] ?? variant,
-    bars: rows.filter((row) => row.variant === variant).map((row) => ({ label: row.route.replace('/static/file.txt', '/static'), value: round(row.requestsPerSecond, 0) })),
+    bars: rows
+      .filter((row) => row.variant === variant)
+      .map((row) => ({ label: row.route.replace('/static/file.txt', '/static'), value: round(row.requestsPerSecond, 0) })),
   }))
   const m = record.machine
-  return barChart('Express requests per second, by session store (higher is better)', '', groups, `${record.date.slice(0, 10)}, ${m.cpus} x ${m.model}, Node ${m.node}; median of runs; bench/http.ts`)
+  return barChart(
+    'Express requests per second, by session store (higher is better)',
+    '',
+    groups,
+    `${record.date.slice(0, 10)}, ${m.cpus} x ${m.model}, Node ${m.node}; median of runs; bench/http.ts`,
+  )
 }
 
 void main().then(

@@ -13,7 +13,9 @@ export async function runStoreGet(sizes: number[], rounds: number, log: (line: s
     const row = await child.call<StoreGetRow>('measure', size, rounds)
     await child.stop()
     rows.push(row)
-    log(`get: ${size} sessions: hot ${row.hotNs} ns (bare Map ${row.baselineHotNs} ns), spread ${row.spreadNs} ns (bare Map ${row.baselineSpreadNs} ns)`)
+    log(
+      `get: ${size} sessions: hot ${row.hotNs} ns (bare Map ${row.baselineHotNs} ns), spread ${row.spreadNs} ns (bare Map ${row.baselineSpreadNs} ns)`,
+    )
   }
   return rows
 }

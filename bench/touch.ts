@@ -20,16 +20,27 @@ export interface TouchRow {
 
 const quiet = { heartbeatInterval: 60_000, suspectTimeout: 180_000, deadTimeout: 600_000, secret: 'bench cluster secret 0123456789' }
 
-export async function runTouch(options: { rate: number; sessions: number; seconds: number }, log: (line: string) => void): Promise<TouchRow[]> {
+export async function runTouch(
+  options: { rate: number; sessions: number; seconds: number },
+  log: (line: string) => void,
+): Promise<TouchRow[]> {
   const rows: TouchRow[] = []
   for (const touchAfter of [0, 60]) {
-    const a = new PeerStore([{ host: '127.0.0.142', port: 4730, nodeId: 'b' }], { nodeId: 'a', listen: '127.0.0.141:4730', touchAfter, ...quiet })
+    const a = new PeerStore([{ host: '127.0.0.142', port: 4730, nodeId: 'b' }], {
+      nodeId: 'a',
+      listen: '127.0.0.141:4730',
+      touchAfter,
+      ...quiet,
+    })
     const b = new PeerStore([{ host: '127.0.0.141', port: 4730, nodeId: 'a' }], { nodeId: 'b', listen: '127.0.0.142:4730', ...quiet })
     try {
       await Promise.all([new Promise((resolve) => a.once('sync', resolve)), new Promise((resolve) => b.once('sync', resolve))])
       const maxAge = 30 * 60 * 1000
-      const session = (expires: number) => ({ cookie: { originalMaxAge: maxAge, expires: new Date(expires), httpOnly: true, path: '/' }, user: 'u' })
-      for (let i = 0; i < options.sessions; i++) await a.set(`s${i}`, session(Date.now() + maxAge) as never)
+      const session = (expires: number) => ({
+        cookie: { originalMaxAge: maxAge, expires: new Date(expires), httpOnly: true, path: '/' },
+        user: 'u',
+      })
+      for (let i = 0; i < options.sessions; i++) await a.set(`s${i}`, session(Date.now() + maxAge))
       // The creates must be out (and in) before counting, or they would count as touch traffic.
       while (b.stats().sessions < options.sessions) await new Promise((resolve) => setTimeout(resolve, 10))
       let applied = 0
@@ -42,7 +53,7 @@ export async function runTouch(options: { rate: number; sessions: number; second
       let touched = 0
       while (Date.now() - start < options.seconds * 1000) {
         const due = Math.floor(((Date.now() - start) / 1000) * options.rate)
-        for (; touched < due; touched++) await a.touch(`s${touched % options.sessions}`, session(Date.now() + maxAge) as never)
+        for (; touched < due; touched++) await a.touch(`s${touched % options.sessions}`, session(Date.now() + maxAge))
         await new Promise((resolve) => setTimeout(resolve, 1))
       }
       // Let the last batch go out and arrive.

@@ -22,7 +22,12 @@ export function fourKilobyteSession(n: number): Record<string, unknown> {
   return {
     cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
     user: { id: 42, name: 'Ada Lovelace', email: 'ada@example.com', roles: ['admin', 'editor', 'reader'] },
-    cart: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: (i % 3) + 1, price: 9.99 + i, title: `Product number ${i}` })),
+    cart: Array.from({ length: 12 }, (_, i) => ({
+      sku: `SKU-${1000 + i}`,
+      qty: (i % 3) + 1,
+      price: 9.99 + i,
+      title: `Product number ${i}`,
+    })),
     preferences: { theme: 'dark', language: 'en-GB', timezone: 'Europe/London', newsletter: true, density: 'compact' },
     history: Array.from({ length: 20 }, (_, i) => `/products/category-${i}/item-${i * 7}`),
     csrf: 'c'.repeat(64),
@@ -64,8 +69,15 @@ export async function runWire(log: (line: string) => void): Promise<WireRow> {
       maxDepth: 32,
       maxContainerLength: 1 << 20,
     }).blob.length
-    const row = { sessionBytes, fullChangeBytes: round(fullChangeBytes, 0), oneKeyChangeBytes: round(oneKeyChangeBytes, 0), ratio: round(oneKeyChangeBytes / fullChangeBytes, 4) }
-    log(`wire: session ${row.sessionBytes} B; whole session on the wire ${row.fullChangeBytes} B; one changed key ${row.oneKeyChangeBytes} B (${round(row.ratio * 100, 2)}%)`)
+    const row = {
+      sessionBytes,
+      fullChangeBytes: round(fullChangeBytes, 0),
+      oneKeyChangeBytes: round(oneKeyChangeBytes, 0),
+      ratio: round(oneKeyChangeBytes / fullChangeBytes, 4),
+    }
+    log(
+      `wire: session ${row.sessionBytes} B; whole session on the wire ${row.fullChangeBytes} B; one changed key ${row.oneKeyChangeBytes} B (${round(row.ratio * 100, 2)}%)`,
+    )
     return row
   } finally {
     await Promise.all([a.close(), b.close()])

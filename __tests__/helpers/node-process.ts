@@ -63,7 +63,14 @@ export class NodeProcess {
     this.spec = spec
     const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
-    const config: NodeConfig = { peers, options: { ...NODE_DEFAULTS, ...options, nodeId, listen: `${host}:${port}` }, preload, probeOnUp, probeAtStart, retryCapMs: 500 }
+    const config: NodeConfig = {
+      peers,
+      options: { ...NODE_DEFAULTS, ...options, nodeId, listen: `${host}:${port}` },
+      preload,
+      probeOnUp,
+      probeAtStart,
+      retryCapMs: 500,
+    }
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
@@ -133,7 +140,10 @@ export class NodeProcess {
   /** Waits for a membership state of `peer`, as seen by this node. */
   waitForPeer(peer: string, state: string, since = 0, timeoutMs = 15_000): Promise<NodeEvent> {
     return this.waitFor(
-      (event) => event.event === 'peer:state' && (event.member as { nodeId: string }).nodeId === peer && (event.member as { state: string }).state === state,
+      (event) =>
+        event.event === 'peer:state' &&
+        (event.member as { nodeId: string }).nodeId === peer &&
+        (event.member as { state: string }).state === state,
       timeoutMs,
       since,
     )

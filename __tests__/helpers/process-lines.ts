@@ -36,7 +36,12 @@ export class WatchedProcess {
 
   /** Resolves with the first line (from `from` on) that matches; rejects after `timeoutMs` with the output so far. */
   waitFor(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<string> {
-    return this.#output.waitFor((line) => pattern.test(line), timeoutMs, from, () => `no line matching ${pattern} within ${timeoutMs} ms; output:\n${this.lines.slice(-30).join('\n')}`)
+    return this.#output.waitFor(
+      (line) => pattern.test(line),
+      timeoutMs,
+      from,
+      () => `no line matching ${pattern} within ${timeoutMs} ms; output:\n${this.lines.slice(-30).join('\n')}`,
+    )
   }
 
   send(line: string): void {

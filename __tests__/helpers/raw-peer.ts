@@ -68,7 +68,9 @@ export class RawPeer {
   }
 
   /** Sends HELLO and, once WELCOME arrives, AUTH without a proof: the handshake of a node without a secret. */
-  async handshake(hello: Omit<Hello, 'type' | 'nonce' | 'keyId' | 'maxFrameBytes'> & Partial<Pick<Hello, 'nonce' | 'keyId' | 'maxFrameBytes'>>): Promise<Message | undefined> {
+  async handshake(
+    hello: Omit<Hello, 'type' | 'nonce' | 'keyId' | 'maxFrameBytes'> & Partial<Pick<Hello, 'nonce' | 'keyId' | 'maxFrameBytes'>>,
+  ): Promise<Message | undefined> {
     this.send({ type: MessageType.HELLO, nonce: randomBytes(32), keyId: null, maxFrameBytes: 1 << 20, ...hello })
     const answer = await this.next((message) => message.type === MessageType.WELCOME || message.type === MessageType.REFUSE)
     if (answer?.type !== MessageType.WELCOME) return answer
@@ -88,11 +90,30 @@ export class RawPeer {
    */
   async secureHandshake(hello: { cluster: string; nodeId: string; incarnation?: string }, secret: string): Promise<Message | undefined> {
     const key = await deriveSecretKey(secret)
-    const sent: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, incarnation: 'raw', maxFrameBytes: 1 << 20, ...hello, nonce: randomBytes(32), keyId: key.id }
+    const sent: Hello = {
+      type: MessageType.HELLO,
+      protocol: PROTOCOL_VERSION,
+      incarnation: 'raw',
+      maxFrameBytes: 1 << 20,
+      ...hello,
+      nonce: randomBytes(32),
+      keyId: key.id,
+    }
     this.send(sent)
     const welcome = await this.next((message) => message.type === MessageType.WELCOME || message.type === MessageType.REFUSE)
     if (welcome?.type !== MessageType.WELCOME) return welcome
-    const transcript = pack([sent.protocol, sent.cluster, sent.nodeId, sent.incarnation, sent.maxFrameBytes, sent.nonce, welcome.nodeId, welcome.incarnation, welcome.maxFrameBytes, welcome.nonce])
+    const transcript = pack([
+      sent.protocol,
+      sent.cluster,
+      sent.nodeId,
+      sent.incarnation,
+      sent.maxFrameBytes,
+      sent.nonce,
+      welcome.nodeId,
+      welcome.incarnation,
+      welcome.maxFrameBytes,
+      welcome.nonce,
+    ])
     this.send({ type: MessageType.AUTH, proof: proof(key, 'dialer', transcript) })
     const ready = await this.next((message) => message.type === MessageType.READY || message.type === MessageType.REFUSE)
     if (ready?.type === MessageType.READY) this.#sealer = new RecordSealer(recordKeys(key, sent.nonce, welcome.nonce).dialerToAcceptor)

@@ -17,7 +17,9 @@ export interface StoreTraits {
 
 type Closable = Store & { close?: () => Promise<void> }
 
-function call<T>(invoke: (callback: (error: unknown, value?: T) => void) => void): Promise<{ value: T | undefined; calls: number; sync: boolean }> {
+function call<T>(
+  invoke: (callback: (error: unknown, value?: T) => void) => void,
+): Promise<{ value: T | undefined; calls: number; sync: boolean }> {
   return new Promise((resolve, reject) => {
     let calls = 0
     let returned = false
@@ -25,7 +27,7 @@ function call<T>(invoke: (callback: (error: unknown, value?: T) => void) => void
     invoke((error, value) => {
       calls += 1
       if (!returned) sync = true
-      if (error) reject(error)
+      if (error) reject(error instanceof Error ? error : new Error(`callback error: ${JSON.stringify(error)}`))
       // Wait a few turns so a second call of the callback would be counted.
       else setImmediate(() => setImmediate(() => resolve({ value, calls, sync })))
     })

@@ -111,7 +111,10 @@ export class CookieJar {
 }
 
 /** A GET through the jar, with supertest against a real node's URL, as a browser would send it. */
-export async function browse(jar: CookieJar, url: string): Promise<{ status: number; body: Record<string, unknown>; setCookies: string[] }> {
+export async function browse(
+  jar: CookieJar,
+  url: string,
+): Promise<{ status: number; body: Record<string, unknown>; setCookies: string[] }> {
   const { origin, pathname, search } = new URL(url)
   const call = request(origin).get(pathname + search)
   if (jar.header) call.set('Cookie', jar.header)

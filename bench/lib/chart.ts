@@ -38,8 +38,12 @@ export function barChart(title: string, unit: string, groups: ChartGroup[], note
     group.bars.forEach((bar, b) => {
       const barY = y + b * (barHeight + barGap)
       const barWidth = Math.max(1, (bar.value / max) * plotWidth)
-      parts.push(`<rect x="${left}" y="${barY}" width="${barWidth.toFixed(1)}" height="${barHeight}" fill="${COLOURS[b % COLOURS.length]}"/>`)
-      parts.push(`<text x="${(left + barWidth + 5).toFixed(1)}" y="${barY + barHeight - 3}" fill="#1d2430">${bar.value.toLocaleString('en-US')}${unit}</text>`)
+      parts.push(
+        `<rect x="${left}" y="${barY}" width="${barWidth.toFixed(1)}" height="${barHeight}" fill="${COLOURS[b % COLOURS.length]}"/>`,
+      )
+      parts.push(
+        `<text x="${(left + barWidth + 5).toFixed(1)}" y="${barY + barHeight - 3}" fill="#1d2430">${bar.value.toLocaleString('en-US')}${unit}</text>`,
+      )
     })
   })
   parts.push(`<text x="${left}" y="${height - 10}" font-size="11" fill="#5a6270">${escape(note)}</text>`)

@@ -22,7 +22,12 @@ while (Date.now() < end) { createHash('sha256').update('x'.repeat(100)).digest()
  */
 export function coreSpeeds(): Record<string, number> | undefined {
   if (!TASKSET) return undefined
-  const speed = (core: Core) => Number(execFileSync(TASKSET, ['-c', String(core), process.execPath, '-e', SPEED_PROBE]).toString().trim())
+  const speed = (core: Core) =>
+    Number(
+      execFileSync(TASKSET, ['-c', String(core), process.execPath, '-e', SPEED_PROBE])
+        .toString()
+        .trim(),
+    )
   return { core0: speed(0), core1: speed(1) }
 }
 
@@ -40,7 +45,13 @@ export class BenchChild {
     // taskset pins the exec'd node and everything it starts; fork keeps the IPC channel.
     // BENCH_PROFILE=<dir> writes a CPU profile of every child there (to see where time goes);
     // BENCH_NODE_ARGS adds node flags to every child (--trace-gc, say).
-    const nodeArgs = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--expose-gc', '--import', 'tsx', ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])]
+    const nodeArgs = [
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--expose-gc',
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+    ]
     this.child = fork(path.join(ROOT, script), [], {
       cwd: ROOT,
       execPath: TASKSET ?? process.execPath,
@@ -53,7 +64,7 @@ export class BenchChild {
       if (message.id !== undefined && this.#pending.has(message.id)) {
         const pending = this.#pending.get(message.id)!
         this.#pending.delete(message.id)
-        if (message.error) pending.reject(new Error(String(message.error)))
+        if (message.error) pending.reject(new Error(typeof message.error === 'string' ? message.error : JSON.stringify(message.error)))
         else pending.resolve(message.result)
         return
       }

@@ -15,7 +15,7 @@ import { median, round } from './stats.js'
 interface Record {
   date: string
   mode: string
-  machine: { [key: string]: unknown }
+  machine: Machine
   pinned: string
   results: {
     http?: HttpRow[]
@@ -44,6 +44,16 @@ const n = (value: number) => value.toLocaleString('en-US')
 const late = (loop: LoopDelay | undefined) => (loop ? `${loop.lateP99Ms} / ${loop.lateMaxMs}` : 'n/a')
 const pct = (value: number) => `${round(value * 100, 1)}%`
 
+/** What a run says of the machine it ran on (see \`machine()\` in bench/lib/process.ts). */
+export interface Machine {
+  readonly cpus: number
+  readonly model: string
+  readonly memoryGiB: number
+  readonly platform: string
+  readonly node: string
+  readonly [key: string]: unknown
+}
+
 export function report(record: Record): string {
   const { results } = record
   const m = record.machine
@@ -58,7 +68,11 @@ export function report(record: Record): string {
   const speeds = m.coreSpeeds as { start: Speeds; end: Speeds } | Speeds | undefined
   // Runs recorded before speeds were taken at both ends have one reading, taken at the end.
   if (speeds && 'core0' in speeds) {
-    out.splice(-1, 0, `Core speeds at the end of the run, one core at a time (sha256 digests of 100 bytes per second): core 0 ${n(speeds.core0)}, core 1 ${n(speeds.core1)}.`)
+    out.splice(
+      -1,
+      0,
+      `Core speeds at the end of the run, one core at a time (sha256 digests of 100 bytes per second): core 0 ${n(speeds.core0)}, core 1 ${n(speeds.core1)}.`,
+    )
   } else if (speeds) {
     out.splice(
       -1,
@@ -80,7 +94,11 @@ export function report(record: Record): string {
     const cpuCells = (row: HttpRow) =>
       row.cpuMicrosPerRequest === undefined
         ? ['n/a', 'n/a', 'n/a']
-        : [row.cpuMicrosPerRequest, `${round(row.cpuMicrosPerRequest / cpu('memory-store', row.route), 2)}x`, row.peerCpuMicrosPerRequest ?? '-']
+        : [
+            row.cpuMicrosPerRequest,
+            `${round(row.cpuMicrosPerRequest / cpu('memory-store', row.route), 2)}x`,
+            row.peerCpuMicrosPerRequest ?? '-',
+          ]
     out.push('## 1. HTTP throughput and latency', '')
     out.push(
       'Express app, every request with its own session (rotating through the sessions made first), autocannon with 32 connections. ' +
@@ -91,7 +109,19 @@ export function report(record: Record): string {
     )
     out.push(
       table(
-        ['store', 'route', 'req/s', 'vs MemoryStore', 'app CPU µs/req', 'CPU vs MemoryStore', 'peer CPU µs/req', 'p50 ms', 'p99 ms', 'errors', 'runs (req/s)'],
+        [
+          'store',
+          'route',
+          'req/s',
+          'vs MemoryStore',
+          'app CPU µs/req',
+          'CPU vs MemoryStore',
+          'peer CPU µs/req',
+          'p50 ms',
+          'p99 ms',
+          'errors',
+          'runs (req/s)',
+        ],
         rows.map((row) => [
           row.variant,
           row.route,
@@ -115,7 +145,9 @@ export function report(record: Record): string {
       targets.push([
         `PeerStore 2-node ${route}: at least 95% of MemoryStore's req/s and at least connect-redis's`,
         `${n(peer)} req/s = ${pct(peer / memory)} of MemoryStore (${n(memory)}), ${pct(peer / redis)} of connect-redis (${n(redis)})` +
-          (Number.isNaN(cpu('peer-2-async', route)) ? '' : `; app CPU per request ${round(cpu('peer-2-async', route) / cpu('memory-store', route), 2)}x MemoryStore's, ${round(cpu('peer-2-async', route) / cpu('connect-redis', route), 2)}x connect-redis's`),
+          (Number.isNaN(cpu('peer-2-async', route))
+            ? ''
+            : `; app CPU per request ${round(cpu('peer-2-async', route) / cpu('memory-store', route), 2)}x MemoryStore's, ${round(cpu('peer-2-async', route) / cpu('connect-redis', route), 2)}x connect-redis's`),
         verdict(peer >= 0.95 * memory && peer >= redis),
       ])
     }
@@ -130,7 +162,17 @@ export function report(record: Record): string {
     )
     out.push(
       table(
-        ['rate', 'written', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change', 'writer timers late p99 / max ms', 'receiver timers late p99 / max ms'],
+        [
+          'rate',
+          'written',
+          'applied/s',
+          'lag p50 ms',
+          'lag p99 ms',
+          'lag max ms',
+          'B/change',
+          'writer timers late p99 / max ms',
+          'receiver timers late p99 / max ms',
+        ],
         results.replication.map((row) => [
           String(row.targetRate),
           n(row.written),
@@ -154,11 +196,18 @@ export function report(record: Record): string {
     )
     const max = results.replication.find((row) => row.targetRate === 'max')
     const tenK = results.replication.find((row) => row.targetRate === 10_000)
-    if (max) targets.push(['Replication: at least 100,000 single-key changes/s to one peer', `${n(max.appliedPerSecond)}/s`, verdict(max.appliedPerSecond >= 100_000)])
+    if (max)
+      targets.push([
+        'Replication: at least 100,000 single-key changes/s to one peer',
+        `${n(max.appliedPerSecond)}/s`,
+        verdict(max.appliedPerSecond >= 100_000),
+      ])
     // The scaling benchmark measures the same rate with one peer several more times: the verdict is
     // the median of every such run, not the luckiest one.
     const scaling = results.scaling ? [...results.scaling.bySessions, ...results.scaling.byPeers] : []
-    const lags = [tenK, ...scaling.filter((row) => row.peers === 1 && row.targetRate === 10_000)].flatMap((row) => (row ? [row.lagP99Ms] : []))
+    const lags = [tenK, ...scaling.filter((row) => row.peers === 1 && row.targetRate === 10_000)].flatMap((row) =>
+      row ? [row.lagP99Ms] : [],
+    )
     if (lags.length === 1) targets.push(['Replication: p99 lag under 5 ms at 10,000/s', `${lags[0]} ms`, verdict(lags[0]! < 5)])
     if (lags.length > 1) {
       const typical = round(median(lags), 3)
@@ -171,17 +220,53 @@ export function report(record: Record): string {
     const w = results.wire
     out.push('## 3. Bytes on the wire', '')
     out.push(`A session of ${n(w.sessionBytes)} bytes (msgpack), replicated encrypted, each change a write of its own:`, '')
-    out.push(table(['change', 'bytes on the wire'], [['whole session (create)', n(w.fullChangeBytes)], ['one key changed', n(w.oneKeyChangeBytes)]]), '')
-    targets.push(['One changed key in a 4 KB session: under 5% of the whole session', `${n(w.oneKeyChangeBytes)} of ${n(w.fullChangeBytes)} bytes = ${pct(w.ratio)}`, verdict(w.ratio < 0.05)])
+    out.push(
+      table(
+        ['change', 'bytes on the wire'],
+        [
+          ['whole session (create)', n(w.fullChangeBytes)],
+          ['one key changed', n(w.oneKeyChangeBytes)],
+        ],
+      ),
+      '',
+    )
+    targets.push([
+      'One changed key in a 4 KB session: under 5% of the whole session',
+      `${n(w.oneKeyChangeBytes)} of ${n(w.fullChangeBytes)} bytes = ${pct(w.ratio)}`,
+      verdict(w.ratio < 0.05),
+    ])
   }
 
   if (results.transfer) {
     out.push('## 4. State transfer', '')
-    out.push('A fresh node (core 0) receives every session (about 1 KB each) from a live peer, while requests for random sessions keep arriving (8 at a time).', '')
+    out.push(
+      'A fresh node (core 0) receives every session (about 1 KB each) from a live peer, while requests for random sessions keep arriving (8 at a time).',
+      '',
+    )
     out.push(
       table(
-        ['sessions', 'transfer ms', 'requests meanwhile', 'errors', 'not found', 'p50 ms', 'p99 ms', 'max ms', 'event loop held up, max ms'],
-        results.transfer.map((row) => [n(row.sessions), n(row.transferMs), row.requests, row.errors, row.notFound, row.p50Ms, row.p99Ms, row.maxMs, row.loopDelayMaxMs]),
+        [
+          'sessions',
+          'transfer ms',
+          'requests meanwhile',
+          'errors',
+          'not found',
+          'p50 ms',
+          'p99 ms',
+          'max ms',
+          'event loop held up, max ms',
+        ],
+        results.transfer.map((row) => [
+          n(row.sessions),
+          n(row.transferMs),
+          row.requests,
+          row.errors,
+          row.notFound,
+          row.p50Ms,
+          row.p99Ms,
+          row.maxMs,
+          row.loopDelayMaxMs,
+        ]),
       ),
       '',
     )
@@ -199,9 +284,24 @@ export function report(record: Record): string {
     const mem = results.memory
     const mib = (bytes: number) => `${round(bytes / 2 ** 20, 1)} MiB`
     out.push('## 5. Memory', '')
-    out.push(`${n(mem.sessions)} sessions on one node, after a full garbage collection, against the raw payload (the sessions' encoded bytes):`, '')
     out.push(
-      table(['payload', 'heap', 'buffers', 'heap + buffers', 'RSS', '(heap + buffers) / payload'], [[mib(mem.payloadBytes), mib(mem.heapBytes), mib(mem.arrayBufferBytes), mib(mem.heapBytes + mem.arrayBufferBytes), mib(mem.rssBytes), `${mem.ratio}x`]]),
+      `${n(mem.sessions)} sessions on one node, after a full garbage collection, against the raw payload (the sessions' encoded bytes):`,
+      '',
+    )
+    out.push(
+      table(
+        ['payload', 'heap', 'buffers', 'heap + buffers', 'RSS', '(heap + buffers) / payload'],
+        [
+          [
+            mib(mem.payloadBytes),
+            mib(mem.heapBytes),
+            mib(mem.arrayBufferBytes),
+            mib(mem.heapBytes + mem.arrayBufferBytes),
+            mib(mem.rssBytes),
+            `${mem.ratio}x`,
+          ],
+        ],
+      ),
       '',
     )
     targets.push(['100k x 1 KB sessions: under 2x the raw payload in memory', `${mem.ratio}x (heap and buffers)`, verdict(mem.ratio < 2)])
@@ -209,11 +309,18 @@ export function report(record: Record): string {
 
   if (results.touch) {
     out.push('## 6. Touch traffic', '')
-    out.push('A rolling-touch workload (every request moves an unchanged session\'s expiry), sent to one peer:', '')
+    out.push("A rolling-touch workload (every request moves an unchanged session's expiry), sent to one peer:", '')
     out.push(
       table(
         ['touchAfter', 'touches/s', 'sessions', 'frames/s', 'expiry changes/s', 'bytes/s'],
-        results.touch.map((row) => [`${row.touchAfterSeconds} s`, n(row.touchesPerSecond), n(row.sessions), row.framesPerSecond, row.expiryChangesPerSecond, n(row.bytesPerSecond)]),
+        results.touch.map((row) => [
+          `${row.touchAfterSeconds} s`,
+          n(row.touchesPerSecond),
+          n(row.sessions),
+          row.framesPerSecond,
+          row.expiryChangesPerSecond,
+          n(row.bytesPerSecond),
+        ]),
       ),
       '',
     )
@@ -226,7 +333,16 @@ export function report(record: Record): string {
     out.push(
       table(
         ['sessions', 'peers', 'applied/s', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'B/change', 'receiver timers late p99 / max ms'],
-        rows.map((row) => [n(row.sessions), row.peers, n(row.appliedPerSecond), row.lagP50Ms, row.lagP99Ms, row.lagMaxMs, row.bytesPerChange, late(row.receiverLoop)]),
+        rows.map((row) => [
+          n(row.sessions),
+          row.peers,
+          n(row.appliedPerSecond),
+          row.lagP50Ms,
+          row.lagP99Ms,
+          row.lagMaxMs,
+          row.bytesPerChange,
+          late(row.receiverLoop),
+        ]),
       ),
       '',
     )
@@ -235,11 +351,21 @@ export function report(record: Record): string {
   if (results.get) {
     const base = results.get[0]!
     out.push('## Cost of a get by number of stored sessions', '')
-    out.push('hot: random ids among 1,000 active sessions; spread: random ids among all; bare Map: msgpack buffers in a Map, decoded on each read.', '')
+    out.push(
+      'hot: random ids among 1,000 active sessions; spread: random ids among all; bare Map: msgpack buffers in a Map, decoded on each read.',
+      '',
+    )
     out.push(
       table(
         ['sessions', 'hot ns', 'hot vs 1,000', 'bare Map hot vs 1,000', 'spread ns', 'spread vs bare Map'],
-        results.get.map((row) => [n(row.sessions), row.hotNs, `${round(row.hotNs / base.hotNs, 2)}x`, `${round(row.baselineHotNs / base.baselineHotNs, 2)}x`, row.spreadNs, `${round(row.spreadNs / row.baselineSpreadNs, 2)}x`]),
+        results.get.map((row) => [
+          n(row.sessions),
+          row.hotNs,
+          `${round(row.hotNs / base.hotNs, 2)}x`,
+          `${round(row.baselineHotNs / base.baselineHotNs, 2)}x`,
+          row.spreadNs,
+          `${round(row.spreadNs / row.baselineSpreadNs, 2)}x`,
+        ]),
       ),
       '',
     )

@@ -1,4 +1,5 @@
 import os from 'node:os'
+import type { Machine } from './report.js'
 
 export function median(values: number[]): number {
   if (values.length === 0) return Number.NaN
@@ -20,11 +21,11 @@ export function round(value: number, digits = 2): number {
 }
 
 /** Machine, versions and method, written with every result. */
-export function machine(): Record<string, unknown> {
+export function machine(): Machine {
   const cpus = os.cpus()
   return {
     cpus: cpus.length,
-    model: cpus[0]?.model,
+    model: cpus[0]?.model ?? 'unknown',
     memoryGiB: round(os.totalmem() / 2 ** 30, 1),
     platform: `${os.platform()} ${os.release()}`,
     node: process.version,

@@ -33,7 +33,7 @@ async function sessionMiddleware(): Promise<express.RequestHandler | undefined> 
       const createMemoryStore = (await import('memorystore')).default
       const MemoryStore = createMemoryStore(session)
       const store = new MemoryStore({ checkPeriod: 60_000 })
-      close = async () => store.stopInterval()
+      close = () => Promise.resolve(store.stopInterval())
       return session({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie })
     }
     case 'connect-redis': {

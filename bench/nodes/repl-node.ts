@@ -22,7 +22,13 @@ const peerList =
   role === 'writer'
     ? Array.from({ length: peers }, (_, i) => ({ host: host(i + 1), port, nodeId: nodeId(i + 1) }))
     : [{ host: host(0), port, nodeId: nodeId(0) }]
-const store = new PeerStore(peerList, { nodeId: nodeId(index), listen: `${host(index)}:${port}`, secret, maxQueueBytes: 512 * 1024 * 1024, ...extra })
+const store = new PeerStore(peerList, {
+  nodeId: nodeId(index),
+  listen: `${host(index)}:${port}`,
+  secret,
+  maxQueueBytes: 512 * 1024 * 1024,
+  ...extra,
+})
 
 const loop = loopDelayMonitor()
 
@@ -81,7 +87,8 @@ async function run(count: number, rate: number, seconds: number): Promise<number
     // writer sleeps until the next change is due, as a server waits for its next request: spinning
     // instead kept the core always busy and made garbage of its own, which showed up as lag.
     // At saturation a change is always due.
-    if (Number.isFinite(rate) && written >= Math.floor(((now() - start) / 1000) * rate)) await new Promise((resolve) => setTimeout(resolve, 1))
+    if (Number.isFinite(rate) && written >= Math.floor(((now() - start) / 1000) * rate))
+      await new Promise((resolve) => setTimeout(resolve, 1))
     else await new Promise((resolve) => setImmediate(resolve))
   }
   return written

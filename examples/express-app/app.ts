@@ -69,7 +69,8 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   })
 
   app.post('/note', (req, res) => {
-    const note = typeof req.body?.note === 'string' ? req.body.note.slice(0, 200) : ''
+    const body = req.body as { note?: unknown } | undefined
+    const note = typeof body?.note === 'string' ? body.note.slice(0, 200) : ''
     req.session.note = note
     res.redirect(303, '/')
   })

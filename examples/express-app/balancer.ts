@@ -72,7 +72,13 @@ export function startBalancer(options: {
     }
     tried.add(backend.name)
     const upstream = http.request(
-      { host: backend.host, port: backend.port, method: req.method, path: req.url, headers: { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress } },
+      {
+        host: backend.host,
+        port: backend.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress },
+      },
       (response) => {
         res.writeHead(response.statusCode ?? 502, response.headers)
         response.pipe(res)

@@ -25,7 +25,8 @@ export class ConfigError extends Error {
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const nodeId = required(env, 'NODE_ID', 'was1')
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new ConfigError(`NODE_ID must be 1-64 letters, digits, "-" or "_"; got ${JSON.stringify(nodeId)}`)
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId))
+    throw new ConfigError(`NODE_ID must be 1-64 letters, digits, "-" or "_"; got ${JSON.stringify(nodeId)}`)
   const listen = required(env, 'LISTEN', '127.0.0.11:4055')
   const peers = (env.PEERS ?? '')
     .split(',')
@@ -37,7 +38,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return { nodeId: match[1]!, host: match[2]!, port: Number(match[3]) }
     })
   const port = Number(env.PORT ?? 3000)
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError(`PORT must be a port number; got ${JSON.stringify(env.PORT)}`)
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ConfigError(`PORT must be a port number; got ${JSON.stringify(env.PORT)}`)
   const clusterSecret = env.CLUSTER_SECRET || undefined
   return {
     nodeId,

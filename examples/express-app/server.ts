@@ -45,6 +45,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof ConfigError || (error as { code?: string }).code?.startsWith('EPEER_') ? `error: ${(error as Error).message}` : error)
+  console.error(
+    error instanceof ConfigError || (error as { code?: string }).code?.startsWith('EPEER_') ? `error: ${(error as Error).message}` : error,
+  )
   process.exit(1)
 })

@@ -17,7 +17,10 @@ const STATE_COLOURS: Record<string, string> = { alive: 'ok', connecting: 'wait',
 /** The demo's one page: who served it, the session, and the cluster as this node sees it. */
 export function page(state: PageState): string {
   const members = state.members
-    .map((member) => `<tr><td>${escape(member.nodeId ?? '?')}</td><td>${escape(member.address)}</td><td><span class="state ${STATE_COLOURS[member.state]}">${member.state}</span></td></tr>`)
+    .map(
+      (member) =>
+        `<tr><td>${escape(member.nodeId ?? '?')}</td><td>${escape(member.address)}</td><td><span class="state ${STATE_COLOURS[member.state]}">${member.state}</span></td></tr>`,
+    )
     .join('')
   return `<!doctype html>
 <html lang="en">

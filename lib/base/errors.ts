@@ -163,7 +163,8 @@ export class ListenError extends PeerStoreError {
   override readonly name = 'ListenError'
 
   constructor(address: string, tried: number, options: { cause: unknown }) {
-    const hint = tried > 1 ? ` (tried ${tried} ports; raise \`listen.autoBind\` to try more)` : ' (set `listen.autoBind` to try the next ports)'
+    const hint =
+      tried > 1 ? ` (tried ${tried} ports; raise \`listen.autoBind\` to try more)` : ' (set `listen.autoBind` to try the next ports)'
     super(ErrorCodes.LISTEN, `Cannot listen on ${address}: ${(options.cause as Error)?.message ?? options.cause}${hint}.`, options)
   }
 }
@@ -227,7 +228,8 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`
-  if (typeof value === 'object') return `an object (${(Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'null prototype'})`
+  if (typeof value === 'object')
+    return `an object (${(Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'null prototype'})`
   return typeof value
 }
 

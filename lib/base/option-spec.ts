@@ -20,7 +20,10 @@ export type OptionTable<Options> = { readonly [K in keyof Required<Options>]: Op
 export type ResolvedTable<Table> = { readonly [K in keyof Table]: Table[K] extends OptionSpec<infer R> ? R : never }
 
 /** Resolves every option of `table` from `options` (all of them, whether or not the mode uses them). */
-export function resolveTable<Table extends Record<string, OptionSpec<unknown>>>(table: Table, options: Readonly<Record<string, unknown>>): ResolvedTable<Table> {
+export function resolveTable<Table extends Record<string, OptionSpec<unknown>>>(
+  table: Table,
+  options: Readonly<Record<string, unknown>>,
+): ResolvedTable<Table> {
   const resolved: Record<string, unknown> = {}
   for (const [name, spec] of Object.entries(table)) resolved[name] = spec.parse(options[name] ?? spec.default, name)
   return resolved as ResolvedTable<Table>
@@ -70,7 +73,8 @@ export const boolean = (value: unknown, name: string): boolean => {
 export const oneOf =
   <const Choices extends readonly string[]>(...choices: Choices) =>
   (value: unknown, name: string): Choices[number] => {
-    if (typeof value !== 'string' || !choices.includes(value)) throw new InvalidOptionError(name, choices.map((choice) => `'${choice}'`).join(', '), value)
+    if (typeof value !== 'string' || !choices.includes(value))
+      throw new InvalidOptionError(name, choices.map((choice) => `'${choice}'`).join(', '), value)
     return value
   }
 
@@ -101,7 +105,9 @@ export const optional =
 /** The known name a typo away from `name` (case aside), if one is closer than every other. */
 function closest(name: string, known: readonly string[]): string | undefined {
   const allowed = name.length <= 4 ? 1 : 2
-  const ranked = known.map((candidate) => ({ candidate, edits: distance(name.toLowerCase(), candidate.toLowerCase()) })).sort((a, b) => a.edits - b.edits)
+  const ranked = known
+    .map((candidate) => ({ candidate, edits: distance(name.toLowerCase(), candidate.toLowerCase()) }))
+    .sort((a, b) => a.edits - b.edits)
   const [best, next] = ranked
   if (!best || best.edits > allowed || (next && next.edits === best.edits)) return undefined
   return best.candidate
@@ -109,7 +115,9 @@ function closest(name: string, known: readonly string[]): string | undefined {
 
 /** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`. */
 function distance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
   const at = (i: number, j: number) => rows[i]?.[j] ?? 0
   for (let i = 1; i <= a.length; i++) {
     const row = rows[i] ?? []

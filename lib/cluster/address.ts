@@ -50,7 +50,11 @@ export function parseListen(value: unknown): ListenAddress {
   if (typeof autoBind !== 'number' || !Number.isInteger(autoBind) || autoBind < 0 || autoBind > 100) {
     throw new InvalidOptionError('listen.autoBind', 'an integer from 0 to 100', autoBind)
   }
-  return { host: spec.host === undefined ? '0.0.0.0' : parseHost('listen.host', spec.host), port: parsePort('listen.port', spec.port, 0), autoBind }
+  return {
+    host: spec.host === undefined ? '0.0.0.0' : parseHost('listen.host', spec.host),
+    port: parsePort('listen.port', spec.port, 0),
+    autoBind,
+  }
 }
 
 export function formatAddress(address: { host: string; port: number }): string {

@@ -165,7 +165,10 @@ export const CLUSTER_OPTIONS = {
 const DEFAULT_PENDING_PER_HOST = 4
 
 /** What the cluster transport runs with: every option checked, the peers parsed. */
-export interface ClusterConfig extends Omit<ResolvedTable<typeof CLUSTER_OPTIONS>, 'nodeId' | 'listen' | 'secret' | 'maxPendingHandshakesPerHost' | 'maxFrameBytes'> {
+export interface ClusterConfig extends Omit<
+  ResolvedTable<typeof CLUSTER_OPTIONS>,
+  'nodeId' | 'listen' | 'secret' | 'maxPendingHandshakesPerHost' | 'maxFrameBytes'
+> {
   readonly nodeId: string
   readonly listen: ListenAddress
   readonly peers: readonly PeerAddress[]
@@ -179,7 +182,11 @@ export interface ClusterConfig extends Omit<ResolvedTable<typeof CLUSTER_OPTIONS
  * Resolves every cluster option (checked whether or not the store replicates); returns the config
  * when the store replicates (it has peers or a listen address), undefined otherwise.
  */
-export function resolveCluster(peerSpecs: unknown, options: Readonly<Record<string, unknown>>, maxSessionBytes: number): ClusterConfig | undefined {
+export function resolveCluster(
+  peerSpecs: unknown,
+  options: Readonly<Record<string, unknown>>,
+  maxSessionBytes: number,
+): ClusterConfig | undefined {
   if (!Array.isArray(peerSpecs)) throw new InvalidOptionError('peers', "an array of 'host:port' or { host, port, nodeId }", peerSpecs)
   const resolved = resolveTable(CLUSTER_OPTIONS, options)
   const { nodeId, listen, secret, tls, insecure } = resolved
@@ -195,19 +202,34 @@ export function resolveCluster(peerSpecs: unknown, options: Readonly<Record<stri
   }
   const minFrameBytes = maxSessionBytes + 64 * 1024
   const maxFrameBytes = resolved.maxFrameBytes ?? Math.max(1024 * 1024, minFrameBytes)
-  if (maxFrameBytes < minFrameBytes) throw new InvalidOptionError('maxFrameBytes', `at least maxSessionBytes + 64 KiB (${minFrameBytes})`, maxFrameBytes)
-  if (resolved.maxQueueBytes < maxFrameBytes) throw new InvalidOptionError('maxQueueBytes', `at least maxFrameBytes (${maxFrameBytes})`, resolved.maxQueueBytes)
-  const maxPendingHandshakesPerHost = resolved.maxPendingHandshakesPerHost ?? Math.min(DEFAULT_PENDING_PER_HOST, resolved.maxPendingHandshakes)
+  if (maxFrameBytes < minFrameBytes)
+    throw new InvalidOptionError('maxFrameBytes', `at least maxSessionBytes + 64 KiB (${minFrameBytes})`, maxFrameBytes)
+  if (resolved.maxQueueBytes < maxFrameBytes)
+    throw new InvalidOptionError('maxQueueBytes', `at least maxFrameBytes (${maxFrameBytes})`, resolved.maxQueueBytes)
+  const maxPendingHandshakesPerHost =
+    resolved.maxPendingHandshakesPerHost ?? Math.min(DEFAULT_PENDING_PER_HOST, resolved.maxPendingHandshakes)
   if (maxPendingHandshakesPerHost > resolved.maxPendingHandshakes) {
-    throw new InvalidOptionError('maxPendingHandshakesPerHost', `at most maxPendingHandshakes (${resolved.maxPendingHandshakes})`, maxPendingHandshakesPerHost)
+    throw new InvalidOptionError(
+      'maxPendingHandshakesPerHost',
+      `at most maxPendingHandshakes (${resolved.maxPendingHandshakes})`,
+      maxPendingHandshakesPerHost,
+    )
   }
 
   if (peerSpecs.length === 0 && listen === undefined) return undefined
   if (nodeId === undefined) {
-    throw new InvalidOptionError('nodeId', 'a node id (such as "was1") when the store has peers or listens; it must be unique in the cluster', undefined)
+    throw new InvalidOptionError(
+      'nodeId',
+      'a node id (such as "was1") when the store has peers or listens; it must be unique in the cluster',
+      undefined,
+    )
   }
   if (listen === undefined) {
-    throw new InvalidOptionError('listen', "the address peers reach this node at, such as '10.0.0.1:4055', when the store has peers", undefined)
+    throw new InvalidOptionError(
+      'listen',
+      "the address peers reach this node at, such as '10.0.0.1:4055', when the store has peers",
+      undefined,
+    )
   }
   const peers = peerSpecs.map((spec: PeerSpec, index) => parsePeer(`peers[${index}]`, spec))
   checkPeersAreDistinct(peers, nodeId)
@@ -230,12 +252,19 @@ function parseSecrets(value: unknown): string[] {
   if (value === undefined) return []
   const list: unknown = typeof value === 'string' ? [value] : value
   if (!Array.isArray(list) || list.length === 0) {
-    throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value, { sensitive: true })
+    throw new InvalidOptionError('secret', 'a string, or a non-empty list of strings (the first is used to connect)', value, {
+      sensitive: true,
+    })
   }
   list.forEach((secret, index) => {
     if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
       const option = typeof value === 'string' ? 'secret' : `secret[${index}]`
-      throw new InvalidOptionError(option, `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`, secret, { sensitive: true })
+      throw new InvalidOptionError(
+        option,
+        `a string of at least ${MIN_SECRET_LENGTH} characters (\`openssl rand -base64 32\` makes one)`,
+        secret,
+        { sensitive: true },
+      )
     }
   })
   return list as string[]
@@ -247,7 +276,8 @@ function parseTls(value: unknown): ResolvedTlsOptions | undefined {
   if (value === undefined) return undefined
   // A private key or passphrase may be passed in the wrong place: never print any of these values.
   const sensitive = { sensitive: true }
-  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value, sensitive)
+  if (typeof value !== 'object' || value === null)
+    throw new InvalidOptionError('tls', '{ ca, cert, key } (PEM strings or Buffers)', value, sensitive)
   const tls = value as Record<string, unknown>
   for (const field of Object.keys(tls)) {
     if (!TLS_FIELDS.has(field)) throw new InvalidOptionError(`tls.${field}`, `one of ${[...TLS_FIELDS].join(', ')}`, field)
@@ -258,7 +288,8 @@ function parseTls(value: unknown): ResolvedTlsOptions | undefined {
     const ok = field === 'ca' && Array.isArray(item) ? item.length > 0 && item.every(pem) : pem(item)
     if (!ok) throw new InvalidOptionError(`tls.${field}`, 'a PEM string or Buffer', item, sensitive)
   }
-  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string') throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase, sensitive)
+  if (tls.passphrase !== undefined && typeof tls.passphrase !== 'string')
+    throw new InvalidOptionError('tls.passphrase', 'a string', tls.passphrase, sensitive)
   return { ...(tls as unknown as TlsOptions), identity: parseTlsIdentity(tls.identity) }
 }
 
@@ -270,7 +301,8 @@ function parseTlsIdentity(value: unknown): TlsIdentity {
   const expected = "'cn-or-dns', or { uriPrefix } such as { uriPrefix: 'spiffe://cluster/' }"
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError('tls.identity', expected, value)
   const fields = Object.keys(value)
-  if (fields.length !== 1 || fields[0] !== 'uriPrefix') throw new InvalidOptionError('tls.identity', `${expected}, with no other field`, fields.join(', '))
+  if (fields.length !== 1 || fields[0] !== 'uriPrefix')
+    throw new InvalidOptionError('tls.identity', `${expected}, with no other field`, fields.join(', '))
   const { uriPrefix } = value as { uriPrefix: unknown }
   if (typeof uriPrefix !== 'string' || uriPrefix.length > 200 || !URI_PREFIX.test(uriPrefix)) {
     throw new InvalidOptionError(
@@ -290,7 +322,8 @@ function checkPeersAreDistinct(peers: readonly PeerAddress[], nodeId: string): v
     if (addresses.has(address)) throw new InvalidOptionError(`peers[${index}]`, 'each peer listed once', address)
     addresses.add(address)
     if (peer.nodeId === undefined) return
-    if (peer.nodeId === nodeId) throw new InvalidOptionError(`peers[${index}].nodeId`, `an id other than this node's own ("${nodeId}")`, peer.nodeId)
+    if (peer.nodeId === nodeId)
+      throw new InvalidOptionError(`peers[${index}].nodeId`, `an id other than this node's own ("${nodeId}")`, peer.nodeId)
     if (ids.has(peer.nodeId)) throw new InvalidOptionError(`peers[${index}].nodeId`, 'a node id no other peer has', peer.nodeId)
     ids.add(peer.nodeId)
   })

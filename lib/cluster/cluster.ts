@@ -40,7 +40,17 @@ export interface TransportStats {
 
 /** Zero of everything: the counters of a node that has not replicated (or has no peers). */
 export function emptyTransportStats(): TransportStats {
-  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, protocolErrors: 0, refusedHandshakes: 0, queueOverflows: 0, rejectedConnections: 0, oversizedFrames: 0 }
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    protocolErrors: 0,
+    refusedHandshakes: 0,
+    queueOverflows: 0,
+    rejectedConnections: 0,
+    oversizedFrames: 0,
+  }
 }
 
 /** What the cluster hands up to the replicator; the replicator never sees a socket. */
@@ -89,7 +99,12 @@ export class Cluster {
     this.#options = options
     this.#events = events
     this.#limits = limits
-    this.identity = { cluster: options.clusterName, nodeId: options.nodeId, incarnation: randomBytes(8).toString('hex'), maxFrameBytes: options.maxFrameBytes }
+    this.identity = {
+      cluster: options.clusterName,
+      nodeId: options.nodeId,
+      incarnation: randomBytes(8).toString('hex'),
+      maxFrameBytes: options.maxFrameBytes,
+    }
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
     // Keys are derived in start(), off the event loop; links only use them once started.
@@ -97,7 +112,10 @@ export class Cluster {
     this.#bindsAddress = options.verifyPeerAddress && options.secret.length > 0 && !options.tls
     this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeout)
     for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))
-    this.#slots = new HandshakeSlots({ shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost }, this.#peerHosts)
+    this.#slots = new HandshakeSlots(
+      { shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost },
+      this.#peerHosts,
+    )
     this.#links = options.peers.map(
       (address) =>
         new PeerLink(address, {
@@ -118,7 +136,11 @@ export class Cluster {
             debug('peer %s is %s', link.label, nodeId)
             return true
           },
-          dialFailed: (link, error) => this.#reportFailure(isTlsRefusal(error) ? new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`) : error, link.label),
+          dialFailed: (link, error) =>
+            this.#reportFailure(
+              isTlsRefusal(error) ? new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`) : error,
+              link.label,
+            ),
         }),
     )
   }
@@ -142,7 +164,8 @@ export class Cluster {
         accepted: (socket, release) => this.#accept(socket, release),
         rejected: (error) => {
           // stop() ends the TLS handshakes still pending: not a refusal worth reporting.
-          if (!this.#stopping) this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client')
+          if (!this.#stopping)
+            this.#reportFailure(new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS handshake failed: ${error.message}`), 'a TLS client')
         },
       }),
     )

@@ -210,7 +210,11 @@ export class Connection {
    */
   sendData(message: OutgoingData, level: AckLevel): Promise<void> | undefined {
     if (this.#closed || this.#overflowed) {
-      return level === AckLevel.NONE ? undefined : Promise.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
+      return level === AckLevel.NONE
+        ? undefined
+        : Promise.reject(
+            this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label),
+          )
     }
     if (level === AckLevel.NONE) {
       this.#enqueue(encodeDataMessage(message, 0, AckLevel.NONE))
@@ -226,7 +230,9 @@ export class Connection {
     const acked = new Promise<void>((resolve, reject) => this.#ackWaiters.set(ackId, { resolve, reject, deadline }))
     this.#ackTimer ??= setTimeout(() => this.#expireAcks(), this.#options.ackTimeoutMs)
     if (!this.#enqueue(frame)) {
-      this.#ackWaiters.get(ackId)?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
+      this.#ackWaiters
+        .get(ackId)
+        ?.reject(this.#overflowed ? new QueueOverflowError(this.label, this.#options.maxQueueBytes) : new ConnectionClosedError(this.label))
       this.#ackWaiters.delete(ackId)
     }
     return acked
@@ -305,7 +311,8 @@ export class Connection {
           this.#dispatch(decodeMessage(frame, this.#options.limits))
           continue
         }
-        if (frame.type !== SEALED_RECORD) throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
+        if (frame.type !== SEALED_RECORD)
+          throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
         const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length), frame.payload)
         const inner = this.#inner!.push(plain)
         if (this.#inner!.bufferedBytes > 0) throw new ProtocolError('a record ends inside a frame')

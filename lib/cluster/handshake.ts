@@ -62,37 +62,56 @@ export interface DialParameters {
 export function dialHandshake(connection: Connection, parameters: DialParameters): Promise<Welcome> {
   const { local, security, expectedNodeId, timeoutMs, verified, next } = parameters
   const key = security.keys[0]
-  const hello: Hello = { type: MessageType.HELLO, protocol: PROTOCOL_VERSION, ...local, nonce: randomBytes(NONCE_BYTES), keyId: key?.id ?? null }
+  const hello: Hello = {
+    type: MessageType.HELLO,
+    protocol: PROTOCOL_VERSION,
+    ...local,
+    nonce: randomBytes(NONCE_BYTES),
+    keyId: key?.id ?? null,
+  }
   let welcome: Welcome | undefined
-  return run(connection, { timeoutMs }, (message, settle) => {
-    if (message.type === MessageType.REFUSE) {
-      throw new HandshakeRefusedError(message.reason, `the peer says: ${printable(message.detail)}`)
-    }
-    if (!welcome) {
-      if (message.type !== MessageType.WELCOME) throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
-      checkWelcome(message, connection, local, expectedNodeId)
-      const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
-      if (uncertified) throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} ${uncertified}`)
-      const transcript = transcriptOf(hello, message)
-      if (key) {
-        if (!message.proof || !sameBytes(message.proof, proof(key, 'acceptor', transcript))) {
-          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} at ${connection.remoteAddress} did not prove the cluster secret`)
-        }
-      } else if (message.proof) {
-        throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `${message.nodeId} uses a cluster secret and this node has none: set \`secret\``)
+  return run(
+    connection,
+    { timeoutMs },
+    (message, settle) => {
+      if (message.type === MessageType.REFUSE) {
+        throw new HandshakeRefusedError(message.reason, `the peer says: ${printable(message.detail)}`)
       }
-      welcome = message
-      verified(message)
-      connection.send({ type: MessageType.AUTH, proof: key ? proof(key, 'dialer', transcript) : null })
-      return
-    }
-    if (message.type !== MessageType.READY) throw new ProtocolError(`expected READY, received message 0x${message.type.toString(16)}`)
-    if (key && security.encrypt) {
-      const keys = recordKeys(key, hello.nonce, welcome.nonce)
-      connection.secure(new RecordSealer(keys.dialerToAcceptor), new RecordOpener(keys.acceptorToDialer))
-    }
-    settle(welcome, next(welcome))
-  }, () => connection.send(hello))
+      if (!welcome) {
+        if (message.type !== MessageType.WELCOME)
+          throw new ProtocolError(`expected WELCOME, received message 0x${message.type.toString(16)}`)
+        checkWelcome(message, connection, local, expectedNodeId)
+        const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
+        if (uncertified)
+          throw new HandshakeRefusedError(HandshakeRefusals.AUTH, `the certificate of ${connection.remoteAddress} ${uncertified}`)
+        const transcript = transcriptOf(hello, message)
+        if (key) {
+          if (!message.proof || !sameBytes(message.proof, proof(key, 'acceptor', transcript))) {
+            throw new HandshakeRefusedError(
+              HandshakeRefusals.AUTH,
+              `${message.nodeId} at ${connection.remoteAddress} did not prove the cluster secret`,
+            )
+          }
+        } else if (message.proof) {
+          throw new HandshakeRefusedError(
+            HandshakeRefusals.AUTH,
+            `${message.nodeId} uses a cluster secret and this node has none: set \`secret\``,
+          )
+        }
+        welcome = message
+        verified(message)
+        connection.send({ type: MessageType.AUTH, proof: key ? proof(key, 'dialer', transcript) : null })
+        return
+      }
+      if (message.type !== MessageType.READY) throw new ProtocolError(`expected READY, received message 0x${message.type.toString(16)}`)
+      if (key && security.encrypt) {
+        const keys = recordKeys(key, hello.nonce, welcome.nonce)
+        connection.secure(new RecordSealer(keys.dialerToAcceptor), new RecordOpener(keys.acceptorToDialer))
+      }
+      settle(welcome, next(welcome))
+    },
+    () => connection.send(hello),
+  )
 }
 
 /** What the accepting side of a handshake needs. */
@@ -135,7 +154,13 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
       if (uncertified) refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate ${uncertified}` }, message.nodeId)
       key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
       if (message.keyId && !key) {
-        refuse({ reason: HandshakeRefusals.AUTH, detail: security.keys.length ? 'no cluster secret in common (check `secret` on both nodes)' : 'this node has no cluster secret' }, message.nodeId)
+        refuse(
+          {
+            reason: HandshakeRefusals.AUTH,
+            detail: security.keys.length ? 'no cluster secret in common (check `secret` on both nodes)' : 'this node has no cluster secret',
+          },
+          message.nodeId,
+        )
       }
       if (!message.keyId && security.keys.length > 0) {
         refuse({ reason: HandshakeRefusals.AUTH, detail: 'this node requires the cluster secret: set `secret`' }, message.nodeId)
@@ -163,22 +188,38 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
 
 function checkHello(hello: Hello, local: LocalIdentity): Refusal | undefined {
   if (hello.protocol !== PROTOCOL_VERSION) {
-    return { reason: HandshakeRefusals.VERSION, detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}` }
+    return {
+      reason: HandshakeRefusals.VERSION,
+      detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}`,
+    }
   }
-  if (hello.cluster !== local.cluster) return { reason: HandshakeRefusals.CLUSTER, detail: `this node is in cluster "${local.cluster}", not "${printable(hello.cluster, NAME_LENGTH)}"` }
+  if (hello.cluster !== local.cluster)
+    return {
+      reason: HandshakeRefusals.CLUSTER,
+      detail: `this node is in cluster "${local.cluster}", not "${printable(hello.cluster, NAME_LENGTH)}"`,
+    }
   if (hello.nodeId === local.nodeId) return { reason: HandshakeRefusals.SAME_NODE, detail: `"${hello.nodeId}" is this node's own id` }
   return undefined
 }
 
 function checkWelcome(welcome: Welcome, connection: Connection, local: LocalIdentity, expectedNodeId: string | undefined): void {
   if (welcome.cluster !== local.cluster) {
-    throw new HandshakeRefusedError(HandshakeRefusals.CLUSTER, `peer is in cluster "${printable(welcome.cluster, NAME_LENGTH)}", this node in "${local.cluster}"`)
+    throw new HandshakeRefusedError(
+      HandshakeRefusals.CLUSTER,
+      `peer is in cluster "${printable(welcome.cluster, NAME_LENGTH)}", this node in "${local.cluster}"`,
+    )
   }
   if (welcome.nodeId === local.nodeId) {
-    throw new HandshakeRefusedError(HandshakeRefusals.SAME_NODE, `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`)
+    throw new HandshakeRefusedError(
+      HandshakeRefusals.SAME_NODE,
+      `peer at ${connection.remoteAddress} has this node's own id "${local.nodeId}"`,
+    )
   }
   if (expectedNodeId !== undefined && welcome.nodeId !== expectedNodeId) {
-    throw new HandshakeRefusedError(HandshakeRefusals.WRONG_NODE, `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${welcome.nodeId}"`)
+    throw new HandshakeRefusedError(
+      HandshakeRefusals.WRONG_NODE,
+      `expected node "${expectedNodeId}" at ${connection.remoteAddress}, found "${welcome.nodeId}"`,
+    )
   }
 }
 

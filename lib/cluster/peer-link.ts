@@ -168,7 +168,10 @@ export class PeerLink {
     if (this.#stopped || this.#dialing) return
     this.#dialing = true
     const { socket, connected } = this.#context.dial(this.address.host, this.address.port)
-    const connectTimer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.#context.connectTimeoutMs} ms`)), this.#context.connectTimeoutMs)
+    const connectTimer = setTimeout(
+      () => socket.destroy(new Error(`connect timed out after ${this.#context.connectTimeoutMs} ms`)),
+      this.#context.connectTimeoutMs,
+    )
     const failEarly = (error: Error) => {
       clearTimeout(connectTimer)
       this.#dialFailed(error)
@@ -189,7 +192,7 @@ export class PeerLink {
           this.#established(connection)
           return this.#context.handlers(this)
         },
-      }      ).catch((error: Error) => this.#dialFailed(error))
+      }).catch((error: Error) => this.#dialFailed(error))
     })
   }
 

@@ -122,7 +122,7 @@ function scan(bytes: Uint8Array, offset: number, limits: ScanLimits, depth: numb
 
 function scanTimestamp(bytes: Uint8Array, at: number, length: number): number {
   need(bytes, at, 1)
-  if (bytes[at] !== TIMESTAMP_EXTENSION) throw new MalformedDataError(`extension type ${bytes[at]! << 24 >> 24} is not allowed`)
+  if (bytes[at] !== TIMESTAMP_EXTENSION) throw new MalformedDataError(`extension type ${(bytes[at]! << 24) >> 24} is not allowed`)
   return skip(bytes, at + 1, length)
 }
 

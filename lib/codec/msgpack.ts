@@ -23,11 +23,6 @@ const options: PackrOptions = {
  */
 export const packr = new Packr(options)
 
-/** Encodes a value into a Buffer owned by the caller (not a view into msgpackr's shared buffer). */
-export function encodeOwned(value: unknown): Buffer {
-  return Buffer.from(packr.pack(value))
-}
-
 /**
  * A copy in memory of its own, for bytes the store keeps for a long time. Small Buffers normally
  * share 8 KiB slabs with whatever else was allocated at the same moment (request parsing, other

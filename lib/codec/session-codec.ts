@@ -131,7 +131,12 @@ function snapToSecond(value: unknown): unknown {
 
 function toTime(expires: unknown): number | null {
   if (expires === undefined || expires === null || expires === false) return null
-  const time = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : Number.NaN
+  const time =
+    expires instanceof Date
+      ? expires.getTime()
+      : typeof expires === 'string' || typeof expires === 'number'
+        ? new Date(expires).getTime()
+        : Number.NaN
   if (Number.isNaN(time)) throw new InvalidArgumentError('session.cookie.expires', 'a Date, a date string or null', expires)
   return time
 }

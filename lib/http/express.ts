@@ -86,7 +86,10 @@ export function staticFilter(options: { filter?: StaticFilter<IncomingMessage> }
  * After express-session (configured with `genid: store.genid`): takes over sessions routed to
  * another node (JvmRouteBinderValve) and keeps the route cookie naming this node.
  */
-export function stickyRouting(store: PeerStore, options: { routeCookie?: RouteCookieOptions; sessionCookieName?: string } = {}): Middleware {
+export function stickyRouting(
+  store: PeerStore,
+  options: { routeCookie?: RouteCookieOptions; sessionCookieName?: string } = {},
+): Middleware {
   const internals = internalsOf(store)
   const cookie = resolveRouteCookie(options.routeCookie)
   const sessionCookieName = options.sessionCookieName ?? 'connect.sid'

@@ -13,8 +13,17 @@ const debug = debugFor('http')
 
 /** koa-session's external store contract. */
 export interface KoaExternalStore {
-  get(key: string, maxAge: number | 'session' | undefined, options: { rolling?: boolean; ctx?: Context }): Promise<Record<string, unknown> | null>
-  set(key: string, session: Record<string, unknown>, maxAge: number | 'session' | undefined, options: { rolling?: boolean; changed?: boolean; ctx?: Context }): Promise<void>
+  get(
+    key: string,
+    maxAge: number | 'session' | undefined,
+    options: { rolling?: boolean; ctx?: Context },
+  ): Promise<Record<string, unknown> | null>
+  set(
+    key: string,
+    session: Record<string, unknown>,
+    maxAge: number | 'session' | undefined,
+    options: { rolling?: boolean; changed?: boolean; ctx?: Context },
+  ): Promise<void>
   destroy(key: string, options: { ctx?: Context }): Promise<void>
 }
 
@@ -143,6 +152,10 @@ export function peerSession(app: { use: unknown; context: object }, options: Pee
 /**
  * @deprecated Use `peerSession(app, { store, ...options })`, the name every entry point uses.
  */
-export function peerKoaSession(app: { use: unknown; context: object }, store: PeerStore, options: Omit<PeerKoaSessionOptions, 'store'> = {}): Middleware {
+export function peerKoaSession(
+  app: { use: unknown; context: object },
+  store: PeerStore,
+  options: Omit<PeerKoaSessionOptions, 'store'> = {},
+): Middleware {
   return peerSession(app, { ...options, store })
 }

@@ -57,11 +57,13 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 export function resolveRouteCookie(options: RouteCookieOptions = {}): RouteCookie {
   const name = options.name ?? 'ROUTEID'
-  if (typeof name !== 'string' || !COOKIE_NAME.test(name)) throw new InvalidOptionError('routeCookie.name', 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)', name)
+  if (typeof name !== 'string' || !COOKIE_NAME.test(name))
+    throw new InvalidOptionError('routeCookie.name', "a cookie name (letters, digits and !#$%&'*+-.^_`|~)", name)
   const format = options.format ?? 'plain'
   if (format !== 'plain' && format !== 'dot') throw new InvalidOptionError('routeCookie.format', "'plain' or 'dot'", format)
   const sameSite = options.sameSite ?? 'lax'
-  if (!['lax', 'strict', 'none'].includes(sameSite)) throw new InvalidOptionError('routeCookie.sameSite', "'lax', 'strict' or 'none'", sameSite)
+  if (!['lax', 'strict', 'none'].includes(sameSite))
+    throw new InvalidOptionError('routeCookie.sameSite', "'lax', 'strict' or 'none'", sameSite)
   if (options.maxAge !== undefined && (typeof options.maxAge !== 'number' || !(options.maxAge > 0))) {
     throw new InvalidOptionError('routeCookie.maxAge', 'a number of ms greater than 0, or undefined', options.maxAge)
   }

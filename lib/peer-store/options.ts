@@ -3,7 +3,12 @@ import { InvalidOptionError } from '../base/errors.js'
 import { boolean, checkKnownNames, integer, resolveTable, seconds, type OptionTable, type ResolvedTable } from '../base/option-spec.js'
 import type { PeerSpec } from '../cluster/address.js'
 import { CLUSTER_OPTIONS, resolveCluster, type ClusterConfig, type ClusterOptions } from '../cluster/cluster-options.js'
-import { REPLICATION_OPTIONS, resolveReplication, type ReplicationConfig, type ReplicationOptions } from '../replication/replication-options.js'
+import {
+  REPLICATION_OPTIONS,
+  resolveReplication,
+  type ReplicationConfig,
+  type ReplicationOptions,
+} from '../replication/replication-options.js'
 
 /** Options of the sessions this node keeps, replicated or not. */
 export interface SessionOptions {
@@ -57,7 +62,6 @@ export interface SessionOptions {
    * @default 1000
    */
   reapInterval?: number
-
 }
 
 /**
@@ -69,7 +73,11 @@ export interface PeerStoreOptions extends SessionOptions, ClusterOptions, Replic
 
 /** Defaults and checks of every session option. */
 const SESSION_OPTIONS = {
-  ttl: { default: 86_400, parse: (value: unknown, name: string): TtlFunction | number => (typeof value === 'function' ? (value as TtlFunction) : seconds({ allowZero: false })(value, name)) },
+  ttl: {
+    default: 86_400,
+    parse: (value: unknown, name: string): TtlFunction | number =>
+      typeof value === 'function' ? (value as TtlFunction) : seconds({ allowZero: false })(value, name),
+  },
   disableTouch: { default: false, parse: boolean },
   touchAfter: { default: 0, parse: seconds({ allowZero: true }) },
   maxSessionBytes: { default: 256 * 1024, parse: integer(64, 64 * 1024 * 1024) },

@@ -135,12 +135,16 @@ export class PeerStore extends Store {
     })
     const cluster = this.#options.cluster
     if (cluster) {
-      this.#replication = createReplication(this.#table, { cluster, replication: this.#options.replication, session: this.#limits }, {
-        memberChanged: (member, previous) => this.#memberChanged(member, previous),
-        replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
-        synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
-        peerError: (error, remote) => this.emit('peer:error', error, remote),
-      })
+      this.#replication = createReplication(
+        this.#table,
+        { cluster, replication: this.#options.replication, session: this.#limits },
+        {
+          memberChanged: (member, previous) => this.#memberChanged(member, previous),
+          replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
+          synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
+          peerError: (error, remote) => this.emit('peer:error', error, remote),
+        },
+      )
       this.#started = this.#replication.start()
       // Nobody may be awaiting ready(): report a failed start as an event too, never as an unhandled rejection.
       this.#started.catch((error: Error) => {
@@ -230,7 +234,8 @@ export class PeerStore extends Store {
       const entry = this.#table.get(sid, now)
       if (!entry?.blob) return
       if (typeof session !== 'object' || session === null) throw new InvalidArgumentError('session', 'an object', session)
-      const cookie = session.cookie === undefined || session.cookie === null ? undefined : encodeCookie(session.cookie, this.#options.maxDepth)
+      const cookie =
+        session.cookie === undefined || session.cookie === null ? undefined : encodeCookie(session.cookie, this.#options.maxDepth)
       const cookieExpires = cookie ? cookie.expires : null
       const expiresAt = this.#expiryOf(session, cookieExpires, now)
       if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
@@ -311,7 +316,12 @@ export class PeerStore extends Store {
   /** Counts for monitoring; cheap enough to call on every scrape. */
   stats(): PeerStoreStats {
     const transport = this.#replication?.stats() ?? emptyTransportStats()
-    return { sessions: this.#table.liveCount, tombstones: this.#table.tombstoneCount, syncing: this.#replication?.syncing ?? false, ...transport }
+    return {
+      sessions: this.#table.liveCount,
+      tombstones: this.#table.tombstoneCount,
+      syncing: this.#replication?.syncing ?? false,
+      ...transport,
+    }
   }
 
   /**
@@ -333,7 +343,8 @@ export class PeerStore extends Store {
       await this.#started.catch(() => undefined)
       if (this.#options.replication.expireSessionsOnShutdown) {
         const now = Date.now()
-        for (const sid of [...this.#table.liveIds(now)]) void this.#replication.publish(this.#table.destroy(sid, now)!)?.catch(() => undefined)
+        for (const sid of [...this.#table.liveIds(now)])
+          void this.#replication.publish(this.#table.destroy(sid, now)!)?.catch(() => undefined)
       }
       await this.#replication.stop()
     }
@@ -383,7 +394,12 @@ export class PeerStore extends Store {
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
 
-  async #writeExternal(sid: string, data: Record<string, unknown>, cookieExpires: number | null, maxAgeMs: number | undefined): Promise<void> {
+  async #writeExternal(
+    sid: string,
+    data: Record<string, unknown>,
+    cookieExpires: number | null,
+    maxAgeMs: number | undefined,
+  ): Promise<void> {
     this.#assertUsable('set', sid)
     const encoded = { ...encodeSession(data, this.#limits), cookieExpires }
     const now = Date.now()

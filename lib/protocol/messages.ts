@@ -307,12 +307,9 @@ export type Snapshot = FetchReply['snapshots'][number]
 export type DataMessage = Upsert | Destroy | Expiry | Rename | Clear
 /** A data message before a connection gives it an ack request. */
 export type OutgoingData =
-  | MessageOf<typeof UPSERT>
-  | MessageOf<typeof DESTROY>
-  | MessageOf<typeof EXPIRY>
-  | MessageOf<typeof RENAME>
-  | MessageOf<typeof CLEAR>
-export type Message = Hello | Welcome | Auth | Ready | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
+  MessageOf<typeof UPSERT> | MessageOf<typeof DESTROY> | MessageOf<typeof EXPIRY> | MessageOf<typeof RENAME> | MessageOf<typeof CLEAR>
+export type Message =
+  Hello | Welcome | Auth | Ready | Refuse | Bye | Ping | Pong | DataMessage | Ack | SyncRequest | Digest | Fetch | FetchReply
 
 /** Whether messages of `type` are changes (dropped when a queue overflows, acked on request). */
 export function isDataType(type: number): boolean {

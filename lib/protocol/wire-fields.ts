@@ -78,7 +78,10 @@ export function one<T>(item: ItemCodec<T>): FieldCodec<T> {
 }
 
 /** Reads `fields` from `reader` in order, into an object. */
-export function readFields<F extends FieldCodecs>(entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>, reader: WireReader): ValuesOf<F> {
+export function readFields<F extends FieldCodecs>(
+  entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>,
+  reader: WireReader,
+): ValuesOf<F> {
   const value: Record<string, unknown> = {}
   for (const [key, codec] of entries) value[key] = codec.read(reader)
   return value as ValuesOf<F>
@@ -207,7 +210,11 @@ export function pairOf<A, B>(first: ItemCodec<A>, second: ItemCodec<B>): ItemCod
  * A record: named fields in a nested array (a digest entry, a snapshot). `check` refuses
  * combinations the fields allow one by one.
  */
-export function recordOf<F extends FieldCodecs>(name: string, fields: F, check?: (value: ValuesOf<F>) => string | undefined): ItemCodec<ValuesOf<F>> {
+export function recordOf<F extends FieldCodecs>(
+  name: string,
+  fields: F,
+  check?: (value: ValuesOf<F>) => string | undefined,
+): ItemCodec<ValuesOf<F>> {
   const entries = Object.entries(fields)
   return {
     encode: (value) => {
@@ -245,7 +252,8 @@ export function version(allowNone: boolean): FieldCodec<Version> {
       const counter = integerItem.decode(reader.take(), reader)
       const origin = reader.take()
       if (allowNone && counter === 0 && origin === '') return { counter, origin }
-      if (counter === 0 || counter > MAX_COUNTER || typeof origin !== 'string' || !NODE_ID_PATTERN.test(origin)) reader.fail('expected a version')
+      if (counter === 0 || counter > MAX_COUNTER || typeof origin !== 'string' || !NODE_ID_PATTERN.test(origin))
+        reader.fail('expected a version')
       return { counter, origin }
     },
   }

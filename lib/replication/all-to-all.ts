@@ -45,8 +45,18 @@ export class AllToAllReplication implements Replication {
   #connectedOnce!: () => void
   #transferDeadline: NodeJS.Timeout | undefined
 
-  constructor(table: SessionTable, config: { cluster: ClusterConfig; replication: ReplicationConfig; session: SessionLimits }, events: ReplicationEvents) {
-    const options = { ...config.replication, peers: config.cluster.peers, ackTimeout: config.cluster.ackTimeout, maxQueueBytes: config.cluster.maxQueueBytes, nodeId: config.cluster.nodeId }
+  constructor(
+    table: SessionTable,
+    config: { cluster: ClusterConfig; replication: ReplicationConfig; session: SessionLimits },
+    events: ReplicationEvents,
+  ) {
+    const options = {
+      ...config.replication,
+      peers: config.cluster.peers,
+      ackTimeout: config.cluster.ackTimeout,
+      maxQueueBytes: config.cluster.maxQueueBytes,
+      nodeId: config.cluster.nodeId,
+    }
     this.#table = table
     this.#options = options
     this.#limits = { session: config.session, maxBatch: MAX_BATCH }
@@ -260,7 +270,15 @@ export class AllToAllReplication implements Replication {
     if (change.kind === 'destroy') return { type: MessageType.DESTROY, sid: change.sid, version, keepUntil: entry.expiresAt }
     if (change.kind === 'rename') {
       const { rebinds } = change.entry
-      return { type: MessageType.RENAME, from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt, rebinds }
+      return {
+        type: MessageType.RENAME,
+        from: change.sid,
+        to: change.to,
+        base: change.base,
+        version,
+        keepUntil: change.tombstone.expiresAt,
+        rebinds,
+      }
     }
     const delta = diffFields(change.previous, entry.blob!, this.#limits.session)
     return {
@@ -283,7 +301,12 @@ export class AllToAllReplication implements Replication {
     return new Promise<void>((resolve, reject) => {
       const unconfirmed = new Set(waits.map(({ link }) => link))
       const timer = setTimeout(() => {
-        reject(new ReplicationTimeoutError([...unconfirmed].map((link) => link.name), this.#options.ackTimeout))
+        reject(
+          new ReplicationTimeoutError(
+            [...unconfirmed].map((link) => link.name),
+            this.#options.ackTimeout,
+          ),
+        )
       }, this.#options.ackTimeout)
       const confirmations = waits.map(({ link, acked }) =>
         acked.then(

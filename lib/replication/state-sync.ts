@@ -130,7 +130,17 @@ export class StateSync {
     const syncId = this.#nextId++
     this.#channel(connection, peer)
     const watchdog = setTimeout(() => this.#digestStalled(syncId), this.#options.requestTimeoutMs)
-    this.#runs.set(syncId, { syncId, peer, connection, startedAt: Date.now(), digestDone: false, outstanding: 0, fetched: 0, failed: false, watchdog })
+    this.#runs.set(syncId, {
+      syncId,
+      peer,
+      connection,
+      startedAt: Date.now(),
+      digestDone: false,
+      outstanding: 0,
+      fetched: 0,
+      failed: false,
+      watchdog,
+    })
     void connection.done.then(() => this.#endRun(syncId))
     connection.send({ type: MessageType.SYNC_REQUEST, syncId, epoch: this.#table.epoch })
   }
@@ -253,7 +263,14 @@ export class StateSync {
     if (remote.expiresAt <= now) return
     if (remote.tombstone) {
       // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
-      const state = { version: remote.version, blob: null, movedTo: remote.movedTo, expiresAt: remote.expiresAt, cookieExpires: null, rebinds: 0 }
+      const state = {
+        version: remote.version,
+        blob: null,
+        movedTo: remote.movedTo,
+        expiresAt: remote.expiresAt,
+        cookieExpires: null,
+        rebinds: 0,
+      }
       const result = this.#table.applySnapshot(remote.sid, state, now, killed)
       if (result !== 'stale') this.#events.applied(remote.sid, true, peer.name)
       if (result === 'needs-target') wanted.push(remote.movedTo!)
@@ -330,11 +347,20 @@ export class StateSync {
       if (!entry || entry.expiresAt <= now) continue
       const bytes = ITEM_BYTES + byteLength(sid) + byteLength(entry.origin) + byteLength(entry.movedTo) + (entry.blob?.length ?? 0)
       if (bytes > connection.frameBudget - ENVELOPE_BYTES) {
-        debug('%s: session %s is too large for the peer\'s frame cap: not sent', connection.label, sid)
+        debug("%s: session %s is too large for the peer's frame cap: not sent", connection.label, sid)
         continue
       }
       if (batchBytes + bytes > frameBytes && batch.length > 0) {
-        if (!connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, epoch: this.#table.epoch, snapshots: batch, final: false })) return
+        if (
+          !connection.send({
+            type: MessageType.FETCH_REPLY,
+            requestId: message.requestId,
+            epoch: this.#table.epoch,
+            snapshots: batch,
+            final: false,
+          })
+        )
+          return
         batch = []
         batchBytes = 0
         await this.#backpressure(connection)
@@ -351,7 +377,13 @@ export class StateSync {
       })
       batchBytes += bytes
     }
-    connection.send({ type: MessageType.FETCH_REPLY, requestId: message.requestId, epoch: this.#table.epoch, snapshots: batch, final: true })
+    connection.send({
+      type: MessageType.FETCH_REPLY,
+      requestId: message.requestId,
+      epoch: this.#table.epoch,
+      snapshots: batch,
+      final: true,
+    })
   }
 
   async #streamDigest(connection: Connection, syncId: number): Promise<void> {
@@ -465,7 +497,17 @@ export class StateSync {
   #channel(connection: Connection, peer: PeerLink): Channel {
     let channel = this.#channels.get(connection)
     if (!channel) {
-      channel = { peer, outstanding: 0, backlog: new Set(), bulk: [], bulkActive: 0, replies: Promise.resolve(), queuedReplies: 0, pushQueued: false, resyncPending: false }
+      channel = {
+        peer,
+        outstanding: 0,
+        backlog: new Set(),
+        bulk: [],
+        bulkActive: 0,
+        replies: Promise.resolve(),
+        queuedReplies: 0,
+        pushQueued: false,
+        resyncPending: false,
+      }
       this.#channels.set(connection, channel)
     }
     return channel
@@ -473,7 +515,8 @@ export class StateSync {
 
   /** A peer's request may queue more work only within bounds: a flood closes its connection. */
   #limited(channel: Channel): Channel {
-    if (channel.queuedReplies >= MAX_QUEUED_REPLIES) throw new ProtocolError(`more than ${MAX_QUEUED_REPLIES} digest or fetch requests queued`)
+    if (channel.queuedReplies >= MAX_QUEUED_REPLIES)
+      throw new ProtocolError(`more than ${MAX_QUEUED_REPLIES} digest or fetch requests queued`)
     return channel
   }
 

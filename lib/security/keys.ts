@@ -30,7 +30,11 @@ export async function deriveSecretKey(secret: string): Promise<SecretKey> {
 }
 
 /** The two record keys of one connection, from the secret and both sides' fresh nonces. */
-export function recordKeys(key: SecretKey, dialerNonce: Buffer, acceptorNonce: Buffer): { dialerToAcceptor: Buffer; acceptorToDialer: Buffer } {
+export function recordKeys(
+  key: SecretKey,
+  dialerNonce: Buffer,
+  acceptorNonce: Buffer,
+): { dialerToAcceptor: Buffer; acceptorToDialer: Buffer } {
   const salt = Buffer.concat([dialerNonce, acceptorNonce])
   return {
     dialerToAcceptor: Buffer.from(hkdfSync('sha256', key.session, salt, 'dialer to acceptor', 32)),

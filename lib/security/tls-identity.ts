@@ -77,10 +77,13 @@ export function certifiedNodeIds(certificate: PeerCertificate, identity: TlsIden
   const altNames = certificate.subjectaltname ? (splitSubjectAltNames(certificate.subjectaltname) ?? []) : []
   if (identity === 'cn-or-dns') {
     const cn: unknown = certificate.subject?.CN
-    const commonNames = typeof cn === 'string' ? [cn] : Array.isArray(cn) ? cn.filter((name): name is string => typeof name === 'string') : []
+    const commonNames =
+      typeof cn === 'string' ? [cn] : Array.isArray(cn) ? cn.filter((name): name is string => typeof name === 'string') : []
     return [...commonNames, ...altNames.filter((name) => name.type === 'DNS').map((name) => name.value)]
   }
-  return altNames.filter((name) => name.type === 'URI' && name.value.startsWith(identity.uriPrefix)).map((name) => name.value.slice(identity.uriPrefix.length))
+  return altNames
+    .filter((name) => name.type === 'URI' && name.value.startsWith(identity.uriPrefix))
+    .map((name) => name.value.slice(identity.uriPrefix.length))
 }
 
 /** For an error message: what the certificate names under `identity`, on one short line. */

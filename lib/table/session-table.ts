@@ -172,7 +172,16 @@ export class SessionTable {
     if (entry?.blob === null) return undefined
     if (!entry || entry.expiresAt <= now) {
       if (entry) this.#forget(sid, entry)
-      const created = this.#newEntry({ ...LIVE, version: { counter: NO_VERSION.counter + 1, origin: this.#options.nodeId }, blob: session.blob, expiresAt, cookieExpires: session.cookieExpires }, now)
+      const created = this.#newEntry(
+        {
+          ...LIVE,
+          version: { counter: NO_VERSION.counter + 1, origin: this.#options.nodeId },
+          blob: session.blob,
+          expiresAt,
+          cookieExpires: session.cookieExpires,
+        },
+        now,
+      )
       this.#insert(sid, created)
       return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null }
     }
@@ -233,7 +242,17 @@ export class SessionTable {
     if (!entry || this.#entries.has(to) || entry.rebinds >= this.#options.maxRebinds) return undefined
     const base = versionOf(entry)
     const version = { counter: entry.counter + 1, origin: this.#options.nodeId }
-    const moved = this.#newEntry({ version, blob: entry.blob, movedTo: null, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires, rebinds: entry.rebinds + 1 }, now)
+    const moved = this.#newEntry(
+      {
+        version,
+        blob: entry.blob,
+        movedTo: null,
+        expiresAt: entry.expiresAt,
+        cookieExpires: entry.cookieExpires,
+        rebinds: entry.rebinds + 1,
+      },
+      now,
+    )
     const tombstone = this.#put(sid, entry, { ...MOVED, version, movedTo: to, expiresAt: this.#keepUntil(entry, now) }, now)
     this.#insert(to, moved)
     return { kind: 'rename', sid, to, base, entry: moved, tombstone }
@@ -329,17 +348,32 @@ export class SessionTable {
    * moves here too; otherwise 'needs-target' asks for it. A move older than what this node has for
    * `from` lost, and `to` is destroyed.
    */
-  applyRename(move: { from: string; to: string; base: Version; version: Version; keepUntil: number; rebinds: number }, now: number, killed?: string[]): RemoteResult {
+  applyRename(
+    move: { from: string; to: string; base: Version; version: Version; keepUntil: number; rebinds: number },
+    now: number,
+    killed?: string[],
+  ): RemoteResult {
     const entry = this.#liveOrTombstone(move.from, now)
     const tombstone: EntryState = { ...MOVED, version: move.version, movedTo: move.to, expiresAt: move.keepUntil }
     if (!entry?.blob || !sameVersion(entry, move.base)) return this.applySnapshot(move.from, tombstone, now, killed)
-    const data: EntryState = { ...LIVE, version: move.version, blob: entry.blob, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires, rebinds: move.rebinds }
+    const data: EntryState = {
+      ...LIVE,
+      version: move.version,
+      blob: entry.blob,
+      expiresAt: entry.expiresAt,
+      cookieExpires: entry.cookieExpires,
+      rebinds: move.rebinds,
+    }
     this.#put(move.from, entry, tombstone, now)
     return this.applySnapshot(move.to, data, now, killed) === 'stale' ? 'stale' : 'applied'
   }
 
   /** Applies a destroy: it wins over any live version, and ends a move of the session too. */
-  applyDestroy({ sid, version, keepUntil }: { sid: string; version: Version; keepUntil: number }, now: number, killed?: string[]): RemoteResult {
+  applyDestroy(
+    { sid, version, keepUntil }: { sid: string; version: Version; keepUntil: number },
+    now: number,
+    killed?: string[],
+  ): RemoteResult {
     return this.applySnapshot(sid, { ...DESTROYED, version, expiresAt: keepUntil }, now, killed)
   }
 

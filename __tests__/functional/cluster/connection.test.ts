@@ -19,7 +19,15 @@ beforeEach(async () => {
   await once(near, 'connect')
   ;[far] = await accepted
   far.on('data', () => undefined) // reads everything, answers nothing
-  const options = { maxFrameBytes: 1 << 20, maxQueueBytes: 1 << 22, limits, label: 'test', idleTimeoutMs: 60_000, ackTimeoutMs: 200, stats: emptyTransportStats() }
+  const options = {
+    maxFrameBytes: 1 << 20,
+    maxQueueBytes: 1 << 22,
+    limits,
+    label: 'test',
+    idleTimeoutMs: 60_000,
+    ackTimeoutMs: 200,
+    stats: emptyTransportStats(),
+  }
   connection = new Connection(near, options, { message: () => undefined, closed: () => undefined })
   connection.established(1 << 20)
 })
@@ -30,16 +38,24 @@ afterEach(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()))
 })
 
-const destroy = (sid: string) => ({ type: MessageType.DESTROY, sid, version: { counter: 1, origin: 'was1' }, keepUntil: Date.now() + 60_000 }) as const
+const destroy = (sid: string) =>
+  ({ type: MessageType.DESTROY, sid, version: { counter: 1, origin: 'was1' }, keepUntil: Date.now() + 60_000 }) as const
 
 test('acks a peer withholds: every wait ends after ackTimeout, while the connection stays open', async () => {
-  const waits = Array.from({ length: 50 }, (_, i) => connection.sendData(destroy(`s${i}`), AckLevel.RECEIVED)!.catch((error: { code?: string }) => error.code))
+  const waits = Array.from({ length: 50 }, (_, i) =>
+    connection.sendData(destroy(`s${i}`), AckLevel.RECEIVED)!.catch((error: { code?: string }) => error.code),
+  )
   expect(await Promise.all(waits)).toEqual(Array(50).fill(ErrorCodes.REPLICATION_TIMEOUT))
   expect(connection.closed).toBe(false)
 })
 
 test('an ack settles every wait up to it, before any deadline', async () => {
-  const waits = [1, 2, 3].map((i) => connection.sendData(destroy(`s${i}`), AckLevel.RECEIVED)!.then(() => 'acked', (error: { code?: string }) => error.code))
+  const waits = [1, 2, 3].map((i) =>
+    connection.sendData(destroy(`s${i}`), AckLevel.RECEIVED)!.then(
+      () => 'acked',
+      (error: { code?: string }) => error.code,
+    ),
+  )
   // The far side acknowledges everything up to ack id 2, as a peer does.
   far.write(encodeMessage({ type: MessageType.ACK, ackId: 2 }))
   expect(await Promise.all(waits)).toEqual(['acked', 'acked', ErrorCodes.REPLICATION_TIMEOUT])

@@ -8,7 +8,10 @@ const B = { nodeId: 'was2', host: '127.0.0.12', port: 4057 }
 afterEach(killAll)
 
 async function pair(optionsA = {}, optionsB = {}): Promise<[NodeProcess, NodeProcess]> {
-  const nodes = await Promise.all([NodeProcess.start({ ...A, peers: [B], options: optionsA }), NodeProcess.start({ ...B, peers: [A], options: optionsB })])
+  const nodes = await Promise.all([
+    NodeProcess.start({ ...A, peers: [B], options: optionsA }),
+    NodeProcess.start({ ...B, peers: [A], options: optionsB }),
+  ])
   await Promise.all([nodes[0].waitForSync('was2'), nodes[1].waitForSync('was1')])
   return nodes
 }
@@ -25,18 +28,22 @@ async function slowPair(options: Record<string, unknown>): Promise<[NodeProcess,
   return [...nodes, proxy]
 }
 
-test.each(['ack', 'sync'])("sendMode '%s': set resolves only once the peer has the change, even over a slow link", async (sendMode) => {
-  const [was1, was2, proxy] = await slowPair({ sendMode })
-  try {
-    for (let i = 0; i < 5; i++) {
-      await was1.call('set', `mode-${i}`, session({ i }))
-      // No waiting: the write was confirmed, so the peer must already have it.
-      expect(await was2.call('get', `mode-${i}`)).toMatchObject({ i })
+test.each(['ack', 'sync'])(
+  "sendMode '%s': set resolves only once the peer has the change, even over a slow link",
+  async (sendMode) => {
+    const [was1, was2, proxy] = await slowPair({ sendMode })
+    try {
+      for (let i = 0; i < 5; i++) {
+        await was1.call('set', `mode-${i}`, session({ i }))
+        // No waiting: the write was confirmed, so the peer must already have it.
+        expect(await was2.call('get', `mode-${i}`)).toMatchObject({ i })
+      }
+    } finally {
+      await proxy.close()
     }
-  } finally {
-    await proxy.close()
-  }
-}, 60_000)
+  },
+  60_000,
+)
 
 test("sendMode 'async' (the default) resolves before a slow peer has the change", async () => {
   const [was1, was2, proxy] = await slowPair({})
@@ -124,12 +131,16 @@ test('a hung peer (SIGSTOP) is suspect first, verified, then dead; it comes back
     const dead = await was1.waitForPeer('was2', 'dead', mark)
     // A stopped process still accepts TCP connections (the kernel does), so verification keeps it
     // suspect until deadTimeout: no flapping to dead on a missed beat or two.
-    const suspectFor = new Date((dead.member as { since: string }).since).getTime() - new Date((suspect.member as { since: string }).since).getTime()
+    const suspectFor =
+      new Date((dead.member as { since: string }).since).getTime() - new Date((suspect.member as { since: string }).since).getTime()
     expect(suspectFor).toBeGreaterThanOrEqual(500)
   } finally {
     process.kill(was2.pid, 'SIGCONT')
   }
   await was1.waitForPeer('was2', 'alive', mark)
-  const states = was1.events.slice(mark).filter((event) => event.event === 'peer:state').map((event) => (event.member as { state: string }).state)
+  const states = was1.events
+    .slice(mark)
+    .filter((event) => event.event === 'peer:state')
+    .map((event) => (event.member as { state: string }).state)
   expect(states.slice(0, 2)).toEqual(['suspect', 'dead'])
 }, 60_000)

@@ -31,16 +31,29 @@ function nextSync(store: PeerStore): Promise<{ peer: string; sessions: number }>
  * proxy whose `replyFrameTap` sees what was1 answers. was1 cannot reach was2 at all (its way there is
  * cut), so nothing arrives by another path.
  */
-async function transferThroughProxy(port: number, fill: (store: PeerStore) => Promise<void>, options: PeerStoreOptions, prepare: (proxy: FaultProxy) => void) {
+async function transferThroughProxy(
+  port: number,
+  fill: (store: PeerStore) => Promise<void>,
+  options: PeerStoreOptions,
+  prepare: (proxy: FaultProxy) => void,
+) {
   const toWas1 = await FaultProxy.start({ host: '127.0.4.21', port: port + 1000 }, { host: '127.0.4.21', port })
   const toWas2 = await FaultProxy.start({ host: '127.0.4.22', port: port + 1000 }, { host: '127.0.4.22', port })
   proxies.push(toWas1, toWas2)
   toWas2.cut()
   prepare(toWas1)
-  const was1 = open([{ host: '127.0.4.22', port: port + 1000, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.4.21:${port}`, ...options })
+  const was1 = open([{ host: '127.0.4.22', port: port + 1000, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `127.0.4.21:${port}`,
+    ...options,
+  })
   await was1.ready()
   await fill(was1)
-  const was2 = open([{ host: '127.0.4.21', port: port + 1000, nodeId: 'was1' }], { nodeId: 'was2', listen: `127.0.4.22:${port}`, ...options })
+  const was2 = open([{ host: '127.0.4.21', port: port + 1000, nodeId: 'was1' }], {
+    nodeId: 'was2',
+    listen: `127.0.4.22:${port}`,
+    ...options,
+  })
   return { was1, was2, synced: await nextSync(was2) }
 }
 
@@ -87,10 +100,18 @@ test('long node ids, long session ids and syncChunkSize 10,000: every digest fit
     return [frame]
   }
   const options = { syncChunkSize: 10_000 }
-  const was1 = open([{ host: '127.0.4.22', port: 4503, nodeId: longId('was2') }], { nodeId: longId('was1'), listen: '127.0.4.21:4503', ...options })
+  const was1 = open([{ host: '127.0.4.22', port: 4503, nodeId: longId('was2') }], {
+    nodeId: longId('was1'),
+    listen: '127.0.4.21:4503',
+    ...options,
+  })
   await was1.ready()
   await fill(was1)
-  const was2 = open([{ host: '127.0.4.21', port: 5503, nodeId: longId('was1') }], { nodeId: longId('was2'), listen: '127.0.4.22:4503', ...options })
+  const was2 = open([{ host: '127.0.4.21', port: 5503, nodeId: longId('was1') }], {
+    nodeId: longId('was2'),
+    listen: '127.0.4.22:4503',
+    ...options,
+  })
   expect(await nextSync(was2)).toMatchObject({ sessions: 12_000 })
   expect(was1.stats().protocolErrors + was2.stats().protocolErrors).toBe(0)
   expect(Math.max(...sizes)).toBeLessThanOrEqual(1024 * 1024)

@@ -52,7 +52,10 @@ test('a second connection of the same peer is refused as a duplicate while the f
   const second = await RawPeer.connect(HOST, PORT)
   expect(await second.handshake(hello())).toMatchObject({ type: MessageType.REFUSE, reason: HandshakeRefusals.DUPLICATE })
   const claimant = await RawPeer.connect(HOST, PORT)
-  expect(await claimant.handshake(hello({ incarnation: 'bbbb' }))).toMatchObject({ type: MessageType.REFUSE, reason: HandshakeRefusals.DUPLICATE })
+  expect(await claimant.handshake(hello({ incarnation: 'bbbb' }))).toMatchObject({
+    type: MessageType.REFUSE,
+    reason: HandshakeRefusals.DUPLICATE,
+  })
   // A restarted peer: the old process is gone, its connection closed, so the new incarnation gets in.
   first.destroy()
   const restarted = await RawPeer.connect(HOST, PORT)

@@ -10,7 +10,7 @@ afterEach(async () => {
 })
 
 function open(peers: ConstructorParameters<typeof PeerStore>[0], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers as never, { ...FAST, ...options })
+  const store = new PeerStore(peers, { ...FAST, ...options })
   stores.push(store)
   return store
 }
@@ -19,14 +19,18 @@ function nextEvent<T extends unknown[]>(store: PeerStore, event: string, match: 
   return new Promise((resolve) => {
     const listener = (...args: T) => {
       if (!match(...args)) return
-      store.off(event as never, listener as never)
+      store.off(event as never, listener)
       resolve(args)
     }
-    store.on(event as never, listener as never)
+    store.on(event as never, listener)
   })
 }
 
-async function connectedPair(optionsA: PeerStoreOptions = {}, optionsB: PeerStoreOptions = {}, port = 4059): Promise<[PeerStore, PeerStore]> {
+async function connectedPair(
+  optionsA: PeerStoreOptions = {},
+  optionsB: PeerStoreOptions = {},
+  port = 4059,
+): Promise<[PeerStore, PeerStore]> {
   const a = open([{ host: '127.0.0.42', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.0.41:${port}`, ...optionsA })
   const b = open([{ host: '127.0.0.41', port, nodeId: 'was1' }], { nodeId: 'was2', listen: `127.0.0.42:${port}`, ...optionsB })
   await Promise.all([nextEvent(a, 'sync'), nextEvent(b, 'sync')])
@@ -83,7 +87,7 @@ test('a stalled peer: its queue overflows and is dropped, memory stays bounded, 
   }
 }, 60_000)
 
-test('peers given as host:port learn each other\'s node id at the first handshake', async () => {
+test("peers given as host:port learn each other's node id at the first handshake", async () => {
   const a = open(['127.0.0.42:4061'], { nodeId: 'was1', listen: '127.0.0.41:4061' })
   const b = open(['127.0.0.41:4061'], { nodeId: 'was2', listen: '127.0.0.42:4061' })
   await Promise.all([nextEvent(a, 'sync'), nextEvent(b, 'sync')])

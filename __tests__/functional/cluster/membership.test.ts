@@ -14,7 +14,12 @@ test('three nodes: a write on one reaches the two others', async () => {
     NodeProcess.start({ ...B, peers: [A, C] }),
     NodeProcess.start({ ...C, peers: [A, B] }),
   ])
-  await Promise.all([was2.waitForPeer('was1', 'alive'), was3.waitForPeer('was1', 'alive'), was1.waitForPeer('was2', 'alive'), was1.waitForPeer('was3', 'alive')])
+  await Promise.all([
+    was2.waitForPeer('was1', 'alive'),
+    was3.waitForPeer('was1', 'alive'),
+    was1.waitForPeer('was2', 'alive'),
+    was1.waitForPeer('was3', 'alive'),
+  ])
   await was1.call('set', 'three', session({ user: 'ada' }))
   await Promise.all([was2.waitForReplicated('three', 'upsert'), was3.waitForReplicated('three', 'upsert')])
   expect(await was2.call('get', 'three')).toMatchObject({ user: 'ada' })

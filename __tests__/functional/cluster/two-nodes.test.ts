@@ -8,10 +8,7 @@ let was1: NodeProcess
 let was2: NodeProcess
 
 beforeAll(async () => {
-  ;[was1, was2] = await Promise.all([
-    NodeProcess.start({ ...A, peers: [B] }),
-    NodeProcess.start({ ...B, peers: [A] }),
-  ])
+  ;[was1, was2] = await Promise.all([NodeProcess.start({ ...A, peers: [B] }), NodeProcess.start({ ...B, peers: [A] })])
   await Promise.all([was1.waitForSync('was2'), was2.waitForSync('was1')])
 }, 60_000)
 
@@ -73,12 +70,15 @@ test('an expiry change (touch) replicates', async () => {
   await was1.call('set', 'touch-1', first)
   await was2.waitForReplicated('touch-1', 'upsert')
   // Same cookie, later expiry: what express-session's touch hands over on a later request.
-  const touched = { ...first, cookie: { ...(first.cookie as object), expires: new Date((first.cookie as { expires: Date }).expires.getTime() + 30_000) } }
+  const touched = {
+    ...first,
+    cookie: { ...(first.cookie as object), expires: new Date((first.cookie as { expires: Date }).expires.getTime() + 30_000) },
+  }
   const mark = was2.mark
   await was1.call('touch', 'touch-1', touched)
   await was2.waitForReplicated('touch-1', 'expiry', mark)
   const seen = await was2.call<{ cookie: { expires: Date } }>('get', 'touch-1')
-  expect(seen.cookie.expires.getTime()).toBe((touched.cookie as { expires: Date }).expires.getTime())
+  expect(seen.cookie.expires.getTime()).toBe(touched.cookie.expires.getTime())
 })
 
 test('writes on both nodes in both directions', async () => {

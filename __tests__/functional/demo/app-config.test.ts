@@ -15,16 +15,24 @@ test.each([
   ['NODE_ID missing', {}, /NODE_ID is required \(for example NODE_ID=was1\)/],
   ['a bad NODE_ID', { NODE_ID: 'was 1' }, /NODE_ID must be/],
   ['LISTEN missing', { NODE_ID: 'was1' }, /LISTEN is required/],
-  ['a malformed peer', { NODE_ID: 'was1', LISTEN: '127.0.0.11:4290', PEERS: 'node2' }, /PEERS entries look like was2@10\.0\.0\.2:4055; got "node2"/],
+  [
+    'a malformed peer',
+    { NODE_ID: 'was1', LISTEN: '127.0.0.11:4290', PEERS: 'node2' },
+    /PEERS entries look like was2@10\.0\.0\.2:4055; got "node2"/,
+  ],
   ['a bad port', { NODE_ID: 'was1', LISTEN: '127.0.0.11:4290', PORT: 'eighty' }, /PORT must be a port number/],
   [
     'no secret on a network address',
     { NODE_ID: 'was1', LISTEN: '0.0.0.0:4290', PEERS: 'was2@10.9.9.9:4055' },
     /error: Invalid option `secret`.*openssl rand -base64 32/,
   ],
-])('the example app refuses %s with a clear message and exit code 1', async (_, env, message) => {
-  const { code, output } = await run(env)
-  expect(code).toBe(1)
-  expect(output).toMatch(message)
-  expect(output).not.toMatch(/^\s+at /m) // a message, not a stack trace
-}, 30_000)
+])(
+  'the example app refuses %s with a clear message and exit code 1',
+  async (_, env, message) => {
+    const { code, output } = await run(env)
+    expect(code).toBe(1)
+    expect(output).toMatch(message)
+    expect(output).not.toMatch(/^\s+at /m) // a message, not a stack trace
+  },
+  30_000,
+)

@@ -72,6 +72,8 @@ test('the mounted config routes on the route cookie, passive, one server per nod
 
 test('HAProxy itself accepts the mounted config', async () => {
   const env = { ...process.env, LISTEN_ADDR: '127.0.0.1:3299', NODE1_ADDR: '127.0.0.11:3201', NODE2_ADDR: '127.0.0.12:3201' }
-  const { stdout, stderr } = await promisify(execFile)('haproxy', ['-c', '-f', path.join(ROOT, 'examples/express-app/haproxy.cfg')], { env })
+  const { stdout, stderr } = await promisify(execFile)('haproxy', ['-c', '-f', path.join(ROOT, 'examples/express-app/haproxy.cfg')], {
+    env,
+  })
   expect(`${stdout}${stderr}`).toMatch(/Configuration file is valid/)
 })

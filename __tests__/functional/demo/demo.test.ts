@@ -48,7 +48,10 @@ test('if the demo itself is killed, its nodes stop too instead of lingering', as
   const mark = other.mark
   await other.kill('SIGKILL')
   // The nodes write to the same output, and say why they stop.
-  await Promise.all([other.waitFor(/\[was1\] launcher gone: shutting down/, 10_000, mark), other.waitFor(/\[was2\] launcher gone: shutting down/, 10_000, mark)])
+  await Promise.all([
+    other.waitFor(/\[was1\] launcher gone: shutting down/, 10_000, mark),
+    other.waitFor(/\[was2\] launcher gone: shutting down/, 10_000, mark),
+  ])
 }, 60_000)
 
 test('Ctrl-C stops everything cleanly: the demo exits 0 and its ports are free', async () => {

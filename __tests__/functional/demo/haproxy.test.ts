@@ -67,7 +67,13 @@ test('when the node dies, HAProxy fails over and the session and its counter sur
   expect(await browser.post('/count')).toEqual({ node: survivor, count: 5 })
 
   // Restarted, the node receives every session from its peer, and HAProxy takes it back.
-  const restarted = startAppNode(served, served === 'was1' ? '127.0.0.11' : '127.0.0.12', HTTP, REPLICATION, `${survivor}@127.0.0.${survivor === 'was1' ? 11 : 12}:${REPLICATION}`)
+  const restarted = startAppNode(
+    served,
+    served === 'was1' ? '127.0.0.11' : '127.0.0.12',
+    HTTP,
+    REPLICATION,
+    `${survivor}@127.0.0.${survivor === 'was1' ? 11 : 12}:${REPLICATION}`,
+  )
   if (served === 'was1') was1 = restarted
   else was2 = restarted
   await restarted.waitFor(new RegExp(`\\[${served}\\] received [1-9]\\d* sessions from ${survivor}`))

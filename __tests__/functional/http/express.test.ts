@@ -53,11 +53,15 @@ test('the route cookie is not sent again once the browser has it', async () => {
   const agent = request.agent(app())
   await agent.get('/login').expect(200)
   const again = await agent.get('/peek').expect(200)
-  expect((again.headers['set-cookie'] as unknown as string[] | undefined) ?? []).not.toEqual(expect.arrayContaining([expect.stringMatching(/^ROUTEID=/)]))
+  expect((again.headers['set-cookie'] as unknown as string[] | undefined) ?? []).not.toEqual(
+    expect.arrayContaining([expect.stringMatching(/^ROUTEID=/)]),
+  )
 })
 
 test("the route cookie's name, format and attributes follow the options (Apache: .was2)", async () => {
-  const response = await request(app({ routeCookie: { name: 'BALANCEID', format: 'dot', secure: true } })).get('/login').expect(200)
+  const response = await request(app({ routeCookie: { name: 'BALANCEID', format: 'dot', secure: true } }))
+    .get('/login')
+    .expect(200)
   expect(response.headers['set-cookie']).toEqual(expect.arrayContaining(['BALANCEID=.was2; Path=/; HttpOnly; Secure; SameSite=Lax']))
 })
 

@@ -3,7 +3,12 @@ import { MessageType } from '../../../lib/protocol/messages.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
 import { browse, CookieJar, WebNode, stopAllWebNodes, type Framework } from '../../helpers/web-node.js'
 
-const SESSION_COOKIE: Record<Framework, string> = { express5: 'connect.sid', express4: 'connect.sid', koa: 'koa.sess', fastify: 'sessionId' }
+const SESSION_COOKIE: Record<Framework, string> = {
+  express5: 'connect.sid',
+  express4: 'connect.sid',
+  koa: 'koa.sess',
+  fastify: 'sessionId',
+}
 const DATA_TYPES = new Set<number>([MessageType.UPSERT, MessageType.DESTROY, MessageType.EXPIRY, MessageType.RENAME, MessageType.CLEAR])
 
 describe.each<[Framework, number]>([
@@ -64,7 +69,15 @@ describe.each<[Framework, number]>([
 
     // The balancer sends the client to was2 (was1 "failed").
     const failedOver = await browse(jar, `${was2.url}/whoami`)
-    expect(failedOver.body).toMatchObject({ node: 'was2', user: 'ada', count: 2, cart: [{ sku: 'A-1', qty: 2 }, { sku: 'B-7', qty: 1 }] })
+    expect(failedOver.body).toMatchObject({
+      node: 'was2',
+      user: 'ada',
+      count: 2,
+      cart: [
+        { sku: 'A-1', qty: 2 },
+        { sku: 'B-7', qty: 1 },
+      ],
+    })
     expect(failedOver.body.previous).toEqual(expect.stringMatching(/\.was1$/))
     expect(jar.cookies.get(SESSION_COOKIE[framework])).not.toBe(oldSession)
     expect(jar.cookies.get('ROUTEID')).toBe('was2')

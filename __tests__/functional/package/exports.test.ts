@@ -113,11 +113,21 @@ test('the types resolve for a TypeScript user', async () => {
   )
   await writeFile(
     path.join(folder, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', noEmit: true, skipLibCheck: false, types: ['node'] }, files: ['use.ts'] }),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+      },
+      files: ['use.ts'],
+    }),
   )
-  const compiled = await run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: folder }).catch(
-    (error: { stdout?: string }) => ({ stdout: error.stdout ?? String(error) }),
-  )
+  const compiled = await run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+    cwd: folder,
+  }).catch((error: Error & { stdout?: string }) => ({ stdout: error.stdout ?? error.message }))
   // Our declarations and the user's file must be clean; other packages' own typings are not ours to judge.
   const ours = compiled.stdout.split('\n').filter((line) => /^(use\.ts|node_modules\/connect-peer\/)/.test(line))
   expect(ours).toEqual([])
@@ -136,7 +146,7 @@ test("the README's quick start runs as written: counts views and shuts down on S
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   try {
-    await lineMatching(child.stdout!, /listening on/)
+    await lineMatching(child.stdout, /listening on/)
     let cookie = ''
     const bodies: string[] = []
     for (let i = 0; i < 2; i++) {

@@ -21,12 +21,19 @@ afterEach(async () => {
 })
 
 async function nodeAndFaultyPeer(port: number, options: object = {}): Promise<{ store: PeerStore; peer: RawPeer }> {
-  const store = new PeerStore([{ host: PEER, port, nodeId: 'was2' }], { nodeId: 'was1', listen: `${HOST}:${port}`, retry: () => 60_000, ...options })
+  const store = new PeerStore([{ host: PEER, port, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `${HOST}:${port}`,
+    retry: () => 60_000,
+    ...options,
+  })
   stores.push(store)
   await store.ready()
   const peer = await RawPeer.connect(HOST, port, PEER)
   peers.push(peer)
-  expect(await peer.handshake({ protocol: PROTOCOL_VERSION, cluster: 'connect-peer', nodeId: 'was2', incarnation: 'faulty' })).toMatchObject({ type: MessageType.READY })
+  expect(
+    await peer.handshake({ protocol: PROTOCOL_VERSION, cluster: 'connect-peer', nodeId: 'was2', incarnation: 'faulty' }),
+  ).toMatchObject({ type: MessageType.READY })
   return { store, peer }
 }
 
@@ -39,7 +46,8 @@ async function roundTrip(peer: RawPeer): Promise<void> {
 }
 
 const LATER = () => Date.now() + 3_600_000
-const blob = (data: Record<string, unknown>) => encodeSession({ cookie: { path: '/' }, ...data }, { maxSessionBytes: 1 << 16, maxDepth: 16, maxContainerLength: 1 << 16 }).blob
+const blob = (data: Record<string, unknown>) =>
+  encodeSession({ cookie: { path: '/' }, ...data }, { maxSessionBytes: 1 << 16, maxDepth: 16, maxContainerLength: 1 << 16 }).blob
 const snapshot = (sid: string, data: Record<string, unknown>): Snapshot => ({
   sid,
   version: { counter: 1, origin: 'was2' },
@@ -65,7 +73,13 @@ const deltaOnUnknownBase = (sid: string): Message => ({
 
 test('a fetch reply nobody asked for is ignored', async () => {
   const { store, peer } = await nodeAndFaultyPeer(4401)
-  peer.send({ type: MessageType.FETCH_REPLY, requestId: 777, epoch: NO_VERSION, snapshots: [snapshot('planted', { user: 'mallory' })], final: true })
+  peer.send({
+    type: MessageType.FETCH_REPLY,
+    requestId: 777,
+    epoch: NO_VERSION,
+    snapshots: [snapshot('planted', { user: 'mallory' })],
+    final: true,
+  })
   await roundTrip(peer)
   expect(await store.get('planted')).toBeNull()
 })
@@ -76,7 +90,13 @@ test('a fetch reply brings what was asked for, and nothing it slips in besides',
   const fetch = await peer.next(MessageType.FETCH)
   expect(fetch).toMatchObject({ sids: ['wanted'] })
   const requestId = (fetch as Extract<Message, { type: typeof MessageType.FETCH }>).requestId
-  peer.send({ type: MessageType.FETCH_REPLY, requestId, epoch: NO_VERSION, snapshots: [snapshot('wanted', { user: 'ada' }), snapshot('planted', { user: 'mallory' })], final: true })
+  peer.send({
+    type: MessageType.FETCH_REPLY,
+    requestId,
+    epoch: NO_VERSION,
+    snapshots: [snapshot('wanted', { user: 'ada' }), snapshot('planted', { user: 'mallory' })],
+    final: true,
+  })
   await roundTrip(peer)
   expect(await store.get('wanted')).toMatchObject({ user: 'ada' })
   expect(await store.get('planted')).toBeNull()

@@ -30,7 +30,7 @@ function open(peers: unknown[], options: PeerStoreOptions): PeerStore {
 }
 
 function nextEvent<T extends unknown[]>(store: PeerStore, event: string): Promise<T> {
-  return new Promise((resolve) => store.once(event as never, ((...args: T) => resolve(args)) as never))
+  return new Promise((resolve) => store.once(event as never, (...args: T) => resolve(args)))
 }
 
 /** Fails with `what` unless `promise` settles within `ms`. */
@@ -50,7 +50,16 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
  */
 async function sniffedHello(): Promise<Buffer> {
   const { id } = await deriveSecretKey(SECRET)
-  return encodeMessage({ type: MessageType.HELLO, protocol: PROTOCOL_VERSION, cluster: 'connect-peer', nodeId: 'was2', incarnation: 'x', maxFrameBytes: 1 << 20, nonce: randomBytes(32), keyId: id })
+  return encodeMessage({
+    type: MessageType.HELLO,
+    protocol: PROTOCOL_VERSION,
+    cluster: 'connect-peer',
+    nodeId: 'was2',
+    incarnation: 'x',
+    maxFrameBytes: 1 << 20,
+    nonce: randomBytes(32),
+    keyId: id,
+  })
 }
 
 /**
@@ -124,7 +133,12 @@ function squat(target: { host: string; port: number }, from: readonly string[], 
 
 /** was1 is attacked; was2 (the real peer, on its own address) must still connect to it and replicate. */
 async function realPeerGetsThrough(port: number, was1: PeerStore, options: PeerStoreOptions = {}): Promise<void> {
-  const was2 = open([{ host: '127.0.3.10', port, nodeId: 'was1' }], { nodeId: 'was2', listen: `127.0.3.11:${port}`, sendMode: 'sync', ...options })
+  const was2 = open([{ host: '127.0.3.10', port, nodeId: 'was1' }], {
+    nodeId: 'was2',
+    listen: `127.0.3.11:${port}`,
+    sendMode: 'sync',
+    ...options,
+  })
   // was2's 'sync' needs its own outbound connection, the one accepted by the node under attack.
   await within(8000, 'was2 connecting to the node under attack', Promise.all([nextEvent(was1, 'sync'), nextEvent(was2, 'sync')]))
   await was2.set('through-the-crowd', session({ n: 1 }))
@@ -133,7 +147,11 @@ async function realPeerGetsThrough(port: number, was1: PeerStore, options: PeerS
 
 test('a stranger holding many idle sockets from one address, and reopening them, cannot keep a real peer out', async () => {
   const port = 4310
-  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.3.10:${port}`, maxPendingHandshakes: 8 })
+  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `127.0.3.10:${port}`,
+    maxPendingHandshakes: 8,
+  })
   await was1.ready()
   await squat({ host: '127.0.3.10', port }, ['127.0.3.100'], 24, await sniffedHello()).ready
   await realPeerGetsThrough(port, was1)
@@ -142,7 +160,11 @@ test('a stranger holding many idle sockets from one address, and reopening them,
 
 test("strangers from many addresses filling the shared slots cannot keep a configured peer's host out", async () => {
   const port = 4311
-  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.3.10:${port}`, maxPendingHandshakes: 8 })
+  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `127.0.3.10:${port}`,
+    maxPendingHandshakes: 8,
+  })
   await was1.ready()
   const crowd = Array.from({ length: 40 }, (_, index) => `127.0.3.${120 + index}`)
   await squat({ host: '127.0.3.10', port }, crowd, 1, await sniffedHello()).ready
@@ -150,7 +172,12 @@ test("strangers from many addresses filling the shared slots cannot keep a confi
 })
 
 test('a connection that sends no HELLO is closed after a second, long before handshakeTimeout', async () => {
-  const was1 = open([{ host: '127.0.3.11', port: 4312, nodeId: 'was2' }], { nodeId: 'was1', listen: '127.0.3.10:4312', handshakeTimeout: 10_000, deadTimeout: 20_000 })
+  const was1 = open([{ host: '127.0.3.11', port: 4312, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: '127.0.3.10:4312',
+    handshakeTimeout: 10_000,
+    deadTimeout: 20_000,
+  })
   await was1.ready()
   const reported = nextEvent<[Error & { reason?: string }, string]>(was1, 'peer:error')
   const idle = await RawPeer.connect('127.0.3.10', 4312, '127.0.3.101')
@@ -167,7 +194,12 @@ test('with mutual TLS, slots are taken before the TLS handshake: idle TCP socket
     const pem = (file: string) => readFileSync(path.join(FIXTURES, 'tls', file))
     return { ca: pem('cluster-ca.crt'), cert: pem(`${name}.crt`), key: pem(`${name}.key`) }
   }
-  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.3.10:${port}`, maxPendingHandshakes: 8, tls: tls('was1') })
+  const was1 = open([{ host: '127.0.3.11', port, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `127.0.3.10:${port}`,
+    maxPendingHandshakes: 8,
+    tls: tls('was1'),
+  })
   await was1.ready()
   await squat({ host: '127.0.3.10', port }, ['127.0.3.102'], 24).ready
   await realPeerGetsThrough(port, was1, { tls: tls('was2') })

@@ -16,7 +16,12 @@ afterEach(async () => {
 })
 
 function open(nodeId: string, host: string, port: number, peer: { host: string; nodeId: string }, options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore([{ host: peer.host, port, nodeId: peer.nodeId }], { ...TIMING, nodeId, listen: `${host}:${port}`, ...options })
+  const store = new PeerStore([{ host: peer.host, port, nodeId: peer.nodeId }], {
+    ...TIMING,
+    nodeId,
+    listen: `${host}:${port}`,
+    ...options,
+  })
   stores.push(store)
   return store
 }
@@ -44,7 +49,13 @@ test('mutual TLS and a secret together: both must match', async () => {
 
 test('a node whose certificate comes from another CA is refused, and nothing replicates', async () => {
   const was1 = open('was1', '127.0.0.91', 4122, { host: '127.0.0.92', nodeId: 'was2' }, { tls: tlsFor('was1'), retry: () => 60_000 })
-  const rogue = open('was2', '127.0.0.92', 4122, { host: '127.0.0.91', nodeId: 'was1' }, { tls: { ...tlsFor('rogue-was2'), ca: pem('other-ca.crt') }, retry: () => 60_000 })
+  const rogue = open(
+    'was2',
+    '127.0.0.92',
+    4122,
+    { host: '127.0.0.91', nodeId: 'was1' },
+    { tls: { ...tlsFor('rogue-was2'), ca: pem('other-ca.crt') }, retry: () => 60_000 },
+  )
   const errors: string[] = []
   was1.on('peer:error', (error) => errors.push(error.message))
   await Promise.all([next(was1, 'peer:error'), rogue.ready()])
@@ -81,7 +92,13 @@ test('over mutual TLS, a stalled peer overflows its queue and is resynchronised 
   try {
     const limits = { maxSessionBytes: 8192, maxFrameBytes: 80_000, maxQueueBytes: 200_000, deadTimeout: 60_000, suspectTimeout: 30_000 }
     // was1 reaches was2 through the proxy (which the test can pause); was2 dials was1 directly.
-    const through = new PeerStore([{ host: '127.0.3.34', port: 5321, nodeId: 'was2' }], { ...TIMING, nodeId: 'was1', listen: '127.0.3.33:4321', tls: tlsFor('was1'), ...limits })
+    const through = new PeerStore([{ host: '127.0.3.34', port: 5321, nodeId: 'was2' }], {
+      ...TIMING,
+      nodeId: 'was1',
+      listen: '127.0.3.33:4321',
+      tls: tlsFor('was1'),
+      ...limits,
+    })
     stores.push(through)
     const was2 = open('was2', '127.0.3.34', 4321, { host: '127.0.3.33', nodeId: 'was1' }, { tls: tlsFor('was2'), ...limits })
     await Promise.all([next(through, 'sync'), next(was2, 'sync')])
@@ -109,12 +126,18 @@ function firstOutcome(store: PeerStore): Promise<'refused' | 'synced'> {
   return Promise.race([next(store, 'peer:error').then(() => 'refused' as const), next(store, 'sync').then(() => 'synced' as const)])
 }
 
-test("a certificate from the cluster CA whose SANs only look like was2's (DNS:was2:x, DNS:\"a, DNS:was2\") cannot pass as was2", async () => {
+test('a certificate from the cluster CA whose SANs only look like was2\'s (DNS:was2:x, DNS:"a, DNS:was2") cannot pass as was2', async () => {
   const was1 = open('was1', '127.0.3.35', 4322, { host: '127.0.3.36', nodeId: 'was2' }, { tls: tlsFor('was1'), retry: () => 60_000 })
   const errors: Array<{ reason?: string; message: string }> = []
   was1.on('peer:error', (error) => errors.push(error as { reason?: string; message: string }))
   const outcome = firstOutcome(was1)
-  const impostor = open('was2', '127.0.3.36', 4322, { host: '127.0.3.35', nodeId: 'was1' }, { tls: tlsFor('tricky-was3'), retry: () => 60_000 })
+  const impostor = open(
+    'was2',
+    '127.0.3.36',
+    4322,
+    { host: '127.0.3.35', nodeId: 'was1' },
+    { tls: tlsFor('tricky-was3'), retry: () => 60_000 },
+  )
   expect(await outcome).toBe('refused')
   expect(errors[0]).toMatchObject({ reason: HandshakeRefusals.AUTH, message: expect.stringContaining('was2:x') })
   await impostor.set('injected', session({ admin: true }))
@@ -126,7 +149,13 @@ describe("tls.identity { uriPrefix }: a URI SAN '<prefix><nodeId>' names the nod
   const identity = { uriPrefix: 'spiffe://cluster/' }
 
   test('nodes whose certificates name them only by URI replicate', async () => {
-    const was1 = open('was1', '127.0.3.37', 4323, { host: '127.0.3.38', nodeId: 'was2' }, { tls: { ...tlsFor('uri-was1'), identity }, sendMode: 'sync' })
+    const was1 = open(
+      'was1',
+      '127.0.3.37',
+      4323,
+      { host: '127.0.3.38', nodeId: 'was2' },
+      { tls: { ...tlsFor('uri-was1'), identity }, sendMode: 'sync' },
+    )
     const was2 = open('was2', '127.0.3.38', 4323, { host: '127.0.3.37', nodeId: 'was1' }, { tls: { ...tlsFor('uri-was2'), identity } })
     await Promise.all([next(was1, 'sync'), next(was2, 'sync')])
     await was1.set('by-uri', session({ n: 1 }))
@@ -137,9 +166,21 @@ describe("tls.identity { uriPrefix }: a URI SAN '<prefix><nodeId>' names the nod
     ['names was2 by CN and DNS only', 'was2', 4324],
     ['has the URI spiffe://cluster/was2/extra', 'tricky-was3', 4325],
   ])('a certificate from the cluster CA that %s is refused', async (_, certificate, port) => {
-    const was1 = open('was1', '127.0.3.37', port, { host: '127.0.3.38', nodeId: 'was2' }, { tls: { ...tlsFor('uri-was1'), identity }, retry: () => 60_000 })
+    const was1 = open(
+      'was1',
+      '127.0.3.37',
+      port,
+      { host: '127.0.3.38', nodeId: 'was2' },
+      { tls: { ...tlsFor('uri-was1'), identity }, retry: () => 60_000 },
+    )
     const outcome = firstOutcome(was1)
-    open('was2', '127.0.3.38', port, { host: '127.0.3.37', nodeId: 'was1' }, { tls: { ...tlsFor(certificate), identity }, retry: () => 60_000 })
+    open(
+      'was2',
+      '127.0.3.38',
+      port,
+      { host: '127.0.3.37', nodeId: 'was1' },
+      { tls: { ...tlsFor(certificate), identity }, retry: () => 60_000 },
+    )
     expect(await outcome).toBe('refused')
     expect(was1.members()[0]!.state).not.toBe('alive')
   })

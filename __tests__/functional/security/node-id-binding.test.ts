@@ -20,11 +20,16 @@ function open(peerList: unknown[], options: PeerStoreOptions): PeerStore {
 }
 
 function nextEvent<T extends unknown[]>(store: PeerStore, event: string): Promise<T> {
-  return new Promise((resolve) => store.once(event as never, ((...args: T) => resolve(args)) as never))
+  return new Promise((resolve) => store.once(event as never, (...args: T) => resolve(args)))
 }
 
 /** A member of the cluster (it knows the secret) connecting from `from`, claiming `nodeId`. */
-async function member(port: number, from: string, nodeId: string, incarnation = 'other'): Promise<{ peer: RawPeer; answer: Message | undefined }> {
+async function member(
+  port: number,
+  from: string,
+  nodeId: string,
+  incarnation = 'other',
+): Promise<{ peer: RawPeer; answer: Message | undefined }> {
   const peer = await RawPeer.connect('127.0.3.20', port, from)
   peers.push(peer)
   return { peer, answer: await peer.secureHandshake({ cluster: 'connect-peer', nodeId, incarnation }, SECRET) }
@@ -67,7 +72,12 @@ describe('a live connection is not displaced by another claiming the same node i
 
   test('a peer whose old connection went quiet gets in once it has been silent for suspectTimeout', async () => {
     const port = 4333
-    const was1 = open([{ host: '127.0.3.21', port, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.3.20:${port}`, retry: () => 60_000, deadTimeout: 20_000 })
+    const was1 = open([{ host: '127.0.3.21', port, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: `127.0.3.20:${port}`,
+      retry: () => 60_000,
+      deadTimeout: 20_000,
+    })
     await was1.ready()
     // The old connection completes its handshake, then says nothing more (a host that froze).
     expect((await member(port, '127.0.3.21', 'was2', 'before')).answer).toMatchObject({ type: MessageType.READY })

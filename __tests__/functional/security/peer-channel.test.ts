@@ -35,19 +35,28 @@ function nextEvent(store: PeerStore, event: string, match: (...args: never[]) =>
   return new Promise((resolve) => {
     const listener = (...args: never[]) => {
       if (!match(...args)) return
-      store.off(event as never, listener as never)
+      store.off(event as never, listener)
       resolve(args)
     }
-    store.on(event as never, listener as never)
+    store.on(event as never, listener)
   })
 }
 
 /** was1 on 127.0.0.81 reaches was2 on 127.0.0.82 through a proxy (so tests can watch and tamper). */
-async function pairThroughProxy(port: number, options1: PeerStoreOptions, options2: PeerStoreOptions, prepare?: (proxy: FaultProxy) => void) {
+async function pairThroughProxy(
+  port: number,
+  options1: PeerStoreOptions,
+  options2: PeerStoreOptions,
+  prepare?: (proxy: FaultProxy) => void,
+) {
   const proxy = await FaultProxy.start({ host: '127.0.0.82', port: port + 1000 }, { host: '127.0.0.82', port })
   proxies.push(proxy)
   prepare?.(proxy)
-  const was1 = open([{ host: '127.0.0.82', port: port + 1000, nodeId: 'was2' }], { nodeId: 'was1', listen: `127.0.0.81:${port}`, ...options1 })
+  const was1 = open([{ host: '127.0.0.82', port: port + 1000, nodeId: 'was2' }], {
+    nodeId: 'was1',
+    listen: `127.0.0.81:${port}`,
+    ...options1,
+  })
   const was2 = open([{ host: '127.0.0.81', port, nodeId: 'was1' }], { nodeId: 'was2', listen: `127.0.0.82:${port}`, ...options2 })
   return { was1, was2, proxy }
 }
@@ -84,15 +93,29 @@ describe('authentication and encryption with a shared secret', () => {
 
   test('key rotation: a list of secrets is accepted, the first is used to connect', async () => {
     // Step 1 of a rotation: both accept both, was1 already sends with the new one.
-    const was1 = open([{ host: '127.0.0.82', port: 4103, nodeId: 'was2' }], { nodeId: 'was1', listen: '127.0.0.81:4103', secret: [OTHER, SECRET] })
-    const was2 = open([{ host: '127.0.0.81', port: 4103, nodeId: 'was1' }], { nodeId: 'was2', listen: '127.0.0.82:4103', secret: [SECRET, OTHER], sendMode: 'sync' })
+    const was1 = open([{ host: '127.0.0.82', port: 4103, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: '127.0.0.81:4103',
+      secret: [OTHER, SECRET],
+    })
+    const was2 = open([{ host: '127.0.0.81', port: 4103, nodeId: 'was1' }], {
+      nodeId: 'was2',
+      listen: '127.0.0.82:4103',
+      secret: [SECRET, OTHER],
+      sendMode: 'sync',
+    })
     await Promise.all([nextEvent(was1, 'sync'), nextEvent(was2, 'sync')])
     await was2.set('rotated', session({ n: 1 }))
     expect(await was1.get('rotated')).toMatchObject({ n: 1 })
   })
 
   test('a node that has not got the new secret yet refuses a peer that already sends with it', async () => {
-    const was1 = open([{ host: '127.0.0.82', port: 4104, nodeId: 'was2' }], { nodeId: 'was1', listen: '127.0.0.81:4104', secret: [OTHER, SECRET], retry: () => 60_000 })
+    const was1 = open([{ host: '127.0.0.82', port: 4104, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: '127.0.0.81:4104',
+      secret: [OTHER, SECRET],
+      retry: () => 60_000,
+    })
     const was2 = open([{ host: '127.0.0.81', port: 4104, nodeId: 'was1' }], { nodeId: 'was2', listen: '127.0.0.82:4104', secret: SECRET })
     // The other direction (was2 sends with the old secret, which was1 still accepts) works.
     const synced = nextEvent(was2, 'sync')
@@ -158,13 +181,25 @@ describe('authentication and encryption with a shared secret', () => {
   })
 
   test('an authenticated node id that is not a configured peer is refused after it proves the secret', async () => {
-    await open([{ host: '127.0.0.82', port: 4107, nodeId: 'was2' }], { nodeId: 'was1', listen: '127.0.0.81:4107', secret: SECRET, retry: () => 60_000 }).ready()
+    await open([{ host: '127.0.0.82', port: 4107, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: '127.0.0.81:4107',
+      secret: SECRET,
+      retry: () => 60_000,
+    }).ready()
     const stranger = await RawPeer.connect('127.0.0.81', 4107)
-    expect(await stranger.secureHandshake({ cluster: 'connect-peer', nodeId: 'was9' }, SECRET)).toMatchObject({ reason: HandshakeRefusals.UNKNOWN_NODE })
+    expect(await stranger.secureHandshake({ cluster: 'connect-peer', nodeId: 'was9' }, SECRET)).toMatchObject({
+      reason: HandshakeRefusals.UNKNOWN_NODE,
+    })
   })
 
   test('a stranger without the secret learns nothing about the peer list', async () => {
-    await open([{ host: '127.0.0.82', port: 4108, nodeId: 'was2' }], { nodeId: 'was1', listen: '127.0.0.81:4108', secret: SECRET, retry: () => 60_000 }).ready()
+    await open([{ host: '127.0.0.82', port: 4108, nodeId: 'was2' }], {
+      nodeId: 'was1',
+      listen: '127.0.0.81:4108',
+      secret: SECRET,
+      retry: () => 60_000,
+    }).ready()
     for (const nodeId of ['was2', 'was9']) {
       const stranger = await RawPeer.connect('127.0.0.81', 4108)
       expect(await stranger.secureHandshake({ cluster: 'connect-peer', nodeId }, OTHER)).toMatchObject({ reason: HandshakeRefusals.AUTH })
@@ -290,7 +325,12 @@ describe('configuration', () => {
   })
 
   test('insecure: true allows it explicitly; loopback-only needs nothing', async () => {
-    const insecure = new PeerStore(['127.0.0.2:4055'], { nodeId: 'was1', listen: { host: '0.0.0.0', port: 0 }, insecure: true, retry: () => 60_000 })
+    const insecure = new PeerStore(['127.0.0.2:4055'], {
+      nodeId: 'was1',
+      listen: { host: '0.0.0.0', port: 0 },
+      insecure: true,
+      retry: () => 60_000,
+    })
     const loopback = new PeerStore(['127.0.0.2:4055'], { nodeId: 'was1', listen: '127.0.0.1:0', retry: () => 60_000 })
     await Promise.all([insecure.close(), loopback.close()])
   })
@@ -301,6 +341,8 @@ describe('configuration', () => {
     [{ secret: [] }, 'secret'],
     [{ tls: { ca: 'x', cert: 'y' } }, 'tls.key'],
   ])('%p is refused naming %s', (options, option) => {
-    expect(() => new PeerStore(['127.0.0.2:4055'], { nodeId: 'was1', listen: '127.0.0.1:0', ...options } as never)).toThrow(expect.objectContaining({ option }))
+    expect(() => new PeerStore(['127.0.0.2:4055'], { nodeId: 'was1', listen: '127.0.0.1:0', ...options } as never)).toThrow(
+      expect.objectContaining({ option }),
+    )
   })
 })

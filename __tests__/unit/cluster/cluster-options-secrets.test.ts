@@ -1,6 +1,6 @@
 import { inspect } from 'node:util'
 import { InvalidOptionError } from '../../../lib/base/errors.js'
-import { resolveOptions, type PeerStoreOptions } from '../../../lib/peer-store/options.js'
+import { resolveOptions } from '../../../lib/peer-store/options.js'
 
 const BASE = { nodeId: 'was1', listen: '127.0.3.250:0' }
 const SHORT = 'hunter2-prod-pw'
@@ -14,7 +14,7 @@ function partsOf(secret: string): string[] {
 
 function refusal(options: Record<string, unknown>): InvalidOptionError {
   try {
-    resolveOptions(['127.0.3.251:4000'], { ...BASE, ...options } as PeerStoreOptions)
+    resolveOptions(['127.0.3.251:4000'], { ...BASE, ...options })
   } catch (error) {
     if (error instanceof InvalidOptionError) return error
     throw error
@@ -28,7 +28,12 @@ test.each([
   ['a three-character secret', { secret: 'Zx9' }, 'secret', 'Zx9'],
   ['a number as the secret', { secret: NUMERIC }, 'secret', String(NUMERIC)],
   ['a number in the secret list', { secret: [NUMERIC] }, 'secret[0]', String(NUMERIC)],
-  ['a number as the TLS passphrase', { tls: { ca: 'ca', cert: 'cert', key: 'key', passphrase: NUMERIC } }, 'tls.passphrase', String(NUMERIC)],
+  [
+    'a number as the TLS passphrase',
+    { tls: { ca: 'ca', cert: 'cert', key: 'key', passphrase: NUMERIC } },
+    'tls.passphrase',
+    String(NUMERIC),
+  ],
   ['a private key in place of the TLS options', { tls: PEM_KEY }, 'tls', PEM_KEY.slice(28, 80)],
   ['a number as the TLS key', { tls: { ca: 'ca', cert: 'cert', key: NUMERIC } }, 'tls.key', String(NUMERIC)],
 ])('%s is refused without printing any part of it', (_, options, option, secret) => {

@@ -11,7 +11,9 @@ describe('maxPendingHandshakesPerHost', () => {
   })
 
   test.each([0, 1.5, '4', 33])('%p is refused, naming the option', (value) => {
-    expect(() => resolve({ maxPendingHandshakesPerHost: value })).toThrow(expect.objectContaining({ option: 'maxPendingHandshakesPerHost' }))
+    expect(() => resolve({ maxPendingHandshakesPerHost: value })).toThrow(
+      expect.objectContaining({ option: 'maxPendingHandshakesPerHost' }),
+    )
   })
 
   test('more than maxPendingHandshakes is refused, saying so', () => {
@@ -37,8 +39,12 @@ describe('tls.identity', () => {
   test("defaults to 'cn-or-dns'; { uriPrefix } is kept as given", () => {
     expect(resolve({ tls }).tls!.identity).toBe('cn-or-dns')
     expect(resolve({ tls: { ...tls, identity: 'cn-or-dns' } }).tls!.identity).toBe('cn-or-dns')
-    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'spiffe://cluster/' } } }).tls!.identity).toEqual({ uriPrefix: 'spiffe://cluster/' })
-    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'urn:example:nodes:' } } }).tls!.identity).toEqual({ uriPrefix: 'urn:example:nodes:' })
+    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'spiffe://cluster/' } } }).tls!.identity).toEqual({
+      uriPrefix: 'spiffe://cluster/',
+    })
+    expect(resolve({ tls: { ...tls, identity: { uriPrefix: 'urn:example:nodes:' } } }).tls!.identity).toEqual({
+      uriPrefix: 'urn:example:nodes:',
+    })
   })
 
   test.each([
@@ -57,6 +63,8 @@ describe('tls.identity', () => {
   })
 
   test('an unknown field in tls is refused, so a typo cannot leave the weaker binding on', () => {
-    expect(() => resolve({ tls: { ...tls, identiy: { uriPrefix: 'spiffe://cluster/' } } })).toThrow(expect.objectContaining({ option: 'tls.identiy' }))
+    expect(() => resolve({ tls: { ...tls, identiy: { uriPrefix: 'spiffe://cluster/' } } })).toThrow(
+      expect.objectContaining({ option: 'tls.identiy' }),
+    )
   })
 })

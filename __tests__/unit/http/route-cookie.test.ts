@@ -21,7 +21,14 @@ describe('route cookie', () => {
   })
 
   test("Apache's format puts a dot before the route, and reads it back without", () => {
-    const cookie = resolveRouteCookie({ format: 'dot', name: 'BALANCEID', secure: true, maxAge: 3_600_000, domain: 'example.com', sameSite: 'strict' })
+    const cookie = resolveRouteCookie({
+      format: 'dot',
+      name: 'BALANCEID',
+      secure: true,
+      maxAge: 3_600_000,
+      domain: 'example.com',
+      sameSite: 'strict',
+    })
     expect(cookie.header('was1')).toBe('BALANCEID=.was1; Max-Age=3600; Domain=example.com; Path=/; HttpOnly; Secure; SameSite=Strict')
     expect(cookie.read('BALANCEID=.was1')).toBe('was1')
   })

@@ -3,7 +3,7 @@ import { DEFAULT_STATIC_FILTER, pathOf, staticMatcher } from '../../../lib/http/
 describe('static-asset filter', () => {
   const matches = staticMatcher<unknown>(undefined)
   test.each(['/logo.gif', '/js/app.js', '/a.jpeg', '/b.jpg', '/c.png', '/index.htm', '/index.html', '/site.css', '/robots.txt'])(
-    'the default (the seed\'s filter) matches %s',
+    "the default (the seed's filter) matches %s",
     (path) => expect(matches({}, path)).toBe(true),
   )
   test.each(['/', '/api/users', '/app.json', '/app.js/download', '/scripts'])('the default does not match %s', (path) => {

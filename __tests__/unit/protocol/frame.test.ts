@@ -1,7 +1,11 @@
 import { encodeFrame, FrameDecoder, FRAME_HEADER_BYTES, PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
-const frames = [encodeFrame(0x20, Buffer.from('first payload')), encodeFrame(0x10, Buffer.alloc(0)), encodeFrame(0x21, Buffer.alloc(3000, 7))]
+const frames = [
+  encodeFrame(0x20, Buffer.from('first payload')),
+  encodeFrame(0x10, Buffer.alloc(0)),
+  encodeFrame(0x21, Buffer.alloc(3000, 7)),
+]
 const stream = Buffer.concat(frames)
 
 function decodeAll(chunks: Buffer[]): { type: number; payload: string }[] {
@@ -29,7 +33,20 @@ test('every split of the stream into two chunks decodes the same frames', () => 
 })
 
 test('every split into three chunks around the headers decodes the same frames', () => {
-  const edges = [0, 1, 2, 3, 4, 5, 6, 7, frames[0]!.length - 1, frames[0]!.length, frames[0]!.length + 3, frames[0]!.length + FRAME_HEADER_BYTES]
+  const edges = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    frames[0]!.length - 1,
+    frames[0]!.length,
+    frames[0]!.length + 3,
+    frames[0]!.length + FRAME_HEADER_BYTES,
+  ]
   for (const first of edges) {
     for (let second = first; second <= Math.min(stream.length, first + 40); second++) {
       expect(decodeAll([stream.subarray(0, first), stream.subarray(first, second), stream.subarray(second)])).toEqual(expected)

@@ -12,9 +12,35 @@ function roundTrip(message: Message): Message {
 }
 
 const samples: Message[] = [
-  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: Buffer.alloc(8, 2) },
-  { type: MessageType.HELLO, protocol: 1, cluster: 'c', nodeId: 'was1', incarnation: 'abc', maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: null },
-  { type: MessageType.WELCOME, cluster: 'c', nodeId: 'was2', incarnation: 'def', maxFrameBytes: 65_536, nonce: Buffer.alloc(32, 3), proof: Buffer.alloc(32, 4) },
+  {
+    type: MessageType.HELLO,
+    protocol: 1,
+    cluster: 'c',
+    nodeId: 'was1',
+    incarnation: 'abc',
+    maxFrameBytes: 1 << 20,
+    nonce: Buffer.alloc(32, 1),
+    keyId: Buffer.alloc(8, 2),
+  },
+  {
+    type: MessageType.HELLO,
+    protocol: 1,
+    cluster: 'c',
+    nodeId: 'was1',
+    incarnation: 'abc',
+    maxFrameBytes: 1 << 20,
+    nonce: Buffer.alloc(32, 1),
+    keyId: null,
+  },
+  {
+    type: MessageType.WELCOME,
+    cluster: 'c',
+    nodeId: 'was2',
+    incarnation: 'def',
+    maxFrameBytes: 65_536,
+    nonce: Buffer.alloc(32, 3),
+    proof: Buffer.alloc(32, 4),
+  },
   { type: MessageType.AUTH, proof: Buffer.alloc(32, 5) },
   { type: MessageType.AUTH, proof: null },
   { type: MessageType.READY },
@@ -35,8 +61,23 @@ const samples: Message[] = [
     remove: ['old'],
   },
   { type: MessageType.DESTROY, ackId: 0, ackLevel: AckLevel.NONE, sid: 's1', version: v(2), keepUntil: 5 },
-  { type: MessageType.EXPIRY, ackId: 0, ackLevel: AckLevel.NONE, changes: [{ sid: 's1', version: v(2, 'was2'), expiresAt: 9, cookieExpires: 9 }] },
-  { type: MessageType.RENAME, ackId: 0, ackLevel: AckLevel.NONE, from: 's1', to: 's2', base: v(1), version: v(2), keepUntil: 5, rebinds: 1 },
+  {
+    type: MessageType.EXPIRY,
+    ackId: 0,
+    ackLevel: AckLevel.NONE,
+    changes: [{ sid: 's1', version: v(2, 'was2'), expiresAt: 9, cookieExpires: 9 }],
+  },
+  {
+    type: MessageType.RENAME,
+    ackId: 0,
+    ackLevel: AckLevel.NONE,
+    from: 's1',
+    to: 's2',
+    base: v(1),
+    version: v(2),
+    keepUntil: 5,
+    rebinds: 1,
+  },
   { type: MessageType.CLEAR, ackId: 1, ackLevel: AckLevel.RECEIVED, epoch: v(1) },
   { type: MessageType.CLEAR, ackId: 0, ackLevel: AckLevel.NONE, epoch: { counter: 0, origin: '' } },
   { type: MessageType.ACK, ackId: 12 },
@@ -65,9 +106,12 @@ const samples: Message[] = [
   },
 ]
 
-test.each(samples.map((message) => [message.type.toString(16), message] as const))('message 0x%s survives encode and decode', (_, message) => {
-  expect(roundTrip(message)).toEqual(message)
-})
+test.each(samples.map((message) => [message.type.toString(16), message] as const))(
+  'message 0x%s survives encode and decode',
+  (_, message) => {
+    expect(roundTrip(message)).toEqual(message)
+  },
+)
 
 /** A frame of `type` whose payload is `items` encoded as msgpack. */
 function frameOf(type: number, items: unknown): ReturnType<FrameDecoder['push']>[number] {
@@ -94,8 +138,16 @@ test.each([
   ['a version counter that could not grow', MessageType.DESTROY, [0, 0, 's1', 2 ** 53 - 1, 'was1', 5]],
   ['a live digest entry that names a new id', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, 's2', 5]], true]],
   ['a session value that is not bytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', 'not bytes']], []]],
-  ['a session value with a forbidden extension', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', Buffer.from([0xd4, 0x73, 0x00])]], []]],
-  ['a session value over maxSessionBytes', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', pack('x'.repeat(5000))]], []]],
+  [
+    'a session value with a forbidden extension',
+    MessageType.UPSERT,
+    [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', Buffer.from([0xd4, 0x73, 0x00])]], []],
+  ],
+  [
+    'a session value over maxSessionBytes',
+    MessageType.UPSERT,
+    [0, 0, 's1', 0, '', 1, 'was1', 5, null, [['user', pack('x'.repeat(5000))]], []],
+  ],
   ['a field named __proto__', MessageType.UPSERT, [0, 0, 's1', 0, '', 1, 'was1', 5, null, [], ['__proto__']]],
   ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack([1, 2]), null, 0]], true]],
   ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack({ a: 1 }), 's2', 0]], true]],
@@ -112,5 +164,7 @@ test('refuses another protocol version', () => {
 })
 
 test('refuses an envelope nested deeper than any message is', () => {
-  expect(() => decodeMessage(frameOf(MessageType.PING, [[[[[1]]]]]), limits)).toThrow(expect.objectContaining({ code: ErrorCodes.MALFORMED_DATA }))
+  expect(() => decodeMessage(frameOf(MessageType.PING, [[[[[1]]]]]), limits)).toThrow(
+    expect.objectContaining({ code: ErrorCodes.MALFORMED_DATA }),
+  )
 })

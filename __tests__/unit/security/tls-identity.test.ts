@@ -6,15 +6,40 @@ function certificate(cn: string | string[] | undefined, subjectaltname: string |
   return { subject: cn === undefined ? {} : { CN: cn }, subjectaltname } as unknown as PeerCertificate
 }
 
-describe('splitSubjectAltNames reads Node\'s subjectaltname the way tls.checkServerIdentity does', () => {
+describe("splitSubjectAltNames reads Node's subjectaltname the way tls.checkServerIdentity does", () => {
   test.each([
     ['DNS:was1', [['DNS', 'was1']]],
-    ['DNS:was1, DNS:was1.example, IP Address:10.0.0.1', [['DNS', 'was1'], ['DNS', 'was1.example'], ['IP Address', '10.0.0.1']]],
+    [
+      'DNS:was1, DNS:was1.example, IP Address:10.0.0.1',
+      [
+        ['DNS', 'was1'],
+        ['DNS', 'was1.example'],
+        ['IP Address', '10.0.0.1'],
+      ],
+    ],
     ['DNS:was2:x', [['DNS', 'was2:x']]],
-    ['URI:spiffe://cluster/was2, IP Address:::1', [['URI', 'spiffe://cluster/was2'], ['IP Address', '::1']]],
-    ['DNS:"a\\u002c DNS:was2", DNS:b', [['DNS', 'a, DNS:was2'], ['DNS', 'b']]],
+    [
+      'URI:spiffe://cluster/was2, IP Address:::1',
+      [
+        ['URI', 'spiffe://cluster/was2'],
+        ['IP Address', '::1'],
+      ],
+    ],
+    [
+      'DNS:"a\\u002c DNS:was2", DNS:b',
+      [
+        ['DNS', 'a, DNS:was2'],
+        ['DNS', 'b'],
+      ],
+    ],
     ['DNS:"a, DNS:was2"', [['DNS', 'a, DNS:was2']]],
-    ['DNS:"quote\\" and backslash\\\\", DNS:c', [['DNS', 'quote" and backslash\\'], ['DNS', 'c']]],
+    [
+      'DNS:"quote\\" and backslash\\\\", DNS:c',
+      [
+        ['DNS', 'quote" and backslash\\'],
+        ['DNS', 'c'],
+      ],
+    ],
   ])('%s', (text, entries) => {
     expect(splitSubjectAltNames(text)).toEqual(entries.map(([type, value]) => ({ type, value })))
   })
@@ -45,7 +70,9 @@ describe('certifiedNodeIds with { uriPrefix }', () => {
   const identity = { uriPrefix: 'spiffe://cluster/' }
 
   test('the rest of each URI SAN that starts with the prefix; CN and DNS do not count', () => {
-    expect(certifiedNodeIds(certificate('was1', 'DNS:was1, URI:spiffe://cluster/was1, URI:spiffe://other/was9'), identity)).toEqual(['was1'])
+    expect(certifiedNodeIds(certificate('was1', 'DNS:was1, URI:spiffe://cluster/was1, URI:spiffe://other/was9'), identity)).toEqual([
+      'was1',
+    ])
   })
 
   test('a longer path is not a node id', () => {

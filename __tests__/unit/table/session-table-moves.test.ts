@@ -17,7 +17,14 @@ function node(nodeId: string, maxRebinds = 10): SessionTable {
 }
 
 function stateOf(entry: Readonly<Entry>): EntryState {
-  return { version: { counter: entry.counter, origin: entry.origin }, blob: entry.blob, movedTo: entry.movedTo, expiresAt: entry.expiresAt, cookieExpires: entry.cookieExpires, rebinds: entry.rebinds }
+  return {
+    version: { counter: entry.counter, origin: entry.origin },
+    blob: entry.blob,
+    movedTo: entry.movedTo,
+    expiresAt: entry.expiresAt,
+    cookieExpires: entry.cookieExpires,
+    rebinds: entry.rebinds,
+  }
 }
 
 /** Fetches `sid` whole from `source` into `target`, as a FETCH and its reply do. */
@@ -33,13 +40,21 @@ function deliver(change: LocalChange, source: SessionTable, target: SessionTable
   const version = { counter: entry.counter, origin: entry.origin }
   switch (change.kind) {
     case 'upsert':
-      if (target.applyDelta({ ...entry, sid: change.sid, base: change.base, version }, NOW, () => entry.blob!) === 'needs-full') fetch(source, target, change.sid)
+      if (target.applyDelta({ ...entry, sid: change.sid, base: change.base, version }, NOW, () => entry.blob!) === 'needs-full')
+        fetch(source, target, change.sid)
       return
     case 'destroy':
       target.applyDestroy({ sid: change.sid, version, keepUntil: entry.expiresAt }, NOW)
       return
     case 'rename': {
-      const move = { from: change.sid, to: change.to, base: change.base, version, keepUntil: change.tombstone.expiresAt, rebinds: entry.rebinds }
+      const move = {
+        from: change.sid,
+        to: change.to,
+        base: change.base,
+        version,
+        keepUntil: change.tombstone.expiresAt,
+        rebinds: entry.rebinds,
+      }
       if (target.applyRename(move, NOW) === 'needs-target') fetch(source, target, change.to)
       return
     }
@@ -56,7 +71,11 @@ function digest(source: SessionTable, target: SessionTable): void {
       continue
     }
     const local = target.peek(sid)
-    const newer = !local || (local.blob === null && local.movedTo === null ? false : entry.counter > local.counter || (entry.counter === local.counter && entry.origin > local.origin))
+    const newer =
+      !local ||
+      (local.blob === null && local.movedTo === null
+        ? false
+        : entry.counter > local.counter || (entry.counter === local.counter && entry.origin > local.origin))
     if (newer) fetch(source, target, sid)
   }
 }

@@ -6,15 +6,35 @@ const limits = { maxSessionBytes: 1 << 16, maxDepth: 16, maxContainerLength: 1 <
 const NOW = 1_000_000
 const LATER = NOW + 3_600_000
 const encoded = (data: Record<string, unknown>) => encodeSession(data, limits)
-const table = () => new SessionTable({ nodeId: 'was1', tombstoneTtlMs: 60_000, expiryResolutionMs: 1000, maxRebinds: 10, touchAfterMs: 0 }, NOW)
+const table = () =>
+  new SessionTable({ nodeId: 'was1', tombstoneTtlMs: 60_000, expiryResolutionMs: 1000, maxRebinds: 10, touchAfterMs: 0 }, NOW)
 /** A whole session as a peer sends it. */
-const live = (version: Version, blob: Buffer, expiresAt = LATER, cookieExpires: number | null = null) => ({ version, blob, movedTo: null, expiresAt, cookieExpires, rebinds: 0 })
+const live = (version: Version, blob: Buffer, expiresAt = LATER, cookieExpires: number | null = null) => ({
+  version,
+  blob,
+  movedTo: null,
+  expiresAt,
+  cookieExpires,
+  rebinds: 0,
+})
 const replace = (blob: Buffer) => () => blob
 
 test('a delta on top of the version it was made from is applied', () => {
   const t = table()
-  expect(t.applyDelta({ sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, replace(encoded({ n: 1 }).blob))).toBe('applied')
-  expect(t.applyDelta({ sid: 's', base: { counter: 1, origin: 'was2' }, version: { counter: 2, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, replace(encoded({ n: 2 }).blob))).toBe('applied')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      replace(encoded({ n: 1 }).blob),
+    ),
+  ).toBe('applied')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: { counter: 1, origin: 'was2' }, version: { counter: 2, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      replace(encoded({ n: 2 }).blob),
+    ),
+  ).toBe('applied')
   expect(t.peek('s')).toMatchObject({ counter: 2, origin: 'was2' })
 })
 
@@ -25,17 +45,41 @@ test('the same delta delivered twice is applied once', () => {
     applications += 1
     return encoded({ n: 1 }).blob
   }
-  expect(t.applyDelta({ sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, apply)).toBe('applied')
-  expect(t.applyDelta({ sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, apply)).toBe('stale')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      apply,
+    ),
+  ).toBe('applied')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: NO_VERSION, version: { counter: 1, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      apply,
+    ),
+  ).toBe('stale')
   expect(applications).toBe(1)
 })
 
 test('a delta made on a version this node lacks asks for the whole session', () => {
   const t = table()
-  expect(t.applyDelta({ sid: 's', base: { counter: 4, origin: 'was2' }, version: { counter: 5, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, replace(encoded({}).blob))).toBe('needs-full')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: { counter: 4, origin: 'was2' }, version: { counter: 5, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      replace(encoded({}).blob),
+    ),
+  ).toBe('needs-full')
   t.applySnapshot('s', live({ counter: 5, origin: 'was2' }, encoded({ n: 5 }).blob, LATER), NOW)
   // An older delta that arrives late is stale, not a reason to fetch.
-  expect(t.applyDelta({ sid: 's', base: { counter: 3, origin: 'was2' }, version: { counter: 4, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, replace(encoded({}).blob))).toBe('stale')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: { counter: 3, origin: 'was2' }, version: { counter: 4, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      replace(encoded({}).blob),
+    ),
+  ).toBe('stale')
 })
 
 test('a snapshot replaces only an older version', () => {
@@ -52,7 +96,13 @@ test('a tombstone wins over any live version, and nothing brings the session bac
   t.applySnapshot('s', live({ counter: 9, origin: 'was2' }, encoded({ n: 9 }).blob, LATER), NOW)
   expect(t.applyDestroy({ sid: 's', version: { counter: 2, origin: 'was1' }, keepUntil: NOW + 60_000 }, NOW)).toBe('applied')
   expect(t.applySnapshot('s', live({ counter: 99, origin: 'was2' }, encoded({ n: 99 }).blob, LATER), NOW)).toBe('stale')
-  expect(t.applyDelta({ sid: 's', base: { counter: 9, origin: 'was2' }, version: { counter: 10, origin: 'was2' }, expiresAt: LATER, cookieExpires: null }, NOW, replace(encoded({}).blob))).toBe('stale')
+  expect(
+    t.applyDelta(
+      { sid: 's', base: { counter: 9, origin: 'was2' }, version: { counter: 10, origin: 'was2' }, expiresAt: LATER, cookieExpires: null },
+      NOW,
+      replace(encoded({}).blob),
+    ),
+  ).toBe('stale')
   expect(t.upsert('s', encoded({ n: 100 }), LATER, NOW)).toBeUndefined()
   expect(t.get('s', NOW)).toBeUndefined()
 })
@@ -60,9 +110,15 @@ test('a tombstone wins over any live version, and nothing brings the session bac
 test('an expiry change applies only to the version it was made for, and only moves expiry later', () => {
   const t = table()
   t.applySnapshot('s', live({ counter: 2, origin: 'was2' }, encoded({}).blob, LATER), NOW)
-  expect(t.applyExpiry({ sid: 's', version: { counter: 1, origin: 'was2' }, expiresAt: LATER + 10, cookieExpires: null }, NOW)).toBe('stale')
-  expect(t.applyExpiry({ sid: 's', version: { counter: 2, origin: 'was2' }, expiresAt: LATER - 10, cookieExpires: null }, NOW)).toBe('stale')
-  expect(t.applyExpiry({ sid: 's', version: { counter: 2, origin: 'was2' }, expiresAt: LATER + 10, cookieExpires: LATER + 10 }, NOW)).toBe('applied')
+  expect(t.applyExpiry({ sid: 's', version: { counter: 1, origin: 'was2' }, expiresAt: LATER + 10, cookieExpires: null }, NOW)).toBe(
+    'stale',
+  )
+  expect(t.applyExpiry({ sid: 's', version: { counter: 2, origin: 'was2' }, expiresAt: LATER - 10, cookieExpires: null }, NOW)).toBe(
+    'stale',
+  )
+  expect(t.applyExpiry({ sid: 's', version: { counter: 2, origin: 'was2' }, expiresAt: LATER + 10, cookieExpires: LATER + 10 }, NOW)).toBe(
+    'applied',
+  )
   expect(t.peek('s')).toMatchObject({ expiresAt: LATER + 10, cookieExpires: LATER + 10 })
 })
 
