@@ -24,6 +24,7 @@ export const ErrorCodes = {
   QUEUE_OVERFLOW: 'EPEER_QUEUE_OVERFLOW',
   CONNECTION_CLOSED: 'EPEER_CONNECTION_CLOSED',
   FRAME_TOO_LARGE: 'EPEER_FRAME_TOO_LARGE',
+  SNAPSHOT: 'EPEER_SNAPSHOT',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -220,6 +221,43 @@ export class FrameTooLargeError extends PeerStoreError {
       `A change of ${size} bytes was not sent to ${peer}, which accepts frames of at most ${limit} bytes; ` +
         'give every node the same `maxSessionBytes` and `maxFrameBytes`.',
     )
+  }
+}
+
+/** Why a snapshot file was not loaded. */
+export const SnapshotProblems = {
+  /** There is no snapshot yet (the first start, or a new directory). */
+  MISSING: 'missing',
+  /** The file ends before its last chunk: the writer was cut off, or the file was cut. */
+  TRUNCATED: 'truncated',
+  /** A chunk does not check out (bytes changed on disk), or the content is malformed. */
+  CORRUPT: 'corrupt',
+  /** It was written by another node, or a node of another cluster. */
+  FOREIGN: 'foreign',
+  /** It was sealed with a secret this node does not have (or has no secret for an encrypted file). */
+  UNDECRYPTABLE: 'undecryptable',
+  /** Not a snapshot, or one of a format version this release does not read. */
+  FORMAT: 'format',
+  /** It could not be read or written (permissions, disk full). */
+  IO: 'io',
+} as const
+
+export type SnapshotProblem = (typeof SnapshotProblems)[keyof typeof SnapshotProblems]
+
+/**
+ * A snapshot could not be loaded (the node starts without it, from its peers) or written (the
+ * previous one stays). Emitted as a `warning` event; never thrown at a request.
+ */
+export class SnapshotError extends PeerStoreError {
+  override readonly name = 'SnapshotError'
+  readonly reason: SnapshotProblem
+  /** The file concerned; for a bad file, where it was moved aside. */
+  readonly file: string
+
+  constructor(reason: SnapshotProblem, file: string, detail: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.SNAPSHOT, `Snapshot ${file} (${reason}): ${detail}`, options)
+    this.reason = reason
+    this.file = file
   }
 }
 

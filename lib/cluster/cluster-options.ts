@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../base/errors.js'
-import { boolean, func, integer, optional, resolveTable, text, type OptionTable, type ResolvedTable } from '../base/option-spec.js'
+import { boolean, func, integer, optional, text, type OptionTable, type ResolvedTable } from '../base/option-spec.js'
 import type { TlsIdentity } from '../security/tls-identity.js'
 import { parseNodeId } from '../table/node-id.js'
 import { isLoopback, parseListen, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './address.js'
@@ -179,16 +179,16 @@ export interface ClusterConfig extends Omit<
 }
 
 /**
- * Resolves every cluster option (checked whether or not the store replicates); returns the config
- * when the store replicates (it has peers or a listen address), undefined otherwise.
+ * Finishes the cluster options `resolveTable(CLUSTER_OPTIONS, ...)` checked one by one (whether or not
+ * the store replicates); returns the config when the store replicates (it has peers or a listen
+ * address), undefined otherwise.
  */
 export function resolveCluster(
   peerSpecs: unknown,
-  options: Readonly<Record<string, unknown>>,
+  resolved: ResolvedTable<typeof CLUSTER_OPTIONS>,
   maxSessionBytes: number,
 ): ClusterConfig | undefined {
   if (!Array.isArray(peerSpecs)) throw new InvalidOptionError('peers', "an array of 'host:port' or { host, port, nodeId }", peerSpecs)
-  const resolved = resolveTable(CLUSTER_OPTIONS, options)
   const { nodeId, listen, secret, tls, insecure } = resolved
   if (resolved.suspectTimeout < 2 * resolved.heartbeatInterval) {
     throw new InvalidOptionError(

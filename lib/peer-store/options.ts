@@ -9,6 +9,7 @@ import {
   type ReplicationConfig,
   type ReplicationOptions,
 } from '../replication/replication-options.js'
+import { PERSIST_OPTIONS, type PersistConfig, type PersistOptions } from '../persistence/persist-options.js'
 
 /** Options of the sessions this node keeps, replicated or not. */
 export interface SessionOptions {
@@ -69,7 +70,7 @@ export interface SessionOptions {
  * `ttl` and connect-mongo's `touchAfter`; everything else is in milliseconds or bytes. Each group is
  * declared (with its defaults and checks) beside the part of the store it configures.
  */
-export interface PeerStoreOptions extends SessionOptions, ClusterOptions, ReplicationOptions {}
+export interface PeerStoreOptions extends SessionOptions, ClusterOptions, ReplicationOptions, PersistOptions {}
 
 /** Defaults and checks of every session option. */
 const SESSION_OPTIONS = {
@@ -90,7 +91,7 @@ const SESSION_OPTIONS = {
 type TtlFunction = (session: SessionData) => number
 
 /** Every option name, for the check that refuses unknown ones. */
-const KNOWN_OPTIONS = [...Object.keys(SESSION_OPTIONS), ...Object.keys(CLUSTER_OPTIONS), ...Object.keys(REPLICATION_OPTIONS)]
+const KNOWN_OPTIONS = [SESSION_OPTIONS, CLUSTER_OPTIONS, REPLICATION_OPTIONS, PERSIST_OPTIONS].flatMap((table) => Object.keys(table))
 
 /** Node id of a store without peers: versions still need an origin. */
 const LOCAL_NODE_ID = 'local'
@@ -103,9 +104,14 @@ export interface ResolvedOptions extends Omit<ResolvedTable<typeof SESSION_OPTIO
   /** A container cannot hold more items than there are bytes, so the size limit bounds it too. */
   readonly maxContainerLength: number
   readonly nodeId: string
+  readonly clusterName: string
+  /** The cluster secrets (the first used to seal and connect); empty without one. */
+  readonly secrets: readonly string[]
   readonly replication: ReplicationConfig
   /** Present when the store replicates. */
   readonly cluster: ClusterConfig | undefined
+  /** Present when the store keeps snapshots. */
+  readonly persist: PersistConfig | undefined
 }
 
 /**
@@ -121,14 +127,18 @@ export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStor
   const session = resolveTable(SESSION_OPTIONS, values)
   const ttlFunction = typeof session.ttl === 'function' ? session.ttl : undefined
   const replication = resolveReplication(values)
-  const cluster = resolveCluster(peerSpecs, values, session.maxSessionBytes)
+  const clusterValues = resolveTable(CLUSTER_OPTIONS, values)
+  const cluster = resolveCluster(peerSpecs, clusterValues, session.maxSessionBytes)
   return {
     ...session,
     ttl: ttlFunction ? SESSION_OPTIONS.ttl.default * 1000 : (session.ttl as number),
     ttlFunction,
     maxContainerLength: session.maxSessionBytes,
-    nodeId: cluster?.nodeId ?? resolveTable(CLUSTER_OPTIONS, values).nodeId ?? LOCAL_NODE_ID,
+    nodeId: cluster?.nodeId ?? clusterValues.nodeId ?? LOCAL_NODE_ID,
+    clusterName: clusterValues.clusterName,
+    secrets: clusterValues.secret,
     replication,
     cluster,
+    persist: resolveTable(PERSIST_OPTIONS, values).persist,
   }
 }

@@ -12,8 +12,9 @@ import {
   type SessionLimits,
 } from '../codec/session-codec.js'
 import { debugFor } from '../base/debug.js'
-import { InvalidArgumentError, InvalidOptionError, StoreClosedError } from '../base/errors.js'
+import { InvalidArgumentError, InvalidOptionError, SnapshotProblems, StoreClosedError, type SnapshotError } from '../base/errors.js'
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
+import { Snapshots } from '../persistence/snapshots.js'
 import { createReplication } from '../replication/create-replication.js'
 import type { ReplicatedChange, Replication } from '../replication/replication.js'
 import { createSessionId } from '../table/session-id.js'
@@ -50,6 +51,13 @@ export interface PeerStoreEvents {
   sync: [event: { peer: string; sessions: number; durationMs: number }]
   /** The replication port could not be opened (also rejects `ready()`). */
   error: [error: Error]
+  /**
+   * A snapshot was not loaded (missing, truncated, corrupt, foreign, undecryptable: the node starts
+   * without it, a bad file moved aside) or not written (the previous one stays). Never fatal.
+   */
+  warning: [error: SnapshotError]
+  /** A snapshot was written (see `persist`): `entries` sessions and tombstones. */
+  snapshot: [event: { file: string; entries: number; durationMs: number }]
 }
 
 type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
@@ -77,7 +85,10 @@ export class PeerStore extends Store {
   readonly #table: SessionTable
   readonly #reaper: NodeJS.Timeout
   readonly #replication: Replication | undefined
+  readonly #snapshots: Snapshots | undefined
   readonly #started: Promise<void>
+  /** Until the snapshot is loaded: every operation waits for it (a node serves only once it has its sessions). */
+  #loading: Promise<void> | undefined
   #closing: Promise<void> | undefined
 
   /**
@@ -145,14 +156,32 @@ export class PeerStore extends Store {
           peerError: (error, remote) => this.emit('peer:error', error, remote),
         },
       )
-      this.#started = this.#replication.start()
-      // Nobody may be awaiting ready(): report a failed start as an event too, never as an unhandled rejection.
-      this.#started.catch((error: Error) => {
-        if (this.listenerCount('error') > 0) this.emit('error', error)
-      })
-    } else {
-      this.#started = Promise.resolve()
     }
+    const persist = this.#options.persist
+    if (persist) {
+      const snapshots = new Snapshots(persist, {
+        cluster: this.#options.clusterName,
+        nodeId,
+        secrets: this.#options.secrets,
+        session: this.#limits,
+        warn: (error) => this.#warn(error),
+        written: (info) => this.emit('snapshot', info),
+      })
+      this.#snapshots = snapshots
+      this.#loading = snapshots.load(this.#table).then(() => {
+        this.#loading = undefined
+        snapshots.start(this.#table)
+      })
+    }
+    // The peers are reached once the snapshot is in: state transfer then reconciles it by version.
+    const replication = this.#replication
+    this.#started = replication
+      ? (this.#loading ?? Promise.resolve()).then(() => replication.start())
+      : (this.#loading ?? Promise.resolve())
+    // Nobody may be awaiting ready(): report a failed start as an event too, never as an unhandled rejection.
+    this.#started.catch((error: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', error)
+    })
   }
 
   /** Listens for one of the `PeerStoreEvents`, typed. */
@@ -192,6 +221,7 @@ export class PeerStore extends Store {
   get(sid: string, callback?: Callback<SessionData | null>): Promise<SessionData | null> | undefined {
     return settle(async () => {
       this.#assertUsable('get', sid)
+      if (this.#loading) await this.#loading
       const entry = await this.#find(sid)
       return entry?.blob ? decodeSession(entry.blob, entry.cookieExpires) : null
     }, callback)
@@ -209,6 +239,7 @@ export class PeerStore extends Store {
   set(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
     return settle(async () => {
       this.#assertUsable('set', sid)
+      if (this.#loading) await this.#loading
       const encoded = encodeSession(session, this.#limits)
       const now = Date.now()
       const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
@@ -229,6 +260,7 @@ export class PeerStore extends Store {
   override touch(sid: string, session: SessionData, callback?: Callback<void>): Promise<void> | undefined {
     return settle(async () => {
       this.#assertUsable('touch', sid)
+      if (this.#loading) await this.#loading
       if (this.#options.disableTouch) return
       const now = Date.now()
       const entry = this.#table.get(sid, now)
@@ -256,6 +288,7 @@ export class PeerStore extends Store {
   destroy(sid: string, callback?: Callback<void>): Promise<void> | undefined {
     return settle(async () => {
       this.#assertUsable('destroy', sid)
+      if (this.#loading) await this.#loading
       return this.#publish(this.#table.destroy(sid, Date.now()))
     }, callback)
   }
@@ -264,8 +297,9 @@ export class PeerStore extends Store {
   override all(): Promise<Record<string, SessionData>>
   override all(callback: (error: unknown, sessions?: Record<string, SessionData>) => void): void
   override all(callback?: Callback<Record<string, SessionData>>): Promise<Record<string, SessionData>> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertOpen('all')
+      if (this.#loading) await this.#loading
       const now = Date.now()
       const sessions = Object.create(null) as Record<string, SessionData>
       for (const sid of this.#table.liveIds(now)) {
@@ -280,8 +314,9 @@ export class PeerStore extends Store {
   ids(): Promise<string[]>
   ids(callback: (error: unknown, ids?: string[]) => void): void
   ids(callback?: Callback<string[]>): Promise<string[]> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertOpen('ids')
+      if (this.#loading) await this.#loading
       return [...this.#table.liveIds(Date.now())]
     }, callback)
   }
@@ -290,8 +325,9 @@ export class PeerStore extends Store {
   override length(): Promise<number>
   override length(callback: (error: unknown, length?: number) => void): void
   override length(callback?: Callback<number>): Promise<number> | undefined {
-    return settle(() => {
+    return settle(async () => {
       this.#assertOpen('length')
+      if (this.#loading) await this.#loading
       let count = 0
       for (const _ of this.#table.liveIds(Date.now())) count += 1
       return count
@@ -307,6 +343,7 @@ export class PeerStore extends Store {
   override clear(callback?: Callback<void>): Promise<void> | undefined {
     return settle(async () => {
       this.#assertOpen('clear')
+      if (this.#loading) await this.#loading
       const epoch = { counter: this.#table.epoch.counter + 1, origin: this.#options.nodeId }
       this.#table.clear(epoch)
       await this.#replication?.publishClear(epoch)
@@ -339,6 +376,7 @@ export class PeerStore extends Store {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#reaper)
+    await this.#loading
     if (this.#replication) {
       await this.#started.catch(() => undefined)
       if (this.#options.replication.expireSessionsOnShutdown) {
@@ -347,6 +385,11 @@ export class PeerStore extends Store {
           void this.#replication.publish(this.#table.destroy(sid, now)!)?.catch(() => undefined)
       }
       await this.#replication.stop()
+    }
+    if (this.#snapshots) {
+      // The last snapshot, with nothing changing any more: a restart finds every session.
+      this.#snapshots.stop()
+      await this.#snapshots.save(this.#table, true)
     }
     this.#table.clear()
     debug('closed')
@@ -373,6 +416,7 @@ export class PeerStore extends Store {
 
   async #rebind(sid: string): Promise<string | undefined> {
     this.#assertUsable('rebind', sid)
+    if (this.#loading) await this.#loading
     const now = Date.now()
     const rebinds = this.#table.get(sid, now)?.rebinds ?? 0
     if (rebinds >= this.#options.maxRebinds) {
@@ -389,6 +433,7 @@ export class PeerStore extends Store {
 
   async #readExternal(sid: string): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null> {
     this.#assertUsable('get', sid)
+    if (this.#loading) await this.#loading
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
@@ -401,11 +446,19 @@ export class PeerStore extends Store {
     maxAgeMs: number | undefined,
   ): Promise<void> {
     this.#assertUsable('set', sid)
+    if (this.#loading) await this.#loading
     const encoded = { ...encodeSession(data, this.#limits), cookieExpires }
     const now = Date.now()
     const expiresAt = maxAgeMs === undefined ? now + this.#options.ttl : now + maxAgeMs
     if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
     return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now))
+  }
+
+  /** A snapshot could not be loaded or written: an event if someone listens, a process warning otherwise. */
+  #warn(error: SnapshotError): void {
+    debug('%s', error.message)
+    if (this.listenerCount('warning') > 0) this.emit('warning', error)
+    else if (error.reason !== SnapshotProblems.MISSING) process.emitWarning(error.message, { code: error.code })
   }
 
   #memberChanged(member: Member, previous: MemberState): void {

@@ -239,7 +239,7 @@ const DIGEST = message(MessageType.DIGEST, {
 })
 const FETCH = message(MessageType.FETCH, { requestId: integer, sids: one(listOf(sidItem, batch)) })
 /** A whole stored entry: a session (`blob`) or a tombstone (`blob === null`, `movedTo` for a move). */
-const SNAPSHOT = recordOf(
+export const SNAPSHOT_RECORD = recordOf(
   'snapshot',
   {
     sid,
@@ -256,7 +256,7 @@ const FETCH_REPLY = message(MessageType.FETCH_REPLY, {
   requestId: integer,
   /** The epoch (see CLEAR) the snapshots belong to. */
   epoch: baseVersion,
-  snapshots: one(listOf(SNAPSHOT, batch)),
+  snapshots: one(listOf(SNAPSHOT_RECORD, batch)),
   final: boolean,
 })
 

@@ -14,6 +14,8 @@ export interface SecretKey {
   readonly auth: Buffer
   /** Root of the per-connection record keys. */
   readonly session: Buffer
+  /** Root of the keys that seal snapshot files (see `storageKey`). */
+  readonly storage: Buffer
 }
 
 const SALT = 'connect-peer/v1'
@@ -25,8 +27,14 @@ export async function deriveSecretKey(secret: string): Promise<SecretKey> {
   const stretched = await scryptAsync(secret, SALT, 32, SCRYPT)
   const auth = Buffer.from(hkdfSync('sha256', stretched, SALT, 'handshake proof', 32))
   const session = Buffer.from(hkdfSync('sha256', stretched, SALT, 'record keys', 32))
+  const storage = Buffer.from(hkdfSync('sha256', stretched, SALT, 'storage keys', 32))
   const id = createHmac('sha256', auth).update('key id').digest().subarray(0, 8)
-  return { id, auth, session }
+  return { id, auth, session, storage }
+}
+
+/** The key that seals one file, from the secret and the file's own random salt. */
+export function storageKey(key: SecretKey, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', key.storage, salt, 'snapshot file', 32))
 }
 
 /** The two record keys of one connection, from the secret and both sides' fresh nonces. */

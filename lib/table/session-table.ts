@@ -116,10 +116,16 @@ export class SessionTable {
   readonly #options: SessionTableOptions
   #liveCount = 0
   #epoch: Version = NO_VERSION
+  #changes = 0
 
   constructor(options: SessionTableOptions, now: number) {
     this.#options = options
     this.#wheel = new ExpiryWheel(options.expiryResolutionMs, now)
+  }
+
+  /** Raised by every change to what the table holds: tells a snapshot writer whether there is anything new. */
+  get changes(): number {
+    return this.#changes
   }
 
   /** Live sessions, counting any that expired but were not yet reclaimed by a sweep. */
@@ -267,6 +273,7 @@ export class SessionTable {
     this.#entries.clear()
     this.#wheel.clear()
     this.#liveCount = 0
+    this.#changes += 1
     this.#epoch = versionOf(epoch)
   }
 
@@ -447,17 +454,20 @@ export class SessionTable {
   }
 
   #moveExpiry(sid: string, entry: Entry, expiresAt: number): void {
+    this.#changes += 1
     this.#wheel.move(sid, entry.expiresAt, expiresAt)
     entry.expiresAt = expiresAt
   }
 
   #insert(sid: string, entry: Entry): void {
+    this.#changes += 1
     this.#entries.set(sid, entry)
     this.#wheel.add(sid, entry.expiresAt)
     if (entry.blob !== null) this.#liveCount += 1
   }
 
   #forget(sid: string, entry: Entry): void {
+    this.#changes += 1
     this.#entries.delete(sid)
     this.#wheel.remove(sid, entry.expiresAt)
     if (entry.blob !== null) this.#liveCount -= 1
