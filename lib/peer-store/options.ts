@@ -10,6 +10,7 @@ import {
   type ReplicationOptions,
 } from '../replication/replication-options.js'
 import { PERSIST_OPTIONS, type PersistConfig, type PersistOptions } from '../persistence/persist-options.js'
+import { REDIS_OPTIONS, type RedisConfig, type RedisTierOptions } from '../replication/redis/redis-options.js'
 
 /** Options of the sessions this node keeps, replicated or not. */
 export interface SessionOptions {
@@ -70,7 +71,7 @@ export interface SessionOptions {
  * `ttl` and connect-mongo's `touchAfter`; everything else is in milliseconds or bytes. Each group is
  * declared (with its defaults and checks) beside the part of the store it configures.
  */
-export interface PeerStoreOptions extends SessionOptions, ClusterOptions, ReplicationOptions, PersistOptions {}
+export interface PeerStoreOptions extends SessionOptions, ClusterOptions, ReplicationOptions, PersistOptions, RedisTierOptions {}
 
 /** Defaults and checks of every session option. */
 const SESSION_OPTIONS = {
@@ -91,7 +92,9 @@ const SESSION_OPTIONS = {
 type TtlFunction = (session: SessionData) => number
 
 /** Every option name, for the check that refuses unknown ones. */
-const KNOWN_OPTIONS = [SESSION_OPTIONS, CLUSTER_OPTIONS, REPLICATION_OPTIONS, PERSIST_OPTIONS].flatMap((table) => Object.keys(table))
+const KNOWN_OPTIONS = [SESSION_OPTIONS, CLUSTER_OPTIONS, REPLICATION_OPTIONS, PERSIST_OPTIONS, REDIS_OPTIONS].flatMap((table) =>
+  Object.keys(table),
+)
 
 /** Node id of a store without peers: versions still need an origin. */
 const LOCAL_NODE_ID = 'local'
@@ -112,6 +115,10 @@ export interface ResolvedOptions extends Omit<ResolvedTable<typeof SESSION_OPTIO
   readonly cluster: ClusterConfig | undefined
   /** Present when the store keeps snapshots. */
   readonly persist: PersistConfig | undefined
+  /** Present when the store has a Redis tier. */
+  readonly redis: RedisConfig | undefined
+  /** How long a write waits for a confirmation in `ack`/`sync` mode (peers and Redis alike). */
+  readonly ackTimeout: number
 }
 
 /**
@@ -140,5 +147,12 @@ export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStor
     replication,
     cluster,
     persist: resolveTable(PERSIST_OPTIONS, values).persist,
+    redis: resolveRedis(values),
+    ackTimeout: clusterValues.ackTimeout,
   }
+}
+
+function resolveRedis(values: Readonly<Record<string, unknown>>): RedisConfig | undefined {
+  const { redis, redisPrefix, redisMaxPending } = resolveTable(REDIS_OPTIONS, values)
+  return redis && { connection: redis, prefix: redisPrefix, maxPending: redisMaxPending }
 }

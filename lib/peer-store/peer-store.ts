@@ -1,6 +1,6 @@
 import { Store, type SessionData } from 'express-session'
 import type { PeerSpec } from '../cluster/address.js'
-import { emptyTransportStats, type TransportStats } from '../cluster/cluster.js'
+import { emptyTransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import {
   decodeSession,
@@ -16,7 +16,7 @@ import { InvalidArgumentError, InvalidOptionError, SnapshotProblems, StoreClosed
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
 import { Snapshots } from '../persistence/snapshots.js'
 import { createReplication } from '../replication/create-replication.js'
-import type { ReplicatedChange, Replication } from '../replication/replication.js'
+import type { ReplicatedChange, Replication, ReplicationStats } from '../replication/replication.js'
 import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
@@ -26,7 +26,7 @@ import { SessionTable, type LocalChange } from '../table/session-table.js'
 const debug = debugFor('store')
 
 /** What `PeerStore.stats()` reports. */
-export interface PeerStoreStats extends TransportStats {
+export interface PeerStoreStats extends ReplicationStats {
   /** Sessions held, including expired ones not yet reclaimed (at most one `reapInterval` old). */
   readonly sessions: number
   /** Tombstones of destroyed sessions still remembered (see `tombstoneTtl`). */
@@ -144,19 +144,16 @@ export class PeerStore extends Store {
       writeExternal: (sid, data, cookieExpires, maxAgeMs) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs),
       destroy: (sid) => this.destroy(sid),
     })
-    const cluster = this.#options.cluster
-    if (cluster) {
-      this.#replication = createReplication(
-        this.#table,
-        { cluster, replication: this.#options.replication, session: this.#limits },
-        {
-          memberChanged: (member, previous) => this.#memberChanged(member, previous),
-          replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
-          synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
-          peerError: (error, remote) => this.emit('peer:error', error, remote),
-        },
-      )
-    }
+    this.#replication = createReplication(
+      this.#table,
+      { ...this.#options, session: this.#limits },
+      {
+        memberChanged: (member, previous) => this.#memberChanged(member, previous),
+        replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
+        synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
+        peerError: (error, remote) => this.emit('peer:error', error, remote),
+      },
+    )
     const persist = this.#options.persist
     if (persist) {
       const snapshots = new Snapshots(persist, {
@@ -352,7 +349,7 @@ export class PeerStore extends Store {
 
   /** Counts for monitoring; cheap enough to call on every scrape. */
   stats(): PeerStoreStats {
-    const transport = this.#replication?.stats() ?? emptyTransportStats()
+    const transport = { ...emptyTransportStats(), ...this.#replication?.stats() }
     return {
       sessions: this.#table.liveCount,
       tombstones: this.#table.tombstoneCount,
@@ -396,9 +393,13 @@ export class PeerStore extends Store {
   }
 
   /** The live entry for `sid`; while a transfer runs, a miss asks the peers first. */
+  /**
+   * The live entry for `sid`. A miss asks the replication, which decides whether anyone could have it:
+   * the peers while this node is still receiving its state, the Redis tier always.
+   */
   async #find(sid: string) {
     const entry = this.#table.get(sid, Date.now())
-    if (entry || !this.#replication?.syncing || replicationSuppressed()) return entry
+    if (entry || !this.#replication || replicationSuppressed()) return entry
     await this.#replication.fetchMissing(sid)
     return this.#table.get(sid, Date.now())
   }

@@ -2,6 +2,12 @@ import type { TransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import type { LocalChange } from '../table/session-table.js'
 import type { Version } from '../table/version.js'
+import type { RedisTierStats } from './redis/redis-replication.js'
+
+/** What a replication counts: the transport's counters, and the Redis tier's when there is one. */
+export interface ReplicationStats extends TransportStats {
+  readonly redis?: RedisTierStats
+}
 
 /** The kind of change a `session:replicated` event reports. */
 export type ReplicatedChange = 'upsert' | 'destroy' | 'expiry' | 'clear'
@@ -39,7 +45,8 @@ export interface Replication {
   fetchMissing(sid: string): Promise<void>
   /** The peers and their state. */
   members(): Member[]
-  stats(): TransportStats
+  /** Its counters; the store fills in zeros for whatever it leaves out. */
+  stats(): Partial<ReplicationStats>
   /** Sends what is pending (within `closeTimeout`), says goodbye, closes everything. */
   stop(): Promise<void>
 }

@@ -1,0 +1,570 @@
+import { debugFor } from '../../base/debug.js'
+import { InvalidOptionError, ReplicationTimeoutError } from '../../base/errors.js'
+import type { Member } from '../../cluster/peer-link.js'
+import type { SessionLimits } from '../../codec/session-codec.js'
+import type { EntryState, LocalChange, SessionTable } from '../../table/session-table.js'
+import { compareVersions, versionOf, type Version } from '../../table/version.js'
+import type { Replication, ReplicatedChange, ReplicationEvents, ReplicationStats } from '../replication.js'
+import type { ReplicationConfig } from '../replication-options.js'
+import {
+  changesChannel,
+  decodeAnnouncement,
+  encodeAnnouncement,
+  EPOCH_SCRIPT,
+  epochKey,
+  EXPIRE_SCRIPT,
+  formatEpoch,
+  MAX_NOTICES,
+  parseEpoch,
+  readEntry,
+  sessionKey,
+  WRITE_SCRIPT,
+  writeArguments,
+  type Announcement,
+  type Notice,
+} from './redis-layout.js'
+import type { RedisClient, RedisConfig } from './redis-options.js'
+
+const debug = debugFor('redis')
+
+/** Sessions written per round trip of writes. */
+const WRITE_BATCH = 500
+/** Longest wait before writing again after failures. */
+const MAX_RETRY_MS = 5000
+/** How a `from` names Redis in `session:replicated` events. */
+const REDIS = 'redis'
+
+/** Counters of the Redis tier, in `stats().redis`. */
+export interface RedisTierStats {
+  /** Whether commands go through now. */
+  readonly connected: boolean
+  /** Sessions whose latest change waits to be written. */
+  readonly pending: number
+  /** Writes Redis took. */
+  readonly writes: number
+  /** Writes Redis refused because it held a newer version (it is then read back). */
+  readonly staleWrites: number
+  /** Commands that failed (Redis down or slow); their sessions are written again later. */
+  readonly failures: number
+  /** Times the pending queue passed `redisMaxPending` and a whole write-back was scheduled. */
+  readonly overflows: number
+  /** Sessions read from Redis (misses, and changes other nodes announced). */
+  readonly reads: number
+}
+
+interface Waiter {
+  resolve(): void
+}
+
+type Commands = {
+  cpWrite(key: string, ...args: Array<string | number | Buffer>): Promise<number>
+  cpExpire(key: string, ...args: Array<string | number>): Promise<number>
+  cpEpoch(key: string, counter: number, origin: string): Promise<string>
+}
+
+/**
+ * The Redis tier: memory stays the first tier, Redis is the second. Every local change is written
+ * to Redis behind the request, through a bounded queue that keeps only each session's latest
+ * change; a miss reads Redis; each batch of writes is announced on a channel every node on the same
+ * Redis subscribes to, so a node with a copy of a changed session reads the new one, and nodes that
+ * are not each other's peers share sessions. Redis being down is not an outage: changes wait (within
+ * `redisMaxPending`), and when Redis is back this node writes back what it holds, by version, and
+ * reads what changed meanwhile.
+ */
+export class RedisReplication implements Replication {
+  readonly #table: SessionTable
+  readonly #config: RedisConfig
+  readonly #options: ReplicationConfig & { readonly nodeId: string; readonly ackTimeout: number; readonly session: SessionLimits }
+  readonly #events: ReplicationEvents
+  #client: (RedisClient & Commands) | undefined
+  #subscriber: RedisClient | undefined
+  /** The client was made here, from options: closed here too. */
+  #owned = false
+  #up = false
+  #stopped = false
+  /** Resolves at the first connection: a miss right after start waits for it (within `fetchTimeout`). */
+  readonly #firstConnection: Promise<void>
+  #connectedOnce!: () => void
+  /** Sessions whose latest change is not in Redis yet; 'expiry' when only their expiry moved. */
+  readonly #dirty = new Map<string, 'full' | 'expiry'>()
+  readonly #waiters = new Map<string, Waiter[]>()
+  /** The queue overflowed: a whole write-back replaces it once Redis is reachable. */
+  #overflowed = false
+  #flushScheduled = false
+  #flushing: Promise<void> | undefined
+  /** After failed writes, the next attempt waits (doubling up to `MAX_RETRY_MS`): Redis is in trouble. */
+  #retryMs = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #reconciling: Promise<void> | undefined
+  readonly #reads = new Map<string, Promise<void>>()
+  /** The epoch this node knows Redis has: a newer one in the table (a clear) must be announced. */
+  #redisEpoch: Version
+  #stats = { writes: 0, staleWrites: 0, failures: 0, overflows: 0, reads: 0 }
+
+  constructor(
+    table: SessionTable,
+    config: { redis: RedisConfig; replication: ReplicationConfig; nodeId: string; ackTimeout: number; session: SessionLimits },
+    events: ReplicationEvents,
+  ) {
+    this.#table = table
+    this.#config = config.redis
+    this.#options = { ...config.replication, nodeId: config.nodeId, ackTimeout: config.ackTimeout, session: config.session }
+    this.#events = events
+    this.#redisEpoch = table.epoch
+    this.#firstConnection = new Promise((resolve) => (this.#connectedOnce = resolve))
+  }
+
+  get port(): undefined {
+    return undefined
+  }
+
+  get syncing(): boolean {
+    return false
+  }
+
+  /** Connects (or takes the given client) and subscribes. Redis being down does not fail it. */
+  async start(): Promise<void> {
+    const client = await this.#connect()
+    client.defineCommand('cpWrite', { numberOfKeys: 1, lua: WRITE_SCRIPT })
+    client.defineCommand('cpExpire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT })
+    client.defineCommand('cpEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT })
+    this.#client = client as RedisClient & Commands
+    const subscriber = client.duplicate()
+    this.#subscriber = subscriber
+    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.#heard(message))
+    subscriber.on('ready', () => void this.#subscribe())
+    subscriber.on('error', (error: Error) => debug('subscriber: %s', error.message))
+    client.on('ready', () => this.#online())
+    for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => this.#offline(event))
+    client.on('error', (error: Error) => debug('%s', error.message))
+    // A client that is up already (or a test double without a status) will not say 'ready' again.
+    if (subscriber.status === undefined || subscriber.status === 'ready') void this.#subscribe()
+    if (client.status === undefined || client.status === 'ready') this.#online()
+  }
+
+  /** Queues a local change for Redis; with `ack`/`sync`, resolves once Redis has it (or is down). */
+  publish(change: LocalChange): Promise<void> | undefined {
+    if (change.kind === 'rename') this.#mark(change.to, 'full')
+    this.#mark(change.sid, change.kind === 'expiry' ? 'expiry' : 'full')
+    this.#scheduleFlush()
+    if (this.#options.sendMode === 'async' || change.kind === 'expiry' || !this.#up) return undefined
+    return this.#waitFor(change.kind === 'rename' ? change.to : change.sid)
+  }
+
+  /** Raises the epoch in Redis and announces it: every node clears. */
+  publishClear(epoch: Version): Promise<void> | undefined {
+    this.#releaseWaiters()
+    this.#dirty.clear()
+    this.#overflowed = false
+    if (!this.#up) return undefined
+    return this.#announceEpoch(epoch)
+  }
+
+  /** A miss: reads the session from Redis (within `fetchTimeout`); a miss there too is fine. */
+  async fetchMissing(sid: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeout)))
+    // Right after start the connection may still be coming up: wait for it, within the same time.
+    if (!this.#up) await Promise.race([this.#firstConnection, deadline])
+    if (this.#up) await Promise.race([this.#read(sid), deadline])
+    clearTimeout(timer)
+  }
+
+  members(): Member[] {
+    return []
+  }
+
+  stats(): Partial<ReplicationStats> {
+    return { redis: { connected: this.#up, pending: this.#dirty.size, ...this.#stats } }
+  }
+
+  /** Writes what is pending (within `closeTimeout`), then closes what it opened. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.closeTimeout)))
+    const drained = (async () => {
+      while (this.#up && (this.#dirty.size > 0 || this.#flushing)) await (this.#flushing ?? this.#flush())
+    })()
+    await Promise.race([drained, deadline])
+    clearTimeout(timer)
+    this.#releaseWaiters()
+    this.#subscriber?.disconnect()
+    if (this.#owned) await this.#client?.quit().catch(() => this.#client?.disconnect())
+  }
+
+  // ---- writing -------------------------------------------------------------------------------------
+
+  #mark(sid: string, kind: 'full' | 'expiry'): void {
+    if (this.#overflowed) return
+    if (this.#dirty.get(sid) === 'full') return
+    if (!this.#dirty.has(sid) && this.#dirty.size >= this.#config.maxPending) {
+      debug('pending queue passed %d sessions: a whole write-back follows once Redis is reachable', this.#config.maxPending)
+      this.#stats.overflows += 1
+      this.#overflowed = true
+      this.#dirty.clear()
+      this.#releaseWaiters()
+      if (this.#up) this.#startReconcile()
+      return
+    }
+    this.#dirty.set(sid, kind)
+  }
+
+  #waitFor(sid: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiter.resolve = () => undefined
+        reject(new ReplicationTimeoutError([REDIS], this.#options.ackTimeout))
+      }, this.#options.ackTimeout)
+      const waiter: Waiter = {
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+      }
+      const waiters = this.#waiters.get(sid)
+      if (waiters) waiters.push(waiter)
+      else this.#waiters.set(sid, [waiter])
+    })
+  }
+
+  /** Nobody waits for Redis while it is unreachable (as for a peer that is down). */
+  #releaseWaiters(): void {
+    for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.resolve()
+    this.#waiters.clear()
+  }
+
+  #settle(sid: string): void {
+    const waiters = this.#waiters.get(sid)
+    if (!waiters) return
+    this.#waiters.delete(sid)
+    for (const waiter of waiters) waiter.resolve()
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#retryTimer || !this.#up) return
+    this.#flushScheduled = true
+    setImmediate(() => {
+      this.#flushScheduled = false
+      if (!this.#flushing) void this.#flush()
+    })
+  }
+
+  /** Writes the pending sessions, a batch per round trip, then announces what Redis took. */
+  #flush(): Promise<void> {
+    // `finally` always runs later than this assignment, even when there is nothing to write.
+    this.#flushing ??= this.#drain().finally(() => (this.#flushing = undefined))
+    return this.#flushing
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#up && this.#dirty.size > 0) {
+      if (!(await this.#write(this.#takePending()))) {
+        this.#retryLater()
+        return
+      }
+    }
+  }
+
+  /** Up to a batch of pending sessions, taken off the queue. */
+  #takePending(): Array<[string, 'full' | 'expiry']> {
+    const batch: Array<[string, 'full' | 'expiry']> = []
+    for (const item of this.#dirty) {
+      batch.push(item)
+      this.#dirty.delete(item[0])
+      if (batch.length >= WRITE_BATCH) break
+    }
+    return batch
+  }
+
+  /** Writes failed: try again later, and later still if they keep failing. */
+  #retryLater(): void {
+    this.#retryMs = Math.min(MAX_RETRY_MS, this.#retryMs === 0 ? 100 : this.#retryMs * 2)
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.#scheduleFlush()
+    }, this.#retryMs)
+  }
+
+  /**
+   * Writes sessions as they are in the table now (by version), then announces what Redis took.
+   * False when some writes failed (they are pending again).
+   */
+  async #write(batch: ReadonlyArray<readonly [string, 'full' | 'expiry']>): Promise<boolean> {
+    let failed = false
+    const client = this.#client!
+    await this.#announceTableEpoch()
+    const now = Date.now()
+    const notices: Notice[] = []
+    await Promise.all(
+      batch.map(async ([sid, kind]) => {
+        const entry = this.#table.peek(sid)
+        if (!entry || entry.expiresAt <= now) return this.#settle(sid) // gone here: it expires in Redis on its own
+        const state = stateOf(entry)
+        try {
+          const written =
+            kind === 'expiry' && entry.blob !== null
+              ? await client.cpExpire(
+                  sessionKey(this.#config.prefix, sid),
+                  state.version.counter,
+                  state.version.origin,
+                  state.expiresAt,
+                  state.cookieExpires ?? '',
+                )
+              : await client.cpWrite(sessionKey(this.#config.prefix, sid), ...writeArguments(state, this.#table.epoch, now))
+          if (written === 1) {
+            this.#stats.writes += 1
+            notices.push(noticeOf(sid, state, kind))
+          } else if (kind === 'full') {
+            // Redis holds something newer (another node's concurrent write): take it.
+            this.#stats.staleWrites += 1
+            void this.#read(sid)
+          }
+          this.#settle(sid)
+        } catch (error) {
+          failed = true
+          this.#failed(sid, kind, error as Error)
+        }
+      }),
+    )
+    if (notices.length > 0) await this.#announce({ from: this.#options.nodeId, notices })
+    if (!failed) this.#retryMs = 0
+    return !failed
+  }
+
+  #failed(sid: string, kind: 'full' | 'expiry', error: Error): void {
+    this.#stats.failures += 1
+    debug('write of %s failed: %s', sid, error.message)
+    if (!this.#dirty.has(sid)) this.#mark(sid, kind)
+  }
+
+  async #announce(announcement: Announcement): Promise<void> {
+    const channel = changesChannel(this.#config.prefix)
+    if ('notices' in announcement && announcement.notices.length > MAX_NOTICES) {
+      for (let start = 0; start < announcement.notices.length; start += MAX_NOTICES) {
+        await this.#announce({ from: announcement.from, notices: announcement.notices.slice(start, start + MAX_NOTICES) })
+      }
+      return
+    }
+    await this.#client!.publish(channel, encodeAnnouncement(announcement)).catch((error: Error) =>
+      debug('announcement lost: %s', error.message),
+    )
+  }
+
+  /** A clear this node learnt from its peers (or made while Redis was down) must reach Redis too. */
+  async #announceTableEpoch(): Promise<void> {
+    const epoch = this.#table.epoch
+    if (compareVersions(epoch, false, this.#redisEpoch, false) > 0) await this.#announceEpoch(epoch)
+  }
+
+  async #announceEpoch(epoch: Version): Promise<void> {
+    const client = this.#client!
+    const holding = parseEpoch(await client.cpEpoch(epochKey(this.#config.prefix), epoch.counter, epoch.origin))
+    if (!holding) return
+    this.#redisEpoch = holding
+    if (compareVersions(holding, false, epoch, false) > 0) {
+      this.#adopt(holding)
+      return
+    }
+    await this.#announce({ from: this.#options.nodeId, epoch })
+    void this.#sweepOlderEpochs()
+  }
+
+  /** Deletes the keys a clear left behind (best effort: they are ignored and expire anyway). */
+  async #sweepOlderEpochs(): Promise<void> {
+    const client = this.#client!
+    if ((client as { isCluster?: boolean }).isCluster) return
+    let cursor = '0'
+    try {
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${this.#config.prefix}s:*`, 'COUNT', 1000)
+        cursor = next
+        if (keys.length > 0) await client.unlink(...keys)
+      } while (cursor !== '0' && !this.#stopped)
+    } catch (error) {
+      debug('sweep after a clear: %s', (error as Error).message)
+    }
+  }
+
+  // ---- reading -------------------------------------------------------------------------------------
+
+  /** Reads a session from Redis into the table (one read at a time per session). */
+  #read(sid: string, follow = true): Promise<void> {
+    let reading = this.#reads.get(sid)
+    if (reading) return reading
+    reading = (async () => {
+      try {
+        const fields = await this.#client!.hgetallBuffer(sessionKey(this.#config.prefix, sid))
+        this.#stats.reads += 1
+        const state = readEntry(fields, this.#table.epoch, this.#options.session)
+        if (!state) return
+        const killed: string[] = []
+        const result = this.#table.applySnapshot(sid, state, Date.now(), killed)
+        if (result !== 'stale') this.#notify(sid, state.blob === null ? 'destroy' : 'upsert')
+        for (const each of killed) this.#notify(each, 'destroy')
+        if (result === 'needs-target' && follow && state.movedTo) await this.#read(state.movedTo, false)
+      } catch (error) {
+        debug('read of %s failed: %s', sid, (error as Error).message)
+      } finally {
+        this.#reads.delete(sid)
+      }
+    })()
+    this.#reads.set(sid, reading)
+    return reading
+  }
+
+  /** An announcement from another node on the same Redis. */
+  #heard(message: Buffer): void {
+    const announcement = decodeAnnouncement(message)
+    if (!announcement || announcement.from === this.#options.nodeId) return
+    if ('epoch' in announcement) {
+      if (compareVersions(announcement.epoch, false, this.#table.epoch, false) > 0) this.#adopt(announcement.epoch)
+      return
+    }
+    const now = Date.now()
+    const killed: string[] = []
+    for (const notice of announcement.notices) {
+      const local = this.#table.peek(notice.sid)
+      if (notice.kind === 'expiry') {
+        if (this.#table.applyExpiry(notice, now) === 'applied') this.#notify(notice.sid, 'expiry')
+      } else if (notice.kind === 'live') {
+        // Only a copy held here is refreshed; a session this node never saw is read on a miss.
+        if (local && compareVersions(notice.version, false, local, local.blob === null && local.movedTo === null) > 0)
+          void this.#read(notice.sid)
+      } else {
+        const tombstone = {
+          version: notice.version,
+          blob: null,
+          movedTo: notice.movedTo,
+          expiresAt: notice.expiresAt,
+          cookieExpires: null,
+          rebinds: 0,
+        }
+        const result = this.#table.applySnapshot(notice.sid, tombstone, now, killed)
+        if (result !== 'stale') this.#notify(notice.sid, 'destroy')
+        if (result === 'needs-target' && local?.blob && notice.movedTo) void this.#read(notice.movedTo)
+      }
+    }
+    for (const sid of killed) this.#notify(sid, 'destroy')
+  }
+
+  /** A clear made elsewhere: everything from before it is gone here too. */
+  #adopt(epoch: Version): void {
+    debug('clear of epoch %s learnt from Redis: clearing', formatEpoch(epoch))
+    this.#table.clear(epoch)
+    this.#redisEpoch = epoch
+    this.#dirty.clear()
+    this.#overflowed = false
+    this.#notify(null, 'clear')
+  }
+
+  #notify(sid: string | null, change: ReplicatedChange): void {
+    if (this.#options.notifyOnReplication) this.#events.replicated(sid, change, REDIS)
+  }
+
+  // ---- connection ----------------------------------------------------------------------------------
+
+  async #connect(): Promise<RedisClient> {
+    const connection = this.#config.connection
+    if ('client' in connection) return connection.client
+    let Redis: new (...args: unknown[]) => RedisClient
+    try {
+      Redis = ((await import('ioredis')) as unknown as { default: new (...args: unknown[]) => RedisClient }).default
+    } catch (cause) {
+      throw new InvalidOptionError(
+        'redis',
+        'an ioredis client, or ioredis installed (npm install ioredis) to make one from these settings',
+        typeof cause,
+        {
+          sensitive: true,
+        },
+      )
+    }
+    this.#owned = true
+    // Commands fail at once while Redis is down (the tier keeps its own bounded queue), rather
+    // than piling up in ioredis's offline queue.
+    const defaults = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }
+    const created = connection.create
+    return typeof created === 'string' ? new Redis(created, defaults) : new Redis({ ...defaults, ...created })
+  }
+
+  async #subscribe(): Promise<void> {
+    await this.#subscriber?.subscribe(changesChannel(this.#config.prefix)).catch((error: Error) => debug('subscribe: %s', error.message))
+  }
+
+  #online(): void {
+    if (this.#stopped) return
+    this.#up = true
+    this.#connectedOnce()
+    debug('connected')
+    this.#startReconcile()
+  }
+
+  #offline(event: string): void {
+    if (!this.#up) return
+    this.#up = false
+    this.#releaseWaiters()
+    debug('connection %s: changes wait (at most %d sessions)', event, this.#config.maxPending)
+  }
+
+  #startReconcile(): void {
+    if (this.#reconciling) return
+    this.#reconciling = this.#reconcile().finally(() => (this.#reconciling = undefined))
+  }
+
+  /**
+   * Brings Redis and this node together after a time apart (the first connection too): learns a
+   * clear it missed, then writes every session it holds, in batches, by version; what Redis refuses
+   * as older is read back from Redis instead.
+   */
+  async #reconcile(): Promise<void> {
+    try {
+      const stored = parseEpoch(await this.#client!.get(epochKey(this.#config.prefix)))
+      if (stored && compareVersions(stored, false, this.#table.epoch, false) > 0) this.#adopt(stored)
+      else if (stored) this.#redisEpoch = stored
+      this.#overflowed = false
+      let batch: Array<[string, 'full']> = []
+      for (const [sid] of this.#table.entries()) {
+        batch.push([sid, 'full'])
+        if (batch.length >= WRITE_BATCH) {
+          const written = await this.#write(batch)
+          batch = []
+          if (!written) return this.#retryLater()
+          if (!this.#up || this.#stopped) return
+        }
+      }
+      if (!(await this.#write(batch))) this.#retryLater()
+      else this.#scheduleFlush()
+    } catch (error) {
+      debug('reconcile: %s', (error as Error).message)
+    }
+  }
+}
+
+function stateOf(
+  entry: Readonly<{
+    counter: number
+    origin: string
+    blob: Buffer | null
+    movedTo: string | null
+    expiresAt: number
+    cookieExpires: number | null
+    rebinds: number
+  }>,
+): EntryState {
+  return {
+    version: versionOf(entry),
+    blob: entry.blob,
+    movedTo: entry.movedTo,
+    expiresAt: entry.expiresAt,
+    cookieExpires: entry.cookieExpires,
+    rebinds: entry.rebinds,
+  }
+}
+
+function noticeOf(sid: string, state: EntryState, kind: 'full' | 'expiry'): Notice {
+  const what = kind === 'expiry' ? 'expiry' : state.blob !== null ? 'live' : state.movedTo !== null ? 'moved' : 'destroyed'
+  return { sid, version: state.version, kind: what, expiresAt: state.expiresAt, cookieExpires: state.cookieExpires, movedTo: state.movedTo }
+}
