@@ -19,6 +19,7 @@ export const VARIANTS = [
   'connect-redis',
   'peer-store-bare',
   'peer-store',
+  'peer-store-redis',
   'peer-2-async',
   'peer-2-sync',
 ] as const

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { runHttp, type HttpRow } from './http.js'
+import { runHttp, type HttpRow, type Variant } from './http.js'
 import { barChart } from './lib/chart.js'
 import { canPin, coreSpeeds, ROOT } from './lib/process.js'
 import { report, type Machine } from './lib/report.js'
@@ -22,6 +22,7 @@ import { runMemory } from './memory.js'
 import { runIdleBaseline, runReplication, runScaling } from './replication.js'
 import { runStoreGet } from './store-get.js'
 import { runTouch } from './touch.js'
+import { runPersistence } from './persistence.js'
 import { runTransfer } from './transfer.js'
 import { runWire } from './wire.js'
 
@@ -30,6 +31,11 @@ const only = process.argv
   .find((arg) => arg.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',')
+// --variants=a,b picks HTTP stores (all by default): a partial run, written beside the full results.
+const variants = process.argv
+  .find((arg) => arg.startsWith('--variants='))
+  ?.slice('--variants='.length)
+  .split(',') as Variant[] | undefined
 const plan = quick
   ? {
       http: { runs: 1, seconds: 2, sessions: 200, connections: 32 },
@@ -39,6 +45,7 @@ const plan = quick
       touch: { rate: 2000, sessions: 500, seconds: 2 },
       scaling: { sessionCounts: [1000, 10_000], peerCounts: [1, 2], seconds: 2 },
       storeGet: { sizes: [1000, 100_000], rounds: 3 },
+      persistence: [10_000],
     }
   : {
       http: { runs: 5, seconds: 5, sessions: 1000, connections: 32 },
@@ -48,6 +55,7 @@ const plan = quick
       touch: { rate: 5000, sessions: 1000, seconds: 5 },
       scaling: { sessionCounts: [1000, 10_000, 100_000, 1_000_000], peerCounts: [1, 2, 3, 4], seconds: 5 },
       storeGet: { sizes: [1000, 10_000, 100_000, 1_000_000], rounds: 7 },
+      persistence: [100_000],
     }
 
 const log = (line: string) => console.log(line)
@@ -57,7 +65,14 @@ if (canPin) execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 
 const wanted = (name: string) => !only || only.includes(name)
 
 const reportOnly = process.argv.includes('--report')
-const resultsDir = path.join(ROOT, 'bench', 'results', ...(quick ? ['quick'] : []))
+// A full run replaces bench/results/; a quick one, or one of only some sections, goes beside it.
+const partial = only ?? (variants ? ['http'] : undefined)
+const resultsDir = path.join(
+  ROOT,
+  'bench',
+  'results',
+  ...(quick ? ['quick'] : partial ? ['partial', [...partial, ...(variants ?? [])].join('+')] : []),
+)
 
 function writeReport(record: Parameters<typeof report>[0] & { date: string }): void {
   const http = record.results.http
@@ -74,7 +89,7 @@ async function main(): Promise<void> {
   const started = new Date()
   const speedsAtStart = coreSpeeds()
   const results: Record<string, unknown> = {}
-  if (wanted('http')) results.http = await runHttp(plan.http, log)
+  if (wanted('http')) results.http = await runHttp({ ...plan.http, ...(variants ? { variants } : {}) }, log)
   if (wanted('replication')) {
     results.idle = await runIdleBaseline(plan.replication.seconds, log)
     results.replication = await runReplication(plan.replication, log)
@@ -85,10 +100,11 @@ async function main(): Promise<void> {
   if (wanted('touch')) results.touch = await runTouch(plan.touch, log)
   if (wanted('scaling')) results.scaling = await runScaling(plan.scaling, log)
   if (wanted('get')) results.get = await runStoreGet(plan.storeGet.sizes, plan.storeGet.rounds, log)
+  if (wanted('persistence')) results.persistence = await runPersistence(plan.persistence, log)
 
   const record = {
     date: started.toISOString(),
-    mode: quick ? 'quick' : 'full',
+    mode: quick ? 'quick' : partial ? `partial: ${[...partial, ...(variants ?? [])].join(', ')}` : 'full',
     machine: { ...machine(), coreSpeeds: speedsAtStart && { start: speedsAtStart, end: coreSpeeds() } },
     pinned: canPin ? 'systems under test on core 0; load generators, peers and Redis on core 1' : 'not pinned (no taskset)',
     plan,

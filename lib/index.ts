@@ -6,6 +6,9 @@ export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './peer-sto
 export type { PeerStoreOptions, SessionOptions } from './peer-store/options.js'
 export type { ClusterOptions, TlsOptions } from './cluster/cluster-options.js'
 export type { ReplicationOptions, SendMode } from './replication/replication-options.js'
+export type { PersistOptions, PersistSpec } from './persistence/persist-options.js'
+export type { RedisClient, RedisTierOptions } from './replication/redis/redis-options.js'
+export type { RedisTierStats } from './replication/redis/redis-replication.js'
 export type { PeerSpec, ListenSpec } from './cluster/address.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
 export type { ReplicatedChange } from './replication/replication.js'
@@ -31,6 +34,9 @@ export {
   QueueOverflowError,
   ConnectionClosedError,
   FrameTooLargeError,
+  SnapshotError,
+  SnapshotProblems,
+  type SnapshotProblem,
   type ErrorCode,
   type HandshakeRefusal,
 } from './base/errors.js'

@@ -25,9 +25,11 @@ export interface NodeConfig {
   probeOnUp?: string
   /** Right at start, before any peer is connected, read this id and report whether it was found. */
   probeAtStart?: string
+  /** A Redis Cluster for the Redis tier: the node makes an ioredis Cluster client of these. */
+  redisCluster?: { host: string; port: number }[]
 }
 
-export interface NodeSpec extends Pick<NodeConfig, 'peers' | 'preload' | 'probeOnUp' | 'probeAtStart'> {
+export interface NodeSpec extends Pick<NodeConfig, 'peers' | 'preload' | 'probeOnUp' | 'probeAtStart' | 'redisCluster'> {
   nodeId: string
   host: string
   port: number
@@ -61,7 +63,7 @@ export class NodeProcess {
 
   private constructor(spec: NodeSpec) {
     this.spec = spec
-    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart } = spec
+    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart, redisCluster } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
     const config: NodeConfig = {
       peers,
@@ -69,6 +71,7 @@ export class NodeProcess {
       preload,
       probeOnUp,
       probeAtStart,
+      redisCluster,
       retryCapMs: 500,
     }
     this.#child = fork(FIXTURE, [], {

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { freePort } from './child.js'
 import { WatchedProcess } from './process-lines.js'
 
@@ -54,5 +57,47 @@ export class RedisServer {
   async stop(): Promise<void> {
     await this.#process?.kill('SIGTERM')
     this.#process = undefined
+  }
+}
+
+/**
+ * A Redis Cluster of the test's own: three masters on free loopback ports, slots spread over them
+ * with redis-cli, nothing on disk but the cluster's own node files in a temporary folder.
+ */
+export class RedisClusterServers {
+  readonly nodes: Array<{ host: string; port: number }>
+  readonly #processes: WatchedProcess[]
+  readonly #folder: string
+
+  private constructor(nodes: Array<{ host: string; port: number }>, processes: WatchedProcess[], folder: string) {
+    this.nodes = nodes
+    this.#processes = processes
+    this.#folder = folder
+  }
+
+  static async start(count = 3): Promise<RedisClusterServers> {
+    const folder = await mkdtemp(path.join(tmpdir(), 'connect-peer-redis-cluster-'))
+    const nodes: Array<{ host: string; port: number }> = []
+    const processes: WatchedProcess[] = []
+    for (let i = 0; i < count; i++) {
+      const port = await freePort()
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes']
+      const server = new WatchedProcess('redis-server', [...args, '--cluster-config-file', `nodes-${port}.conf`], { cwd: folder })
+      await server.waitFor(/Ready to accept connections/, 10_000)
+      nodes.push({ host: '127.0.0.1', port })
+      processes.push(server)
+    }
+    const cluster = new RedisClusterServers(nodes, processes, folder)
+    const create = new WatchedProcess('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '0', '--cluster-yes'], {})
+    await create.waitFor(/All 16384 slots covered/, 20_000)
+    await create.exited
+    // Every master must see the cluster as up before clients use it.
+    for (const server of processes) await server.waitFor(/Cluster state changed: ok/, 20_000)
+    return cluster
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#processes.map((server) => server.kill('SIGTERM')))
+    await rm(this.#folder, { recursive: true, force: true })
   }
 }

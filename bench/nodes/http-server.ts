@@ -72,6 +72,24 @@ async function sessionMiddleware(): Promise<express.RequestHandler | undefined> 
       close = () => store.close()
       return peerSession({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie })
     }
+    case 'peer-store-redis': {
+      // PeerStore alone with its Redis tier, on the same Redis connect-redis uses, writes in the background.
+      const prefix = `bench:${process.pid}:`
+      const store = new PeerStore({ nodeId: 'bench', redis: 'redis://127.0.0.1:6379', redisPrefix: prefix })
+      await store.ready()
+      close = async () => {
+        await store.close()
+        const { Redis } = await import('ioredis')
+        const client = new Redis('redis://127.0.0.1:6379')
+        for (;;) {
+          const keys = await client.keys(`${prefix}*`)
+          if (keys.length === 0) break
+          await client.del(...keys)
+        }
+        client.disconnect()
+      }
+      return peerSession({ store, secret: SECRET, resave: false, saveUninitialized: false, cookie })
+    }
     default:
       throw new Error(`unknown BENCH_VARIANT ${variant}`)
   }

@@ -50,7 +50,8 @@ export interface SnapshotLimits extends MessageLimits {
 
 /** Seals or checks chunks, in order. */
 interface ChunkCodec {
-  seal(kind: number, payload: Buffer): Buffer
+  /** The chunk's body as parts to write one after the other: sealed (ciphertext, tag) or checked (payload, check). */
+  seal(kind: number, payload: Uint8Array): Buffer[]
   open(kind: number, payload: Buffer): Buffer
 }
 
@@ -60,19 +61,19 @@ function chunkCodec(header: Buffer, key: SecretKey | undefined, salt: Buffer): C
     const sealer = new RecordSealer(secret)
     const opener = new RecordOpener(secret)
     return {
-      seal: (kind, payload) => sealer.seal(Buffer.concat([header, Buffer.of(kind)]), payload),
+      seal: (kind, payload) => sealer.sealParts(Buffer.concat([header, Buffer.of(kind)]), payload),
       open: (kind, sealed) => opener.open(Buffer.concat([header, Buffer.of(kind)]), sealed),
     }
   }
   let sealed = 0
   let opened = 0
-  const check = (index: number, kind: number, payload: Buffer) => {
+  const check = (index: number, kind: number, payload: Uint8Array) => {
     const counter = Buffer.alloc(8)
     counter.writeBigUInt64BE(BigInt(index))
     return createHash('sha256').update(header).update(counter).update(Buffer.of(kind)).update(payload).digest().subarray(0, CHECK_BYTES)
   }
   return {
-    seal: (kind, payload) => Buffer.concat([payload, check(sealed++, kind, payload)]),
+    seal: (kind, payload) => [Buffer.from(payload), check(sealed++, kind, payload)],
     open: (kind, checked) => {
       const payload = checked.subarray(0, checked.length - CHECK_BYTES)
       if (checked.length < CHECK_BYTES || !check(opened++, kind, payload).equals(checked.subarray(checked.length - CHECK_BYTES))) {
@@ -83,11 +84,13 @@ function chunkCodec(header: Buffer, key: SecretKey | undefined, salt: Buffer): C
   }
 }
 
-function chunk(kind: number, body: Buffer): Buffer {
+/** Writes one chunk: its prefix (length, kind), then its sealed or checked body, without joining them. */
+async function writeChunk(file: FileHandle, codec: ChunkCodec, kind: number, payload: Uint8Array): Promise<void> {
+  const body = codec.seal(kind, payload)
   const prefix = Buffer.alloc(CHUNK_HEADER_BYTES)
-  prefix.writeUInt32BE(body.length + 1, 0)
+  prefix.writeUInt32BE(body.reduce((sum, part) => sum + part.length, 0) + 1, 0)
   prefix[4] = kind
-  return Buffer.concat([prefix, body])
+  await file.writev([prefix, ...body])
 }
 
 /**
@@ -114,11 +117,11 @@ export async function writeSnapshot(
   let count = 0
   for await (const batch of entries) {
     if (batch.length === 0) continue
-    const payload = Buffer.from(packr.pack(batch.map((entry) => SNAPSHOT_RECORD.encode(entry))))
-    await file.write(chunk(CHUNK_ENTRIES, codec.seal(CHUNK_ENTRIES, payload)))
+    // packr's result is a view into its own buffer, good until its next pack: sealed at once, before that.
+    await writeChunk(file, codec, CHUNK_ENTRIES, packr.pack(batch.map((entry) => SNAPSHOT_RECORD.encode(entry))))
     count += batch.length
   }
-  await file.write(chunk(CHUNK_END, codec.seal(CHUNK_END, Buffer.from(packr.pack(count)))))
+  await writeChunk(file, codec, CHUNK_END, packr.pack(count))
   return count
 }
 

@@ -15,7 +15,7 @@ const debug = debugFor('persistence')
 
 /** Entries per chunk of a snapshot, at most; a chunk is also cut at about `CHUNK_BYTES`. */
 const CHUNK_ENTRIES = 1000
-const CHUNK_BYTES = 256 * 1024
+const CHUNK_BYTES = 64 * 1024
 
 export interface SnapshotsContext {
   readonly cluster: string

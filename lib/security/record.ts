@@ -18,10 +18,17 @@ export class RecordSealer {
   }
 
   /** Encrypts `plaintext`; `header` is authenticated, not encrypted. Returns ciphertext || tag. */
-  seal(header: Buffer, plaintext: Buffer): Buffer {
+  seal(header: Buffer, plaintext: Uint8Array): Buffer {
+    return Buffer.concat(this.sealParts(header, plaintext))
+  }
+
+  /** As `seal`, as the two parts (ciphertext, tag), for a writer that writes them without joining them. */
+  sealParts(header: Buffer, plaintext: Uint8Array): [Buffer, Buffer] {
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonceFor(this.#seq++))
     cipher.setAAD(header)
-    return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+    const ciphertext = cipher.update(plaintext)
+    cipher.final()
+    return [ciphertext, cipher.getAuthTag()]
   }
 }
 

@@ -13,10 +13,10 @@ export interface RedisClient {
   get(key: string): Promise<string | null>
   publish(channel: string, message: Buffer): Promise<unknown>
   subscribe(...channels: string[]): Promise<unknown>
-  scan(cursor: string, ...args: Array<string | number>): Promise<[string, string[]]>
+  scan(cursor: string, matchToken: 'MATCH', pattern: string, countToken: 'COUNT', count: number): Promise<[string, string[]]>
   unlink(...keys: string[]): Promise<unknown>
   duplicate(): RedisClient
-  on(event: string, listener: (...args: never[]) => void): unknown
+  on(event: string, listener: (...args: unknown[]) => void): unknown
   quit(): Promise<unknown>
   disconnect(): void
 }

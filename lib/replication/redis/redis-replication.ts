@@ -95,6 +95,8 @@ export class RedisReplication implements Replication {
   /** After failed writes, the next attempt waits (doubling up to `MAX_RETRY_MS`): Redis is in trouble. */
   #retryMs = 0
   #retryTimer: NodeJS.Timeout | undefined
+  /** Pending touches are written when this fires (see `publish`). */
+  #touchTimer: NodeJS.Timeout | undefined
   #reconciling: Promise<void> | undefined
   readonly #reads = new Map<string, Promise<void>>()
   /** The epoch this node knows Redis has: a newer one in the table (a clear) must be announced. */
@@ -131,23 +133,37 @@ export class RedisReplication implements Replication {
     this.#client = client as RedisClient & Commands
     const subscriber = client.duplicate()
     this.#subscriber = subscriber
-    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.#heard(message))
+    subscriber.on('messageBuffer', (_channel, message) => {
+      if (Buffer.isBuffer(message)) this.#heard(message)
+    })
     subscriber.on('ready', () => void this.#subscribe())
-    subscriber.on('error', (error: Error) => debug('subscriber: %s', error.message))
+    subscriber.on('error', (error) => debug('subscriber: %s', (error as Error).message))
     client.on('ready', () => this.#online())
     for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => this.#offline(event))
-    client.on('error', (error: Error) => debug('%s', error.message))
+    client.on('error', (error) => debug('%s', (error as Error).message))
     // A client that is up already (or a test double without a status) will not say 'ready' again.
     if (subscriber.status === undefined || subscriber.status === 'ready') void this.#subscribe()
     if (client.status === undefined || client.status === 'ready') this.#online()
   }
 
-  /** Queues a local change for Redis; with `ack`/`sync`, resolves once Redis has it (or is down). */
+  /**
+   * Queues a local change for Redis; with `ack`/`sync`, resolves once Redis has it (or is down).
+   * A change is written at the next turn; a touch (only the expiry moved) waits for the next
+   * `touchFlushInterval`, so a busy session's touches reach Redis once per interval, not per request.
+   */
   publish(change: LocalChange): Promise<void> | undefined {
+    if (change.kind === 'expiry') {
+      this.#mark(change.sid, 'expiry')
+      this.#touchTimer ??= setTimeout(() => {
+        this.#touchTimer = undefined
+        this.#scheduleFlush()
+      }, this.#options.touchFlushInterval)
+      return undefined
+    }
     if (change.kind === 'rename') this.#mark(change.to, 'full')
-    this.#mark(change.sid, change.kind === 'expiry' ? 'expiry' : 'full')
+    this.#mark(change.sid, 'full')
     this.#scheduleFlush()
-    if (this.#options.sendMode === 'async' || change.kind === 'expiry' || !this.#up) return undefined
+    if (this.#options.sendMode === 'async' || !this.#up) return undefined
     return this.#waitFor(change.kind === 'rename' ? change.to : change.sid)
   }
 
@@ -181,15 +197,18 @@ export class RedisReplication implements Replication {
   /** Writes what is pending (within `closeTimeout`), then closes what it opened. */
   async stop(): Promise<void> {
     this.#stopped = true
-    clearTimeout(this.#retryTimer)
-    this.#retryTimer = undefined
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.closeTimeout)))
     const drained = (async () => {
-      while (this.#up && (this.#dirty.size > 0 || this.#flushing)) await (this.#flushing ?? this.#flush())
+      // Until the queue is empty, or writes fail (then what is left waits for the next start).
+      while (this.#up && this.#dirty.size > 0 && !this.#retryTimer) await this.#flush()
+      await this.#flushing
     })()
     await Promise.race([drained, deadline])
     clearTimeout(timer)
+    clearTimeout(this.#touchTimer)
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
     this.#releaseWaiters()
     this.#subscriber?.disconnect()
     if (this.#owned) await this.#client?.quit().catch(() => this.#client?.disconnect())
@@ -316,7 +335,9 @@ export class RedisReplication implements Replication {
               : await client.cpWrite(sessionKey(this.#config.prefix, sid), ...writeArguments(state, this.#table.epoch, now))
           if (written === 1) {
             this.#stats.writes += 1
-            notices.push(noticeOf(sid, state, kind))
+            // A copy held elsewhere that misses a later expiry only expires there early: the next
+            // request for it reads Redis. So touches are written, not announced.
+            if (kind === 'full') notices.push(noticeOf(sid, state))
           } else if (kind === 'full') {
             // Redis holds something newer (another node's concurrent write): take it.
             this.#stats.staleWrites += 1
@@ -471,7 +492,7 @@ export class RedisReplication implements Replication {
     if ('client' in connection) return connection.client
     let Redis: new (...args: unknown[]) => RedisClient
     try {
-      Redis = ((await import('ioredis')) as unknown as { default: new (...args: unknown[]) => RedisClient }).default
+      Redis = ((await import('ioredis')) as unknown as { Redis: new (...args: unknown[]) => RedisClient }).Redis
     } catch (cause) {
       throw new InvalidOptionError(
         'redis',
@@ -485,7 +506,8 @@ export class RedisReplication implements Replication {
     this.#owned = true
     // Commands fail at once while Redis is down (the tier keeps its own bounded queue), rather
     // than piling up in ioredis's offline queue.
-    const defaults = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false }
+    // Commands issued in one turn go out in one write (auto-pipelining).
+    const defaults = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, enableAutoPipelining: true }
     const created = connection.create
     return typeof created === 'string' ? new Redis(created, defaults) : new Redis({ ...defaults, ...created })
   }
@@ -564,7 +586,7 @@ function stateOf(
   }
 }
 
-function noticeOf(sid: string, state: EntryState, kind: 'full' | 'expiry'): Notice {
-  const what = kind === 'expiry' ? 'expiry' : state.blob !== null ? 'live' : state.movedTo !== null ? 'moved' : 'destroyed'
+function noticeOf(sid: string, state: EntryState): Notice {
+  const what = state.blob !== null ? 'live' : state.movedTo !== null ? 'moved' : 'destroyed'
   return { sid, version: state.version, kind: what, expiresAt: state.expiresAt, cookieExpires: state.cookieExpires, movedTo: state.movedTo }
 }
