@@ -27,7 +27,7 @@ function redis(): () => InstanceType<typeof RedisMock> {
 }
 
 function store(nodeId: string, client: InstanceType<typeof RedisMock>, options: PeerStoreOptions = {}): PeerStore {
-  const created = new PeerStore({ nodeId, redis: client as never, sendMode: 'sync', ...options })
+  const created = new PeerStore({ nodeId, redis: client, sendMode: 'sync', ...options })
   stores.push(created)
   return created
 }
