@@ -88,7 +88,11 @@ export class RedisClusterServers {
       processes.push(server)
     }
     const cluster = new RedisClusterServers(nodes, processes, folder)
-    const create = new WatchedProcess('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '0', '--cluster-yes'], {})
+    const create = new WatchedProcess(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      {},
+    )
     await create.waitFor(/All 16384 slots covered/, 20_000)
     await create.exited
     // Every master must see the cluster as up before clients use it.
