@@ -163,10 +163,18 @@ export class HandshakeRefusedError extends PeerStoreError {
 export class ListenError extends PeerStoreError {
   override readonly name = 'ListenError'
 
-  constructor(address: string, tried: number, options: { cause: unknown }) {
+  constructor(address: string, tried: number, options: { cause: unknown; nodeId: string }) {
+    const code = (options.cause as NodeJS.ErrnoException | undefined)?.code
+    const reason = (options.cause as Error | undefined)?.message ?? String(options.cause)
+    // The likeliest cause first: a second copy of the same node, not a port someone else needs.
     const hint =
-      tried > 1 ? ` (tried ${tried} ports; raise \`listen.autoBind\` to try more)` : ' (set `listen.autoBind` to try the next ports)'
-    super(ErrorCodes.LISTEN, `Cannot listen on ${address}: ${(options.cause as Error)?.message ?? options.cause}${hint}.`, options)
+      code === 'EADDRINUSE'
+        ? `Is another instance of node "${options.nodeId}" already running? If something else uses the port, choose another ` +
+          (tried > 1 ? `(tried ${tried} ports; \`listen.autoBind\` tries more)` : '(or set `listen.autoBind` to try the next ports)')
+        : code === 'EADDRNOTAVAIL'
+          ? 'Is that an address of this machine? `listen` takes one of its own addresses (or 0.0.0.0)'
+          : 'Check `listen`'
+    super(ErrorCodes.LISTEN, `Cannot listen on ${address} (${reason}). ${hint}.`, options)
   }
 }
 

@@ -33,12 +33,13 @@ export function resolveTable<Table extends Record<string, OptionSpec<unknown>>>(
  * Refuses option names no table knows, suggesting the closest known one ("did you mean `ttl`?")
  * when a name is a typo away from it.
  */
-export function checkKnownNames(options: object, known: readonly string[]): void {
+export function checkKnownNames(options: object, known: readonly string[], within?: string): void {
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue
     const suggestion = closest(name, known)
-    const expected = suggestion ? `a known option (did you mean \`${suggestion}\`?)` : `one of the known options (${known.join(', ')})`
-    throw new InvalidOptionError(name, expected, name)
+    const what = within ? `a field of \`${within}\`` : 'a known option'
+    const expected = suggestion ? `${what} (did you mean ${suggestion}?)` : `${what}: one of ${known.join(', ')}`
+    throw new InvalidOptionError(within ? `${within}.${name}` : name, expected, name)
   }
 }
 
@@ -107,10 +108,11 @@ function closest(name: string, known: readonly string[]): string | undefined {
   const allowed = name.length <= 4 ? 1 : 2
   const ranked = known
     .map((candidate) => ({ candidate, edits: distance(name.toLowerCase(), candidate.toLowerCase()) }))
+    .filter(({ edits }) => edits <= allowed)
     .sort((a, b) => a.edits - b.edits)
-  const [best, next] = ranked
-  if (!best || best.edits > allowed || (next && next.edits === best.edits)) return undefined
-  return best.candidate
+  const best = ranked.filter(({ edits }) => edits === ranked[0]?.edits).map(({ candidate }) => `\`${candidate}\``)
+  // A tie ("tll": `ttl` or `tls`?) names both rather than guessing; more than that is no hint.
+  return best.length === 0 || best.length > 2 ? undefined : best.join(' or ')
 }
 
 /** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`. */

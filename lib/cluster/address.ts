@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { InvalidOptionError } from '../base/errors.js'
+import { checkKnownNames } from '../base/option-spec.js'
 import { parseNodeId } from '../table/node-id.js'
 
 /** A configured peer: where to dial it, and its node id when the configuration names it. */
@@ -18,20 +19,25 @@ export interface ListenAddress {
   readonly autoBind: number
 }
 
-/** A peer as the user may write it: `'10.0.0.2:4055'`, `'[::1]:4055'` or `{ host, port, nodeId }`. */
+/** A peer as the user may write it: `'10.0.0.2:4055'`, `'was2@10.0.0.2:4055'` (naming its node id), `'[::1]:4055'` or `{ host, port, nodeId }`. */
 export type PeerSpec = string | { host: string; port: number; nodeId?: string }
 
 /** A listen address as the user may write it: `'10.0.0.1:4055'` or `{ host, port, autoBind }`. */
 export type ListenSpec = string | { host?: string; port: number; autoBind?: number }
 
+/** A peer as text: `'host:port'`, or `'nodeId@host:port'` naming the node too. */
+const NAMED_PEER = /^([^@\s]+)@(.+)$/
+
 export function parsePeer(option: string, value: unknown): PeerAddress {
   if (typeof value === 'string') {
-    const { host, port } = splitHostPort(option, value, 1)
-    return { host, port, nodeId: undefined }
+    const named = NAMED_PEER.exec(value.trim())
+    const { host, port } = splitHostPort(option, named ? (named[2] ?? '') : value, 1)
+    return { host, port, nodeId: named ? parseNodeId(`${option} (the node id before @)`, named[1]) : undefined }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionError(option, "'host:port' or { host, port, nodeId }", value)
+    throw new InvalidOptionError(option, "'host:port', 'nodeId@host:port' or { host, port, nodeId }", value)
   }
+  checkKnownNames(value, ['host', 'port', 'nodeId'], option)
   const spec = value as Record<string, unknown>
   return {
     host: parseHost(`${option}.host`, spec.host),
@@ -45,6 +51,7 @@ export function parseListen(value: unknown): ListenAddress {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidOptionError('listen', "'host:port' or { host, port, autoBind }", value)
   }
+  checkKnownNames(value, ['host', 'port', 'autoBind'], 'listen')
   const spec = value as Record<string, unknown>
   const autoBind = spec.autoBind ?? 0
   if (typeof autoBind !== 'number' || !Number.isInteger(autoBind) || autoBind < 0 || autoBind > 100) {
@@ -80,7 +87,7 @@ export function canonicalHost(address: string): string {
 
 function splitHostPort(option: string, text: string, minPort: number): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
-  if (!match) throw new InvalidOptionError(option, "'host:port' (IPv6 as '[::1]:4055')", text)
+  if (!match) throw new InvalidOptionError(option, "'host:port' (IPv6 as '[::1]:4055'), or 'nodeId@host:port' for a peer", text)
   return { host: parseHost(option, match[1] ?? match[2]), port: parsePort(option, Number(match[3]), minPort) }
 }
 

@@ -158,7 +158,7 @@ export class Cluster {
   async start(): Promise<void> {
     this.#resolvePeerHosts()
     this.#security.keys.push(...(await Promise.all(this.#options.secret.map(deriveSecretKey))))
-    const { server, port } = await listen(this.#options.listen, () =>
+    const { server, port } = await listen(this.#options.listen, this.#options.nodeId, () =>
       this.#sockets.createServer({
         admit: (socket) => this.#admit(socket),
         accepted: (socket, release) => this.#accept(socket, release),

@@ -7,7 +7,11 @@ import { formatAddress, type ListenAddress } from './address.js'
  * a port that is taken moves on to the next one, up to `autoBind` more (Tomcat's NioReceiver
  * autoBind). Resolves with the server and the port it got.
  */
-export async function listen(address: ListenAddress, createServer: () => Server): Promise<{ server: Server; port: number }> {
+export async function listen(
+  address: ListenAddress,
+  nodeId: string,
+  createServer: () => Server,
+): Promise<{ server: Server; port: number }> {
   let lastError: unknown
   let tried = 0
   for (let offset = 0; offset <= address.autoBind; offset++) {
@@ -30,5 +34,5 @@ export async function listen(address: ListenAddress, createServer: () => Server)
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') break
     }
   }
-  throw new ListenError(formatAddress(address), tried, { cause: lastError })
+  throw new ListenError(formatAddress(address), tried, { cause: lastError, nodeId })
 }

@@ -57,16 +57,37 @@ export interface PeerSessionOptions extends Omit<SessionOptions, 'store' | 'geni
  * ```
  */
 export function peerSession(options: PeerSessionOptions): Middleware {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', options)
   const { store, routeCookie, staticFilter: filter, ...sessionOptions } = options
-  if (!store || typeof store !== 'object') throw new InvalidOptionError('store', 'a PeerStore', store)
+  checkSessionSecret(sessionOptions.secret)
+  // First: it refuses anything but a PeerStore, before express-session would call into it.
+  const sticky = stickyRouting(store, { routeCookie, sessionCookieName: sessionOptions.name })
   const filterRequests = staticFilter({ filter })
   const sessions = session({ ...sessionOptions, store, genid: store.genid }) as unknown as Middleware
-  const sticky = stickyRouting(store, { routeCookie, sessionCookieName: sessionOptions.name })
   return (req, res, next) => {
     filterRequests(req, res, (error) => {
       if (error) return next(error)
       sessions(req, res, (error) => (error ? next(error) : sticky(req, res, next)))
     })
+  }
+}
+
+/**
+ * express-session starts without a secret but fails every request with a 500 (and a deprecation
+ * warning pointing into this package): refuse it here, where the mistake is made.
+ */
+function checkSessionSecret(secret: unknown): void {
+  const secrets: unknown[] = Array.isArray(secret) ? secret : [secret]
+  const usable = secrets.length > 0 && secrets.every((value) => (typeof value === 'string' && value.length > 0) || Buffer.isBuffer(value))
+  if (!usable) {
+    throw new InvalidOptionError(
+      'secret',
+      'the secret that signs session cookies (a string or Buffer, or an array of them, newest first)',
+      secret,
+      {
+        sensitive: true,
+      },
+    )
   }
 }
 
@@ -93,17 +114,19 @@ export function stickyRouting(
   const internals = internalsOf(store)
   const cookie = resolveRouteCookie(options.routeCookie)
   const sessionCookieName = options.sessionCookieName ?? 'connect.sid'
+  const nodeId = internals.nodeId
   return (req, res, next) => {
-    if (!req.session || typeof req.sessionID !== 'string') return next()
+    // A store without a node id routes nothing: no route cookie, no takeover.
+    if (nodeId === undefined || !req.session || typeof req.sessionID !== 'string') return next()
     onHeaders(res, () => {
       if (!req.session) return
       const hasData = Object.keys(req.session).some((key) => key !== 'cookie')
-      const header = cookie.headerFor({ cookieHeader: req.headers.cookie, sessionCookieName, hasData }, internals.nodeId)
+      const header = cookie.headerFor({ cookieHeader: req.headers.cookie, sessionCookieName, hasData }, nodeId)
       if (header) res.setHeader('set-cookie', appendSetCookie(res.getHeader('set-cookie'), header))
     })
     const route = routeOf(req.sessionID)
     // A session created elsewhere, or by another id generator (no route), is left as it is.
-    if (route === undefined || route === internals.nodeId) return next()
+    if (route === undefined || route === nodeId) return next()
     rebind(req, (sid) => internals.rebind(sid)).then(() => next(), next)
   }
 }

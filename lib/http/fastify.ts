@@ -60,6 +60,8 @@ export interface PeerFastifySessionOptions {
 const plugin: FastifyPluginCallback<PeerFastifySessionOptions> = (fastify: FastifyInstance, options, done) => {
   if (!options?.store) throw new InvalidOptionError('store', 'a PeerStore', options?.store)
   const internals = internalsOf(options.store)
+  // A store without a node id routes nothing: no takeover, no route cookie.
+  const nodeId = internals.nodeId
   const routeCookie = resolveRouteCookie(options.routeCookie)
   const matches = staticMatcher(options.staticFilter)
   const sessionCookieName = options.sessionCookieName ?? 'sessionId'
@@ -77,7 +79,7 @@ const plugin: FastifyPluginCallback<PeerFastifySessionOptions> = (fastify: Fasti
     const sid = session?.sessionId
     if (!session || typeof sid !== 'string') return
     const route = routeOf(sid)
-    if (route === undefined || route === internals.nodeId) return
+    if (nodeId === undefined || route === undefined || route === nodeId) return
     // The store moves the session (a move replicates as one, static requests included); then
     // regenerate() builds @fastify/session's Session under the new id, which store.genid hands it.
     // Its destroy of the old id does nothing: that id is already a tombstone naming the new one.
@@ -91,9 +93,9 @@ const plugin: FastifyPluginCallback<PeerFastifySessionOptions> = (fastify: Fasti
 
   fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const session = (request as FastifyRequest & { session?: Record<string, unknown> & Partial<FastifySessionLike> }).session
-    if (!session?.sessionId) return payload
+    if (nodeId === undefined || !session?.sessionId) return payload
     const hasData = Object.keys(session).some((key) => key !== 'cookie')
-    const header = routeCookie.headerFor({ cookieHeader: request.headers.cookie, sessionCookieName, hasData }, internals.nodeId)
+    const header = routeCookie.headerFor({ cookieHeader: request.headers.cookie, sessionCookieName, hasData }, nodeId)
     if (header) void reply.header('set-cookie', appendSetCookie(reply.getHeader('set-cookie'), header))
     return payload
   })

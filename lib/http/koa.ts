@@ -88,8 +88,17 @@ const REBOUND = Symbol('connect-peer rebound key')
  * ```
  */
 export function peerSession(app: { use: unknown; context: object }, options: PeerKoaSessionOptions): Middleware {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', options)
   const { store, routeCookie: routeCookieOptions, staticFilter: filter, ...sessionOptions } = options
   const internals = internalsOf(store)
+  const nodeId = internals.nodeId
+  // koa-session signs its cookie with app.keys by default; without them every request fails with a 500.
+  const keys = (app as { keys?: unknown }).keys
+  if (sessionOptions.signed !== false && (!Array.isArray(keys) || keys.length === 0)) {
+    throw new InvalidOptionError('app.keys', 'the keys that sign session cookies (app.keys = [secret]), or `signed: false`', keys, {
+      sensitive: true,
+    })
+  }
   const routeCookie = resolveRouteCookie(routeCookieOptions)
   const matches = staticMatcher(filter)
   const key = sessionOptions.key ?? 'koa.sess'
@@ -124,7 +133,8 @@ export function peerSession(app: { use: unknown; context: object }, options: Pee
     const route = arrived === undefined ? undefined : routeOf(arrived)
     // A session the application would refuse (its own `valid` check) is not taken over: moving it
     // would end it under its old id for whoever really holds it.
-    if (arrived !== undefined && route !== undefined && route !== internals.nodeId && (await wouldLoad(ctx, arrived))) {
+    // A store without a node id routes nothing: no takeover, no route cookie.
+    if (nodeId !== undefined && arrived !== undefined && route !== undefined && route !== nodeId && (await wouldLoad(ctx, arrived))) {
       const moved = await internals.rebind(arrived)
       if (moved !== undefined) {
         debug('took over session %s as %s', arrived, moved)
@@ -137,8 +147,9 @@ export function peerSession(app: { use: unknown; context: object }, options: Pee
     await sessions(ctx, async () => {
       await next()
       const session = ctx.session as { length?: number } | null
+      if (nodeId === undefined) return
       const hasData = (session?.length ?? 0) > 0
-      const header = routeCookie.headerFor({ cookieHeader: ctx.get('cookie'), sessionCookieName: key, hasData }, internals.nodeId)
+      const header = routeCookie.headerFor({ cookieHeader: ctx.get('cookie'), sessionCookieName: key, hasData }, nodeId)
       if (header) ctx.append('Set-Cookie', header)
     })
   }

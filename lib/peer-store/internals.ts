@@ -1,10 +1,16 @@
+import { InvalidOptionError } from '../base/errors.js'
+
 /**
  * What the framework adapters (Express, Koa, Fastify) need from a PeerStore beyond the Store
  * contract. Kept off the public class: users reach it only through the adapters.
  */
 export interface StoreInternals {
-  readonly nodeId: string
-  /** A new session id routed to this node: `<random>.<nodeId>`. */
+  /**
+   * The route this node's session ids carry: its node id. Undefined for a single store that was never
+   * given one (no peers, no Redis): its ids carry no route, and the adapters set no route cookie.
+   */
+  readonly nodeId: string | undefined
+  /** A new session id routed to this node: `<random>.<nodeId>` (`<random>` without a node id). */
   genid(): string
   /**
    * Makes the next `store.genid(request)` for this request return `sid`: how the Fastify adapter
@@ -32,6 +38,6 @@ export function registerInternals(store: object, internals: StoreInternals): voi
 
 export function internalsOf(store: object): StoreInternals {
   const internals = registry.get(store)
-  if (!internals) throw new TypeError('Expected a PeerStore from connect-peer')
+  if (!internals) throw new InvalidOptionError('store', 'a PeerStore from connect-peer', store)
   return internals
 }

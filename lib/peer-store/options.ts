@@ -107,6 +107,8 @@ export interface ResolvedOptions extends Omit<ResolvedTable<typeof SESSION_OPTIO
   /** A container cannot hold more items than there are bytes, so the size limit bounds it too. */
   readonly maxContainerLength: number
   readonly nodeId: string
+  /** The node id was given: session ids carry it as their route (a plain store's do not). */
+  readonly routed: boolean
   readonly clusterName: string
   /** The cluster secrets (the first used to seal and connect); empty without one. */
   readonly secrets: readonly string[]
@@ -136,18 +138,27 @@ export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStor
   const replication = resolveReplication(values)
   const clusterValues = resolveTable(CLUSTER_OPTIONS, values)
   const cluster = resolveCluster(peerSpecs, clusterValues, session.maxSessionBytes)
+  const redis = resolveRedis(values)
+  if (redis && clusterValues.nodeId === undefined) {
+    throw new InvalidOptionError(
+      'nodeId',
+      'a node id (such as "was1") when the store has a Redis tier; it must be unique among the nodes on that Redis',
+      undefined,
+    )
+  }
   return {
     ...session,
     ttl: ttlFunction ? SESSION_OPTIONS.ttl.default * 1000 : (session.ttl as number),
     ttlFunction,
     maxContainerLength: session.maxSessionBytes,
     nodeId: cluster?.nodeId ?? clusterValues.nodeId ?? LOCAL_NODE_ID,
+    routed: clusterValues.nodeId !== undefined,
     clusterName: clusterValues.clusterName,
     secrets: clusterValues.secret,
     replication,
     cluster,
     persist: resolveTable(PERSIST_OPTIONS, values).persist,
-    redis: resolveRedis(values),
+    redis,
     ackTimeout: clusterValues.ackTimeout,
   }
 }

@@ -90,11 +90,13 @@ export class PeerStore extends Store {
   /** Until the snapshot is loaded: every operation waits for it (a node serves only once it has its sessions). */
   #loading: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  /** Someone called ready(): a failed start reaches them (see the constructor). */
+  #readyAwaited = false
 
   /**
    * Generates session ids routed to this node, `<random>.<nodeId>` (144 random bits): pass it as
    * express-session's `genid` (or @fastify/session's `idGenerator`) so balancers and the rebinder
-   * know which node a session lives on.
+   * know which node a session lives on. A store given no `nodeId` generates plain random ids.
    */
   readonly genid: (request?: object) => string
   /** Ids the Fastify adapter reserved for a request's next `genid` (see `StoreInternals.reserveId`). */
@@ -129,15 +131,17 @@ export class PeerStore extends Store {
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapInterval)
     this.#reaper.unref()
     const nodeId = this.#options.nodeId
+    // A plain store that was never given a node id routes nowhere: its ids are MemoryStore-like.
+    const route = this.#options.routed ? nodeId : undefined
     this.genid = (request) => {
       const reserved = request === undefined ? undefined : this.#reservedIds.get(request)
-      if (reserved === undefined) return createSessionId(nodeId)
+      if (reserved === undefined) return createSessionId(route)
       this.#reservedIds.delete(request!)
       return reserved
     }
     registerInternals(this, {
-      nodeId,
-      genid: () => createSessionId(nodeId),
+      nodeId: route,
+      genid: () => createSessionId(route),
       reserveId: (request, sid) => this.#reservedIds.set(request, sid),
       rebind: (sid) => this.#rebind(sid),
       readExternal: (sid) => this.#readExternal(sid),
@@ -175,9 +179,10 @@ export class PeerStore extends Store {
     this.#started = replication
       ? (this.#loading ?? Promise.resolve()).then(() => replication.start())
       : (this.#loading ?? Promise.resolve())
-    // Nobody may be awaiting ready(): report a failed start as an event too, never as an unhandled rejection.
+    // A port that cannot be opened is never silent: an `error` listener hears it, whoever called
+    // ready() gets it; with neither, it is thrown as an uncaught error, as net.Server's own would be.
     this.#started.catch((error: Error) => {
-      if (this.listenerCount('error') > 0) this.emit('error', error)
+      if (this.listenerCount('error') > 0 || !this.#readyAwaited) this.emit('error', error)
     })
   }
 
@@ -194,8 +199,12 @@ export class PeerStore extends Store {
     return super.off(event, listener as (...args: unknown[]) => void)
   }
 
-  /** Resolves when the replication port is open (at once without peers); rejects with `ListenError`. */
+  /**
+   * Resolves when the store serves: its snapshot loaded (with `persist`) and its replication port
+   * open (at once for a plain store); rejects with `ListenError`.
+   */
   ready(): Promise<void> {
+    this.#readyAwaited = true
     return this.#closing ? Promise.reject(new StoreClosedError('ready')) : this.#started
   }
 

@@ -5,10 +5,12 @@ const ID_BYTES = 18
 
 /**
  * A session id routed to a node, Tomcat's `<id>.<jvmRoute>`: 144 random bits in base64url (which
- * has no `.`), a dot, and the node id. The random part alone is the secret.
+ * has no `.`), a dot, and the node id. The random part alone is the secret. Without a node id (a
+ * single store that never named itself), the random part alone.
  */
-export function createSessionId(nodeId: string): string {
-  return `${randomBytes(ID_BYTES).toString('base64url')}.${nodeId}`
+export function createSessionId(nodeId: string | undefined): string {
+  const random = randomBytes(ID_BYTES).toString('base64url')
+  return nodeId === undefined ? random : `${random}.${nodeId}`
 }
 
 /** The node a session id is routed to: the text after its last dot, or undefined without one. */

@@ -1,4 +1,5 @@
 import express from 'express'
+import { MemoryStore } from 'express-session'
 import signature from 'cookie-signature'
 import request from 'supertest'
 import { peerSession, PeerStore, type PeerSessionOptions } from '../../../lib/index.js'
@@ -87,4 +88,51 @@ test('a session id without a route (made by another id generator) is left alone'
   await store.set('legacy-id-without-route', session({ user: 'old' }))
   const response = await request(app()).get('/me').set('Cookie', signed('legacy-id-without-route')).expect(200)
   expect(response.body).toMatchObject({ sid: 'legacy-id-without-route', user: 'old', previous: null })
+})
+
+describe('a plain store without a node id (a MemoryStore replacement on one server)', () => {
+  let plain: PeerStore
+  beforeEach(() => {
+    plain = new PeerStore()
+  })
+  afterEach(() => plain.close())
+
+  test('its session ids carry no route and it sets no route cookie', async () => {
+    const response = await request(app({ store: plain }))
+      .get('/login')
+      .expect(200)
+    expect(response.body.sid).toMatch(/^[A-Za-z0-9_-]{24}$/)
+    const cookies = response.headers['set-cookie'] as unknown as string[]
+    expect(cookies).toHaveLength(1)
+    expect(cookies[0]).toMatch(/^connect\.sid=/)
+  })
+
+  test('a session id routed to some node is served as it is, not taken over', async () => {
+    await plain.set('abc.was1', session({ user: 'ada' }))
+    const response = await request(app({ store: plain }))
+      .get('/me')
+      .set('Cookie', signed('abc.was1'))
+      .expect(200)
+    expect(response.body).toMatchObject({ sid: 'abc.was1', user: 'ada', previous: null })
+  })
+})
+
+describe('peerSession refuses what would fail every request', () => {
+  test.each([
+    ['no secret', { secret: undefined }],
+    ['an empty secret', { secret: '' }],
+    ['an empty list of secrets', { secret: [] }],
+    ['a number as the secret', { secret: 8675309421 }],
+  ])('%s: InvalidOptionError naming `secret`, without printing it', (_, options) => {
+    expect(() => app(options as never)).toThrow(expect.objectContaining({ name: 'InvalidOptionError', option: 'secret' }))
+    expect(() => app(options as never)).not.toThrow(/8675309421/)
+  })
+
+  test.each([
+    ['an object', {}],
+    ["express-session's MemoryStore", new MemoryStore()],
+    ['nothing', undefined],
+  ])('a store that is not a PeerStore (%s): InvalidOptionError naming `store`', (_, other) => {
+    expect(() => app({ store: other as never })).toThrow(expect.objectContaining({ name: 'InvalidOptionError', option: 'store' }))
+  })
 })

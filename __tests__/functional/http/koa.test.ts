@@ -89,3 +89,39 @@ test("a session the application's valid() refuses is not taken over: it lives on
     await Promise.all([was1.close(), was2.close()])
   }
 })
+
+describe('peerSession refuses what would fail every request', () => {
+  let store: PeerStore
+  beforeEach(() => {
+    store = new PeerStore()
+  })
+  afterEach(() => store.close())
+
+  test('an app without keys (koa-session signs its cookie with them): InvalidOptionError naming `app.keys`', () => {
+    expect(() => peerSession(new Koa(), { store })).toThrow(expect.objectContaining({ name: 'InvalidOptionError', option: 'app.keys' }))
+  })
+
+  test('unsigned cookies need no keys', () => {
+    expect(typeof peerSession(new Koa(), { store, signed: false })).toBe('function')
+  })
+
+  test('a store that is not a PeerStore: InvalidOptionError naming `store`', () => {
+    const koa = new Koa()
+    koa.keys = ['koa test key']
+    expect(() => peerSession(koa, { store: {} as never })).toThrow(expect.objectContaining({ name: 'InvalidOptionError', option: 'store' }))
+  })
+
+  test('a plain store without a node id sets no route cookie and its keys carry no route', async () => {
+    const koa = new Koa()
+    koa.keys = ['koa test key']
+    koa.use(peerSession(koa, { store, maxAge: 60_000 }))
+    koa.use((ctx) => {
+      ;(ctx.session as unknown as Record<string, unknown>).user = 'ada'
+      ctx.body = 'ok'
+    })
+    const response = await request(koa.callback()).get('/').expect(200)
+    const cookies = response.headers['set-cookie'] as unknown as string[]
+    expect(cookies.some((cookie) => cookie.startsWith('ROUTEID='))).toBe(false)
+    expect(await store.ids()).toEqual([expect.stringMatching(/^[A-Za-z0-9_-]{24}$/)])
+  })
+})

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { runScript } from '../../helpers/child.js'
 
 test.each([
@@ -18,4 +20,20 @@ test('a callback that throws surfaces as an uncaught exception and is not called
   const result = await runScript('throwing-callback.main.ts')
   expect(result.code).toBe(0)
   expect(JSON.parse(result.stdout)).toEqual({ calls: 1, message: 'thrown by the application callback' })
+})
+
+test('a second instance of a node (its replication port taken) dies loudly, asking whether one is running', async () => {
+  const firstInstance = createServer().listen(4055, '127.0.4.60')
+  await once(firstInstance, 'listening')
+  try {
+    const result = await runScript('second-instance.main.ts', { LISTEN: '127.0.4.60:4055', PEER: '127.0.4.61:4055' })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('ListenError')
+    const message = /Cannot listen on 127\.0\.4\.60:4055[^\n]*/.exec(result.stderr)?.[0] ?? ''
+    expect(message).toContain('Is another instance of node "was1" already running?')
+    // The likelier cause comes first; autoBind is for a port something else needs.
+    expect(message.indexOf('another instance')).toBeLessThan(message.indexOf('autoBind'))
+  } finally {
+    firstInstance.close()
+  }
 })
