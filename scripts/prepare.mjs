@@ -60,7 +60,7 @@ function prepareSystemTools() {
   const chromium = missing.includes('chromium') ? ' (or set CHROMIUM_PATH to a Chromium or Chrome binary)' : ''
   if (apt)
     fail(
-      `the tests need ${list}, which ${missing.length === 1 ? 'is' : 'are'} missing: run "sudo apt-get install ${list}"${chromium}, then npm test again`,
+      `the tests need ${list}, which ${missing.length === 1 ? 'is' : 'are'} missing: run "${root ? '' : 'sudo '}apt-get install ${list}"${chromium}, then npm test again`,
     )
   const brew = missing.map((name) => ({ chromium: null, 'redis-server': 'redis' })[name] ?? name).filter(Boolean)
   const how = onPath('brew') && brew.length > 0 ? `run "brew install ${brew.join(' ')}"` : `install ${list}`
@@ -71,6 +71,7 @@ function prepareSystemTools() {
 function prepareNpmDependencies() {
   const stale = npmStaleness()
   if (stale === null) return
+  if (NO_INSTALL) fail(`${stale}: run "npm ci", then npm ${mode === 'demo' ? 'run demo' : 'test'} again`)
   say(`${stale}: installing the npm dependencies (npm ci)`)
   run('npm', ['ci', '--no-audit', '--no-fund'], { quiet: false })
 }

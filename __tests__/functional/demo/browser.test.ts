@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { ROOT } from '../../helpers/child.js'
+import { chromiumPath } from '../../helpers/chromium.js'
 import { keyOf, startDemo } from '../../helpers/demo.js'
 import type { WatchedProcess } from '../../helpers/process-lines.js'
 
@@ -19,7 +20,7 @@ beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
   demo = await startDemo(PORTS)
   browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    executablePath: chromiumPath(),
     // No sandbox as root; no background traffic on a closed network.
     args: [
       '--no-sandbox',
