@@ -3,14 +3,15 @@ import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { ROOT } from '../../helpers/child.js'
 import { chromiumPath } from '../../helpers/chromium.js'
-import { keyOf, startDemo } from '../../helpers/demo.js'
+import { keyOf, startDemo, type DemoAddresses } from '../../helpers/demo.js'
 import type { WatchedProcess } from '../../helpers/process-lines.js'
 
 /**
  * A real browser (Debian's Chromium, driven by playwright-core) through the demo's balancer: the
  * counter must carry on after the node that served it is killed.
  */
-const PORTS = { balancer: 3400, http: 3401, replication: 4401 }
+const AT: DemoAddresses = { host: '127.0.7.10', hosts: ['127.0.7.11', '127.0.7.12'], balancer: 3400, http: 3401, replication: 4401 }
+const FRONT = `http://${AT.host}:${AT.balancer}/`
 const OUTPUT = path.join(ROOT, 'test-output')
 let demo: WatchedProcess
 let browser: Browser
@@ -18,7 +19,7 @@ let page: Page
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
-  demo = await startDemo(PORTS)
+  demo = await startDemo(AT)
   browser = await chromium.launch({
     executablePath: chromiumPath(),
     // No sandbox as root; no background traffic on a closed network.
@@ -38,10 +39,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await demo?.kill('SIGINT')
+  await demo?.closed
 })
 
 test('the counter continues on the other node after the node that served it is killed', async () => {
-  await page.goto(`http://127.0.0.1:${PORTS.balancer}/`)
+  await page.goto(FRONT)
   for (let i = 1; i <= 3; i++) {
     await page.click('#increment')
     await page.waitForSelector(`#count >> text="${i}"`)
