@@ -43,7 +43,15 @@ afterAll(async () => {
 })
 
 test('the counter continues on the other node after the node that served it is killed', async () => {
+  // Every request the page makes, assets and icon included, must succeed.
+  const failed: string[] = []
+  page.on('response', (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`)
+  })
   await page.goto(FRONT)
+  // Nothing stored yet: the page must not show an id that will never be saved.
+  expect(await page.isVisible('#no-session')).toBe(true)
+  expect(await page.$('#session-id')).toBeNull()
   for (let i = 1; i <= 3; i++) {
     await page.click('#increment')
     await page.waitForSelector(`#count >> text="${i}"`)
@@ -54,6 +62,9 @@ test('the counter continues on the other node after the node that served it is k
   const served = (await page.textContent('#node'))!
   expect(['was1', 'was2']).toContain(served)
   expect(await page.textContent('#route')).toBe(served)
+  const before = (await page.textContent('#session-id'))!
+  expect(before).toMatch(new RegExp(`\\.${served}$`))
+  expect(await page.$('#previous-session-id')).toBeNull()
   await page.screenshot({ path: path.join(OUTPUT, 'demo-before-failover.png'), fullPage: true })
 
   const mark = demo.mark
@@ -64,10 +75,20 @@ test('the counter continues on the other node after the node that served it is k
   expect(await page.textContent('#node')).toBe(survivor)
   expect(await page.textContent('#count')).toBe('3')
   expect(await page.textContent('#note')).toBe('written before the failover')
-  expect(await page.isVisible('#rebound')).toBe(true)
+  expect(await page.textContent('#rebound')).toContain(`took this session over from ${served}`)
+  // The id it had, and the one it has now, routed to the survivor.
+  expect(await page.textContent('#previous-session-id')).toBe(before)
+  expect(await page.textContent('#session-id')).toMatch(new RegExp(`\\.${survivor}$`))
   await page.screenshot({ path: path.join(OUTPUT, 'demo-after-failover.png'), fullPage: true })
   await page.click('#increment')
   await page.waitForSelector('#count >> text="4"')
   expect(await page.textContent('#node')).toBe(survivor)
   expect(await page.textContent('#route')).toBe(survivor)
+  // Still told after the next request (a POST and its redirect): the takeover is not forgotten.
+  expect(await page.textContent('#previous-session-id')).toBe(before)
+
+  const icon = await page.request.get(`${FRONT}favicon.ico`)
+  expect(icon.status()).toBe(200)
+  expect(icon.headers()['content-type']).toMatch(/^image\//)
+  expect(failed).toEqual([])
 }, 60_000)

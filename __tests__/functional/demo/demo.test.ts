@@ -45,11 +45,33 @@ test('the demo balancer is sticky; killing the node keeps the session; the resta
   expect(await browser.post('/count')).toEqual({ node: other, count: 5 })
 }, 60_000)
 
-test('the page and its static assets are served through the balancer', async () => {
+test('the page says no session is stored until the first write, then shows the stored id', async () => {
+  const browser = new Browser(FRONT)
+  const before = await fetch(`${FRONT}/`)
+  const html = await before.text()
+  expect(html).toContain('id="no-session"')
+  expect(html).not.toContain('id="session-id"')
+  // Nothing stored, so nothing to remember: no session cookie either.
+  expect(before.headers.get('set-cookie') ?? '').not.toContain('connect.sid')
+
+  await browser.post('/count')
+  const sid = decodeURIComponent(browser.cookies.get('connect.sid')!)
+    .replace(/^s:/, '')
+    .replace(/\.[^.]+$/, '')
+  const state = await browser.get('/api/state')
+  expect(state).toMatchObject({ sessionId: sid, previousSessionId: null, count: 1 })
+})
+
+test('the page, its static assets and its favicon are served through the balancer', async () => {
   const browser = new Browser(FRONT)
   await browser.post('/count')
   expect(await browser.get('/')).toEqual({}) // HTML, not JSON
   const style = await fetch(`${FRONT}/public/style.css`)
   expect(style.status).toBe(200)
   expect(await style.text()).toContain('.served')
+  const icon = await fetch(`${FRONT}/favicon.ico`)
+  expect(icon.status).toBe(200)
+  expect(icon.headers.get('content-type')).toMatch(/^image\//)
+  // An ICO file: reserved 0, type 1 (icon).
+  expect([...new Uint8Array(await icon.arrayBuffer()).subarray(0, 4)]).toEqual([0, 0, 1, 0])
 })
