@@ -12,7 +12,7 @@
  *   CONNECT_PEER_NO_INSTALL=1       never install anything: only report what is missing
  */
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs'
+import { accessSync, constants, existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -71,6 +71,12 @@ function prepareSystemTools() {
 function prepareNpmDependencies() {
   const stale = npmStaleness()
   if (stale === null) return
+  // npm ci empties node_modules first: through a link (a git worktree sharing another checkout's
+  // packages) that would pull them from under the other checkout.
+  const modules = path.join(ROOT, 'node_modules')
+  if (existsSync(modules) && lstatSync(modules).isSymbolicLink()) {
+    fail(`${stale}, and node_modules is a link to ${realpathSync(modules)}: run "npm ci" there, or remove the link`)
+  }
   if (NO_INSTALL) fail(`${stale}: run "npm ci", then npm ${mode === 'demo' ? 'run demo' : 'test'} again`)
   say(`${stale}: installing the npm dependencies (npm ci)`)
   run('npm', ['ci', '--no-audit', '--no-fund'], { quiet: false })

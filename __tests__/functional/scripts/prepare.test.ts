@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { ROOT } from '../../helpers/child.js'
@@ -150,6 +150,30 @@ describe('npm dependencies', () => {
     const second = await prepare(script, 'demo', npmEnv())
     expect({ code: second.code, lines: second.lines }).toEqual({ code: 0, lines: [] })
   }, 30_000)
+
+  test('node_modules a link to another checkout (a git worktree): stale, it is not reinstalled through the link', async () => {
+    // A checkout sharing this project's node_modules, whose package-lock.json wants something else.
+    const worktree = path.join(scratch, 'worktree')
+    mkdirSync(path.join(worktree, 'scripts'), { recursive: true })
+    copyFileSync(script, path.join(worktree, 'scripts', 'prepare.mjs'))
+    const lock = JSON.parse(readFileSync(path.join(project, 'package-lock.json'), 'utf8'))
+    lock.packages['node_modules/tiny'].version = '9.9.9'
+    writeFileSync(path.join(worktree, 'package-lock.json'), JSON.stringify(lock))
+    symlinkSync(path.join(project, 'node_modules'), path.join(worktree, 'node_modules'))
+
+    const { code, lines } = await prepare(path.join(worktree, 'scripts', 'prepare.mjs'), 'test', {
+      ...npmEnv(),
+      CHROMIUM_PATH: process.execPath, // any executable: only npm is looked at here
+      PATH: `${fakeBin('worktree-tools', ['haproxy', 'redis-server'])}${path.delimiter}${process.env.PATH}`,
+    })
+    expect({ code, lines }).toEqual({
+      code: 1,
+      lines: [
+        `[prepare] tiny 1.0.0 is installed but package-lock.json wants 9.9.9, and node_modules is a link to ${path.join(project, 'node_modules')}: run "npm ci" there, or remove the link`,
+      ],
+    })
+    expect(existsSync(path.join(project, 'node_modules', 'tiny', 'package.json'))).toBe(true)
+  })
 
   test('node_modules older than package-lock.json: it names the package and reinstalls', async () => {
     lockTiny('1.0.1')
