@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -70,9 +70,9 @@ export function extractBlocks(markdown: string, file: string): CodeBlock[] {
 
 /** README.md and every docs/*.md, read from the repository. */
 export function documentationFiles(): string[] {
-  const docs = spawnSync('ls', [path.join(ROOT, 'docs')], { encoding: 'utf8' })
-    .stdout.split('\n')
+  const docs = readdirSync(path.join(ROOT, 'docs'))
     .filter((name) => name.endsWith('.md'))
+    .sort()
     .map((name) => `docs/${name}`)
   return ['README.md', ...docs]
 }
