@@ -1,6 +1,6 @@
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
-import { decode, packr } from '../codec/msgpack.js'
-import { assertWellFormed } from '../codec/msgpack-scan.js'
+import { decodeViews, packr } from '../codec/msgpack.js'
+import { assertWellFormed, type ScanLimits } from '../codec/msgpack-scan.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
 import {
   boolean,
@@ -345,12 +345,25 @@ export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
   const schema = BY_TYPE.get(frame.type)
   if (!schema) throw new ProtocolError(`unknown message type 0x${frame.type.toString(16)}`)
   // The envelope is shallow: session values travel as opaque bytes and are checked on their own.
-  assertWellFormed(frame.payload, { maxDepth: 4, maxContainerLength: Math.max(limits.maxBatch, 16) })
-  const reader = new WireReader(decode(frame.payload), `message 0x${frame.type.toString(16)}`, limits)
+  assertWellFormed(frame.payload, envelopeLimits(limits))
+  // Session bytes come out as views into the frame: the receiver copies what it keeps.
+  const reader = new WireReader(decodeViews(frame.payload), `message 0x${frame.type.toString(16)}`, limits)
   const ack = schema.data ? readAckRequest(reader) : undefined
   const fields = readFields(schema.entries, reader)
   reader.end()
   return { type: frame.type, ...ack, ...fields } as Message
+}
+
+const envelopes = new WeakMap<MessageLimits, ScanLimits>()
+
+/** The scan limits of a message envelope, made once per set of message limits. */
+function envelopeLimits(limits: MessageLimits): ScanLimits {
+  let envelope = envelopes.get(limits)
+  if (envelope === undefined) {
+    envelope = { maxDepth: 4, maxContainerLength: Math.max(limits.maxBatch, 16) }
+    envelopes.set(limits, envelope)
+  }
+  return envelope
 }
 
 function readAckRequest(reader: WireReader): AckRequest {

@@ -167,9 +167,21 @@ function sessionBytes(whole: boolean): ItemCodec<Buffer> {
     if (!Buffer.isBuffer(value) || value.length > session.maxSessionBytes) context.fail('expected session bytes within maxSessionBytes')
     // A field value sits one level below the session map.
     if (whole) readMapFields(value, session)
-    else assertWellFormed(value, { ...session, maxDepth: session.maxDepth - 1 })
+    else assertWellFormed(value, fieldLimits(session))
     return value
   })
+}
+
+const fieldLimitsCache = new WeakMap<ScanLimits, ScanLimits>()
+
+/** The limits of one field's value: one level less deep than the session's. Made once per session limits. */
+function fieldLimits(session: ScanLimits): ScanLimits {
+  let limits = fieldLimitsCache.get(session)
+  if (limits === undefined) {
+    limits = { maxDepth: session.maxDepth - 1, maxContainerLength: session.maxContainerLength }
+    fieldLimitsCache.set(session, limits)
+  }
+  return limits
 }
 export const sessionValueItem = sessionBytes(false)
 export const sessionBlobItem = sessionBytes(true)

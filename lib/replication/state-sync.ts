@@ -1,4 +1,5 @@
 import type { Connection } from '../cluster/connection.js'
+import { ownedCopy } from '../codec/msgpack.js'
 import { MessageType, type Digest, type DigestEntry, type Fetch, type FetchReply, type Snapshot } from '../protocol/messages.js'
 import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../base/debug.js'
@@ -241,7 +242,9 @@ export class StateSync {
       let applied = 0
       for (const snapshot of message.snapshots) {
         if (!pending.sids.has(snapshot.sid)) continue // not asked for: ignore
-        const result = this.#table.applySnapshot(snapshot.sid, snapshot, now, killed)
+        // The blob is a view into the received frame: the table keeps a copy of its own.
+        const state = snapshot.blob === null ? snapshot : { ...snapshot, blob: ownedCopy(snapshot.blob) }
+        const result = this.#table.applySnapshot(snapshot.sid, state, now, killed)
         if (result === 'stale') continue
         applied += 1
         this.#events.applied(snapshot.sid, snapshot.blob === null, from)
