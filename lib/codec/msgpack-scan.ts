@@ -53,6 +53,51 @@ export function readMapFields(bytes: Uint8Array, limits: ScanLimits): MapField[]
   return fields
 }
 
+/**
+ * Checks that `bytes` hold exactly one map of acceptable values with unique string keys, as
+ * `readMapFields` does, without building its list or the keys' strings (for session bytes that
+ * arrive whole and are stored as they are).
+ */
+export function assertSessionMap(bytes: Uint8Array, limits: ScanLimits): void {
+  const header = readMapHeader(bytes, 0)
+  checkLength(header.count, limits)
+  // Few keys: compared as bytes (valid UTF-8 has one encoding per string); many: as strings in a Set.
+  if (header.count > 16) {
+    readMapFields(bytes, limits)
+    return
+  }
+  const keyStarts: number[] = []
+  const keyEnds: number[] = []
+  let offset = header.next
+  for (let i = 0; i < header.count; i++) {
+    const next = checkKeyUtf8(bytes, offset)
+    const start = next - keyLength(bytes, offset)
+    for (let j = 0; j < keyStarts.length; j++) {
+      if (sameRange(bytes, keyStarts[j]!, keyEnds[j]!, start, next)) {
+        throw new MalformedDataError(`duplicate map key ${JSON.stringify(readString(bytes, offset).value)}`)
+      }
+    }
+    keyStarts.push(start)
+    keyEnds.push(next)
+    offset = scan(bytes, next, limits, 2)
+  }
+  if (offset !== bytes.length) throw new MalformedDataError(`${bytes.length - offset} bytes after the map`)
+}
+
+function keyLength(bytes: Uint8Array, offset: number): number {
+  const type = bytes[offset]!
+  if (type >= 0xa0 && type <= 0xbf) return type & 0x1f
+  if (type === 0xd9) return bytes[offset + 1]!
+  if (type === 0xda) return uint16(bytes, offset + 1)
+  return uint32(bytes, offset + 1)
+}
+
+function sameRange(bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
+  if (aEnd - aStart !== bEnd - bStart) return false
+  for (let i = 0; i < aEnd - aStart; i++) if (bytes[aStart + i] !== bytes[bStart + i]) return false
+  return true
+}
+
 function scan(bytes: Uint8Array, offset: number, limits: ScanLimits, depth: number): number {
   if (depth > limits.maxDepth) throw new MalformedDataError(`nesting deeper than ${limits.maxDepth}`)
   need(bytes, offset, 1)
@@ -178,6 +223,23 @@ function checkKey(bytes: Uint8Array, offset: number): number {
   }
   const next = skip(bytes, start, length)
   if (length === PROTO.length && isProto(bytes, start)) throw new MalformedDataError('map key "__proto__" is not allowed')
+  return checkUtf8(bytes, start, next)
+}
+
+/** As `checkKey`, for a top-level key of a session map, where `__proto__` is not refused here. */
+function checkKeyUtf8(bytes: Uint8Array, offset: number): number {
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  if (!((type >= 0xa0 && type <= 0xbf) || type === 0xd9 || type === 0xda || type === 0xdb)) {
+    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
+  }
+  const headerLength = type <= 0xbf ? 1 : type === 0xd9 ? 2 : type === 0xda ? 3 : 5
+  need(bytes, offset + 1, headerLength - 1)
+  const start = offset + headerLength
+  return checkUtf8(bytes, start, skip(bytes, start, keyLength(bytes, offset)))
+}
+
+function checkUtf8(bytes: Uint8Array, start: number, next: number): number {
   // Keys are nearly always ASCII: only a key with a byte past 0x7f needs the full UTF-8 check.
   for (let i = start; i < next; i++) {
     if (bytes[i]! >= 0x80) {

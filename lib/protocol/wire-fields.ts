@@ -1,5 +1,5 @@
 import { ProtocolError } from '../base/errors.js'
-import { assertWellFormed, readMapFields, type ScanLimits } from '../codec/msgpack-scan.js'
+import { assertSessionMap, assertWellFormed, type ScanLimits } from '../codec/msgpack-scan.js'
 import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { NODE_ID_PATTERN } from '../table/node-id.js'
 import { MAX_COUNTER, type Version } from '../table/version.js'
@@ -166,7 +166,7 @@ function sessionBytes(whole: boolean): ItemCodec<Buffer> {
     const { session } = context.limits
     if (!Buffer.isBuffer(value) || value.length > session.maxSessionBytes) context.fail('expected session bytes within maxSessionBytes')
     // A field value sits one level below the session map.
-    if (whole) readMapFields(value, session)
+    if (whole) assertSessionMap(value, session)
     else assertWellFormed(value, fieldLimits(session))
     return value
   })

@@ -31,8 +31,15 @@ export interface StateSyncEvents {
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
 const URGENT_FETCH = 16
-/** Bulk fetch requests outstanding at once per connection during a synchronisation. */
-const BULK_WINDOW = 4
+/**
+ * Ids per bulk fetch, at most: each reply is then one frame of about `replyBytes`, applied in well
+ * under a millisecond, so a transfer never holds the receiving node's event loop for long.
+ */
+const BULK_FETCH_IDS = 64
+/** Bulk fetch requests outstanding at once per connection during a synchronisation (small ones: see above). */
+const BULK_WINDOW = 8
+/** A fetch backlog past this many chunks turns into a whole resynchronisation. */
+const BACKLOG_CHUNKS = 4
 /** Fetch requests awaiting their reply on one connection, at most; more ids wait in its backlog. */
 const MAX_OUTSTANDING = 64
 /** Times a bulk fetch is sent when its reply does not come in time; then the run starts over. */
@@ -172,7 +179,7 @@ export class StateSync {
       for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed)
       for (const sid of killed) this.#events.applied(sid, true, peer.name)
       const channel = this.#channel(connection, peer)
-      for (const sids of this.#chunks(wanted, connection)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
+      for (const sids of this.#chunks(wanted, connection, BULK_FETCH_IDS)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
     }
     if (!run) return
     if (message.final) {
@@ -211,7 +218,7 @@ export class StateSync {
     const channel = this.#channel(connection, peer)
     if (channel.outstanding < MAX_OUTSTANDING) return this.#request(connection, sids)
     for (const sid of sids) channel.backlog.add(sid)
-    if (channel.backlog.size > this.#options.chunkSize * BULK_WINDOW) {
+    if (channel.backlog.size > this.#options.chunkSize * BACKLOG_CHUNKS) {
       debug('%s: fetch backlog overflowed: resynchronising', connection.label)
       channel.backlog.clear()
       this.#resync(channel, connection)
@@ -416,15 +423,16 @@ export class StateSync {
     debug('digest of %d entries to %s in %d ms', sent + batch.length, connection.label, Date.now() - started)
   }
 
-  /** Splits ids into fetch requests that fit both `chunkSize` and the peer's frame cap. */
-  #chunks(sids: readonly string[], connection: Connection): string[][] {
+  /** Splits ids into fetch requests that fit `chunkSize`, `maxIds` and the peer's frame cap. */
+  #chunks(sids: readonly string[], connection: Connection, maxIds: number): string[][] {
+    const chunkSize = Math.min(this.#options.chunkSize, maxIds)
     const chunks: string[][] = []
     const frameBytes = connection.frameBudget - ENVELOPE_BYTES
     let chunk: string[] = []
     let bytes = 0
     for (const sid of sids) {
       const size = byteLength(sid) + 8
-      if (chunk.length >= this.#options.chunkSize || bytes + size > frameBytes) {
+      if (chunk.length >= chunkSize || bytes + size > frameBytes) {
         chunks.push(chunk)
         chunk = []
         bytes = 0

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr'
 import { pack } from '../../helpers/msgpack.js'
-import { assertWellFormed, isValidUtf8, readMapFields, scanValue } from '../../../lib/codec/msgpack-scan.js'
+import { assertSessionMap, assertWellFormed, isValidUtf8, readMapFields, scanValue } from '../../../lib/codec/msgpack-scan.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
 const limits = { maxDepth: 8, maxContainerLength: 1000 }
@@ -133,4 +133,39 @@ describe('nested map keys are checked in place', () => {
     expect(() => assertWellFormed(map([...Buffer.from('__proto_x')]), limits)).not.toThrow()
     expect(() => assertWellFormed(map([...Buffer.from('é')]), limits)).not.toThrow()
   })
+})
+
+test('assertSessionMap accepts and refuses exactly what readMapFields does', () => {
+  const packer = new Packr({ useRecords: false, mapsAsObjects: true })
+  const packValue = (value: unknown) => packer.pack(value)
+  const samples = [
+    packValue({ a: 1, b: 'two', c: [1, { d: null }], é: true }),
+    packValue(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i]))),
+    Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]), // duplicate
+    Buffer.from([0x81, 0xa2, 0xc3, 0x28, 0x01]), // bad UTF-8 key
+  ]
+  let seed = 3
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff
+    return seed
+  }
+  const outcome = (check: () => unknown) => {
+    try {
+      check()
+      return 'ok'
+    } catch (error) {
+      return (error as Error).name
+    }
+  }
+  for (const sample of samples) {
+    for (let n = 0; n < 3000; n++) {
+      const bytes = Buffer.from(sample)
+      if (n > 0) bytes[random() % bytes.length] = random() & 0xff
+      const cut = n % 7 === 0 ? bytes.subarray(0, random() % (bytes.length + 1)) : bytes
+      expect([cut.toString('hex'), outcome(() => assertSessionMap(cut, limits))]).toEqual([
+        cut.toString('hex'),
+        outcome(() => readMapFields(cut, limits)),
+      ])
+    }
+  }
 })
