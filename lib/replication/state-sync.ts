@@ -54,6 +54,10 @@ const ITEM_BYTES = 48
 /** One bulk fetch, queued until the connection's window has room. */
 interface BulkJob {
   readonly sids: string[]
+  /** The version the digest showed for each id: a reply that brings less is asked again. */
+  readonly versions: ReadonlyMap<string, Version>
+  /** Asked again because an earlier reply brought less: not shared with a fetch in flight. */
+  readonly fresh?: boolean
   readonly run: SyncRun | undefined
   readonly attempt: number
 }
@@ -175,11 +179,13 @@ export class StateSync {
     if (this.#events.admit(message.epoch)) {
       const now = Date.now()
       const wanted: string[] = []
+      const versions = new Map<string, Version>()
       const killed: string[] = []
-      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed)
+      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed, versions)
       for (const sid of killed) this.#events.applied(sid, true, peer.name)
       const channel = this.#channel(connection, peer)
-      for (const sids of this.#chunks(wanted, connection, BULK_FETCH_IDS)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
+      for (const sids of this.#chunks(wanted, connection, BULK_FETCH_IDS))
+        this.#queueBulk(connection, channel, { sids, versions, run, attempt: 1 })
     }
     if (!run) return
     if (message.final) {
@@ -269,7 +275,7 @@ export class StateSync {
    * Decides from a digest entry whether the sender has something newer (then its id goes into
    * `wanted`); applies what needs no fetch: tombstones, a later expiry of the same version.
    */
-  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[]): void {
+  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[], versions: Map<string, Version>): void {
     if (remote.expiresAt <= now) return
     if (remote.tombstone) {
       // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
@@ -290,11 +296,14 @@ export class StateSync {
     const localEntry = stored && (stored.blob === null || stored.expiresAt > now) ? stored : undefined
     if (!localEntry) {
       wanted.push(remote.sid)
+      versions.set(remote.sid, remote.version)
       return
     }
     const order = compareVersions(remote.version, false, localEntry, isDestroyed(localEntry))
-    if (order > 0) wanted.push(remote.sid)
-    else if (order === 0 && localEntry.blob !== null) {
+    if (order > 0) {
+      wanted.push(remote.sid)
+      versions.set(remote.sid, remote.version)
+    } else if (order === 0 && localEntry.blob !== null) {
       // Same version, maybe a later expiry there (a touch this node missed).
       this.#table.applyExpiry({ ...remote, cookieExpires: localEntry.cookieExpires }, now)
     }
@@ -315,11 +324,18 @@ export class StateSync {
     while (channel.bulkActive < BULK_WINDOW && channel.bulk.length > 0 && !connection.closing) {
       const job = channel.bulk.shift()!
       channel.bulkActive += 1
-      void this.fetch(connection, job.sids).then((complete) => {
+      const fetched = job.fresh ? this.#request(connection, job.sids) : this.fetch(connection, job.sids)
+      void fetched.then((complete) => {
         channel.bulkActive -= 1
+        // A fetch already in flight for an id may have been answered before the version the
+        // digest showed was made: what is still behind is asked for again, on its own.
+        const behind = complete ? this.#behind(job) : []
         if (!complete && !connection.closing && job.attempt < MAX_ATTEMPTS) {
           debug('%s: no reply to a fetch of %d ids: asking again', connection.label, job.sids.length)
           channel.bulk.push({ ...job, attempt: job.attempt + 1 })
+        } else if (behind.length > 0 && !connection.closing && job.attempt < MAX_ATTEMPTS) {
+          debug('%s: %d fetched ids older than their digest: asking again', connection.label, behind.length)
+          channel.bulk.push({ ...job, sids: behind, attempt: job.attempt + 1, fresh: true })
         } else {
           if (!complete && job.run) job.run.failed = true
           if (job.run) {
@@ -330,6 +346,18 @@ export class StateSync {
         this.#pump(connection, channel)
       })
     }
+  }
+
+  /** Ids of `job` that this node still holds in a version older than the digest showed. */
+  #behind(job: BulkJob): string[] {
+    const behind: string[] = []
+    for (const sid of job.sids) {
+      const wanted = job.versions.get(sid)
+      if (wanted === undefined) continue
+      const local = this.#table.peek(sid)
+      if (!local || compareVersions(wanted, false, local, isDestroyed(local)) > 0) behind.push(sid)
+    }
+    return behind
   }
 
   #request(connection: Connection, sids: readonly string[]): Promise<boolean> {
