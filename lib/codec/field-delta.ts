@@ -1,4 +1,13 @@
-import { encodeKey, fieldCount, layoutOf, writeMapHeader, type FieldLayout } from './session-layout.js'
+import {
+  encodeKey,
+  fieldCount,
+  findField,
+  layoutOf,
+  mapHeaderLength,
+  skipTrusted,
+  writeMapHeader,
+  type FieldLayout,
+} from './session-layout.js'
 
 /** The top-level fields a change sets (with their new encoded values) and removes. */
 export interface FieldDelta {
@@ -57,6 +66,7 @@ export function diffLayouts(previous: Buffer, before: readonly FieldLayout[], ne
  */
 export function applyFields(current: Buffer | null, delta: FieldDelta): Buffer {
   const { set, remove } = delta
+  if (current !== null && remove.length === 0 && set.length === 1) return setOne(current, set[0]![0], set[0]![1])
   // Last value wins: note, per key, the index of its last occurrence in `set`.
   let lastSet: Map<string, number> | undefined
   if (set.length > 1) {
@@ -132,6 +142,33 @@ export function applyFields(current: Buffer | null, delta: FieldDelta): Buffer {
     out.set(value, offset)
     offset += value.length
   }
+  return out
+}
+
+/**
+ * The commonest change, one field set, spliced with nothing allocated but the result: the bytes
+ * before the old value, the new value, the bytes after it (or, for a new field, the rest of the map
+ * under a header counting one more entry, then the field).
+ */
+function setOne(current: Buffer, key: string, value: Buffer): Buffer {
+  const start = findField(current, key)
+  if (start !== -1) {
+    const end = skipTrusted(current, start)
+    const out = Buffer.allocUnsafeSlow(current.length - (end - start) + value.length)
+    out.set(current.subarray(0, start), 0)
+    out.set(value, start)
+    out.set(current.subarray(end), start + value.length)
+    return out
+  }
+  const count = fieldCount(current)
+  const oldHeader = mapHeaderLength(count)
+  const encodedKey = encodeKey(key)
+  const out = Buffer.allocUnsafeSlow(mapHeaderLength(count + 1) + current.length - oldHeader + encodedKey.length + value.length)
+  let offset = writeMapHeader(out, 0, count + 1)
+  out.set(current.subarray(oldHeader), offset)
+  offset += current.length - oldHeader
+  out.set(encodedKey, offset)
+  out.set(value, offset + encodedKey.length)
   return out
 }
 
