@@ -37,7 +37,7 @@ const URGENT_FETCH = 16
  */
 const BULK_FETCH_IDS = 64
 /** Bulk fetch requests outstanding at once per connection during a synchronisation (small ones: see above). */
-const BULK_WINDOW = 8
+const BULK_WINDOW = 16
 /** A fetch backlog past this many chunks turns into a whole resynchronisation. */
 const BACKLOG_CHUNKS = 4
 /** Fetch requests awaiting their reply on one connection, at most; more ids wait in its backlog. */
