@@ -168,10 +168,11 @@ export async function runReplication(
   } finally {
     await stopCluster(cluster)
   }
-  // The change-cost row: 1 KB sessions, one key changed per write, at 10,000 changes/s.
+  // The change-cost row: 1 KB sessions, one key changed per write, as fast as they go: the fixed
+  // cost of a process (timers, heartbeats, this benchmark's polling) spread over the most changes.
   const kilobyte = await startCluster(1, {}, KILOBYTE)
   try {
-    const row = { ...(await measure(kilobyte, 1000, 10_000, options.seconds)), sessionBytes: KILOBYTE }
+    const row = { ...(await measure(kilobyte, 1000, Number.POSITIVE_INFINITY, options.seconds)), sessionBytes: KILOBYTE }
     rows.push(row)
     log(describe('replication, 1 KB sessions', row))
   } finally {

@@ -48,6 +48,8 @@ export function clusterCpu(row: HttpRow | undefined): number | undefined {
 
 const tenThousand = (results: GoalResults) =>
   results.replication?.find((row) => row.targetRate === 10_000 && row.sessionBytes === undefined)
+/** The saturation row of the small sessions (the 1 KB row runs at saturation too). */
+const saturated = (results: GoalResults) => results.replication?.find((row) => row.targetRate === 'max' && row.sessionBytes === undefined)
 const kilobyte = (results: GoalResults) => results.replication?.find((row) => row.sessionBytes !== undefined)
 const bigTransfer = (results: GoalResults) => results.transfer?.find((row) => row.sessions >= 100_000)
 
@@ -91,7 +93,7 @@ export const GOALS: readonly Goal[] = [
     met: (value) => value < 1,
   },
   {
-    name: 'Peer CPU to apply one single-key change of a 1 KB session (at 10,000/s)',
+    name: 'Peer CPU to apply one single-key change of a 1 KB session (at saturation)',
     target: '<= 8 µs',
     measure: (results) => kilobyte(results)?.receiverCpuMicrosPerChange,
     format: micros,
@@ -100,7 +102,7 @@ export const GOALS: readonly Goal[] = [
   {
     name: 'Single-key changes/s to one peer',
     target: '>= 300,000/s',
-    measure: (results) => results.replication?.find((row) => row.targetRate === 'max')?.appliedPerSecond,
+    measure: (results) => saturated(results)?.appliedPerSecond,
     format: (value) => `${value.toLocaleString('en-US')}/s`,
     met: (value) => value >= 300_000,
   },

@@ -230,7 +230,7 @@ export function report(record: Record, previous?: GoalResults): string {
           : ''),
       '',
     )
-    const max = results.replication.find((row) => row.targetRate === 'max')
+    const max = results.replication.find((row) => row.targetRate === 'max' && row.sessionBytes === undefined)
     const tenK = results.replication.find((row) => row.targetRate === 10_000 && row.sessionBytes === undefined)
     if (max)
       targets.push([
