@@ -41,6 +41,10 @@ export interface HttpRow {
   cpuMicrosPerRequest: number
   /** The same for the peer process (two-node stores only): the receiving end's cost. */
   peerCpuMicrosPerRequest?: number
+  /** The same for redis-server (stores that use Redis), from its `INFO cpu`. */
+  redisCpuMicrosPerRequest?: number
+  /** Every process the store needs: app + peer process + redis-server, per request (medians added). */
+  clusterCpuMicrosPerRequest?: number
 }
 
 /** One measured run of one route. */
@@ -48,6 +52,30 @@ interface Run {
   result: autocannon.Result
   cpuMicrosPerRequest: number
   peerCpuMicrosPerRequest?: number
+  redisCpuMicrosPerRequest?: number
+}
+
+/** Stores that keep their sessions (or a tier of them) in Redis: its CPU counts toward theirs. */
+const USES_REDIS: ReadonlySet<Variant> = new Set(['connect-redis', 'peer-store-redis'])
+
+/** redis-server's CPU time so far (user + system), in µs, from `INFO cpu`. */
+async function redisCpuMicros(): Promise<number> {
+  const { Redis } = await import('ioredis')
+  const client = new Redis('redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await client.connect()
+    const info = await client.info('cpu')
+    const field = (name: string) =>
+      Number(
+        info
+          .split('\n')
+          .find((line) => line.startsWith(`${name}:`))
+          ?.slice(name.length + 1) ?? Number.NaN,
+      )
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
+  } finally {
+    client.disconnect()
+  }
 }
 
 export interface HttpOptions {
@@ -126,6 +154,10 @@ export async function runHttp(options: HttpOptions, log: (line: string) => void)
       const ordered = [...runs].sort((a, b) => a.result.requests.average - b.result.requests.average)
       const middle = ordered[Math.floor(ordered.length / 2)]!.result
       const peerCpu = runs.flatMap((run) => (run.peerCpuMicrosPerRequest === undefined ? [] : [run.peerCpuMicrosPerRequest]))
+      const redisCpu = runs.flatMap((run) => (run.redisCpuMicrosPerRequest === undefined ? [] : [run.redisCpuMicrosPerRequest]))
+      const appCpu = round(median(runs.map((run) => run.cpuMicrosPerRequest)), 1)
+      const peerMedian = peerCpu.length > 0 ? round(median(peerCpu), 1) : undefined
+      const redisMedian = redisCpu.length > 0 ? round(median(redisCpu), 1) : undefined
       const row: HttpRow = {
         variant,
         route,
@@ -134,11 +166,13 @@ export async function runHttp(options: HttpOptions, log: (line: string) => void)
         p99Ms: middle.latency.p99,
         errors: runs.reduce((sum, run) => sum + run.result.errors + run.result.non2xx, 0),
         runs: runs.map((run) => round(run.result.requests.average, 0)),
-        cpuMicrosPerRequest: round(median(runs.map((run) => run.cpuMicrosPerRequest)), 1),
-        ...(peerCpu.length > 0 ? { peerCpuMicrosPerRequest: round(median(peerCpu), 1) } : {}),
+        cpuMicrosPerRequest: appCpu,
+        ...(peerMedian === undefined ? {} : { peerCpuMicrosPerRequest: peerMedian }),
+        ...(redisMedian === undefined ? {} : { redisCpuMicrosPerRequest: redisMedian }),
+        clusterCpuMicrosPerRequest: round(appCpu + (peerMedian ?? 0) + (redisMedian ?? 0), 1),
       }
       log(
-        `${variant.padEnd(15)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  ${row.cpuMicrosPerRequest} CPU µs/req  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`,
+        `${variant.padEnd(15)} ${route.padEnd(17)} ${String(row.requestsPerSecond).padStart(7)} req/s  ${row.cpuMicrosPerRequest} CPU µs/req (cluster ${row.clusterCpuMicrosPerRequest})  p50 ${row.p50Ms} ms  p99 ${row.p99Ms} ms  errors ${row.errors}`,
       )
       return row
     }),
@@ -163,12 +197,15 @@ async function measureVariant(variant: Variant, options: HttpOptions, record: (r
     const cookies = variant === 'none' ? [''] : await login(base, options.sessions)
     for (const route of ROUTES) {
       await load(`${base}${route}`, cookies, 1, options.connections) // warm-up
+      const redis = USES_REDIS.has(variant)
       const cpuBefore = await server.call<number>('cpu')
       const peerCpuBefore = peer ? await peer.call<number>('cpu') : 0
+      const redisCpuBefore = redis ? await redisCpuMicros() : 0
       const result = await load(`${base}${route}`, cookies, options.seconds, options.connections)
       const cpuMicrosPerRequest = ((await server.call<number>('cpu')) - cpuBefore) / result.requests.total
       const peerCpu = peer ? { peerCpuMicrosPerRequest: ((await peer.call<number>('cpu')) - peerCpuBefore) / result.requests.total } : {}
-      record(route, { result, cpuMicrosPerRequest, ...peerCpu })
+      const redisCpu = redis ? { redisCpuMicrosPerRequest: ((await redisCpuMicros()) - redisCpuBefore) / result.requests.total } : {}
+      record(route, { result, cpuMicrosPerRequest, ...peerCpu, ...redisCpu })
       measured.push(`${route} ${round(result.requests.average, 0)} (${round(cpuMicrosPerRequest, 0)} µs)`)
     }
   } finally {

@@ -21,6 +21,16 @@ export interface ReplicationRow {
   lagMaxMs: number
   /** Bytes the writer sent per change and peer (framing, encryption and heartbeats included). */
   bytesPerChange: number
+  /** Size of each session, in bytes of msgpack (about). */
+  sessionBytes?: number
+  /** CPU time per change on the writer, and on the (average) receiver to apply it, in µs. */
+  writerCpuMicrosPerChange?: number
+  receiverCpuMicrosPerChange?: number
+  /** Bytes allocated per change (heap + external), on the writer and the (average) receiver. */
+  writerAllocBytesPerChange?: number
+  receiverAllocBytesPerChange?: number
+  /** Of which external (Buffer contents), on the receiver. */
+  receiverExternalBytesPerChange?: number
   /** How late the writer's and the (worst) receiver's timers fired during the run. */
   writerLoop: LoopDelay
   receiverLoop: LoopDelay
@@ -34,8 +44,9 @@ export interface Cluster {
 const PORT = 4710
 const WARM_UP_SECONDS = 1
 
-export async function startCluster(peers: number, options: Record<string, unknown> = {}): Promise<Cluster> {
+export async function startCluster(peers: number, options: Record<string, unknown> = {}, sessionBytes = 0): Promise<Cluster> {
   const env = (role: string, index: number) => ({
+    BENCH_SESSION_BYTES: String(sessionBytes),
     BENCH_ROLE: role,
     BENCH_PORT: String(PORT),
     BENCH_PEERS: String(peers),
@@ -87,6 +98,10 @@ export async function measure(cluster: Cluster, sessions: number, rate: number, 
   const written = await cluster.writer.call<number>('run', sessions, rate, seconds)
   await drained(cluster, written)
   const bytesAfter = (await cluster.writer.call<{ bytesOut: number }>('stats')).bytesOut
+  const writerUsage = await cluster.writer.call<Usage>('usage')
+  const receiverUsages = await Promise.all(cluster.receivers.map((node) => node.call<Usage>('usage')))
+  const perReceiver = (pick: (usage: Usage) => number) =>
+    round(receiverUsages.reduce((sum, usage) => sum + pick(usage), 0) / receiverUsages.length / written, 1)
   const writerLoop = await cluster.writer.call<LoopDelay>('loopDelay')
   const receiverLoops = await Promise.all(cluster.receivers.map((node) => node.call<LoopDelay>('loopDelay')))
   const sentAt = await cluster.writer.call<number[]>('times', written)
@@ -113,10 +128,30 @@ export async function measure(cluster: Cluster, sessions: number, rate: number, 
     lagP99Ms: round(percentile(lags, 99), 3),
     lagMaxMs: round(percentile(lags, 100), 3),
     bytesPerChange: round((bytesAfter - bytesBefore) / written / cluster.receivers.length, 1),
+    writerCpuMicrosPerChange: round(writerUsage.cpuMicros / written, 1),
+    receiverCpuMicrosPerChange: perReceiver((usage) => usage.cpuMicros),
+    writerAllocBytesPerChange: round((writerUsage.heapBytes + writerUsage.externalBytes) / written, 0),
+    receiverAllocBytesPerChange: round(
+      perReceiver((usage) => usage.heapBytes + usage.externalBytes),
+      0,
+    ),
+    receiverExternalBytesPerChange: round(
+      perReceiver((usage) => usage.externalBytes),
+      0,
+    ),
     writerLoop,
     receiverLoop: receiverLoops.reduce((worst, each) => (each.lateP99Ms > worst.lateP99Ms ? each : worst)),
   }
 }
+
+interface Usage {
+  cpuMicros: number
+  heapBytes: number
+  externalBytes: number
+}
+
+/** Sessions of about 1 KB for the change-cost row: what one single-key change costs the peer to apply. */
+const KILOBYTE = 1024
 
 export async function runReplication(
   options: { seconds: number; rates: number[] },
@@ -132,6 +167,16 @@ export async function runReplication(
     }
   } finally {
     await stopCluster(cluster)
+  }
+  // The change-cost row: 1 KB sessions, one key changed per write, as fast as they go: the fixed
+  // cost of a process (timers, heartbeats, this benchmark's polling) spread over the most changes.
+  const kilobyte = await startCluster(1, {}, KILOBYTE)
+  try {
+    const row = { ...(await measure(kilobyte, 1000, Number.POSITIVE_INFINITY, options.seconds)), sessionBytes: KILOBYTE }
+    rows.push(row)
+    log(describe('replication, 1 KB sessions', row))
+  } finally {
+    await stopCluster(kilobyte)
   }
   return rows
 }
@@ -158,6 +203,8 @@ export function describe(label: string, row: ReplicationRow): string {
   return (
     `${label}: ${row.sessions} sessions, ${row.peers} peer(s), ${String(row.targetRate)}/s: applied ${row.appliedPerSecond}/s, ` +
     `lag p50 ${row.lagP50Ms} ms, p99 ${row.lagP99Ms} ms, max ${row.lagMaxMs} ms, ${row.bytesPerChange} B/change; ` +
+    `CPU µs/change writer ${row.writerCpuMicrosPerChange}, receiver ${row.receiverCpuMicrosPerChange}; ` +
+    `allocated B/change writer ${row.writerAllocBytesPerChange}, receiver ${row.receiverAllocBytesPerChange} (external ${row.receiverExternalBytesPerChange}); ` +
     `timers late p99/max: writer ${row.writerLoop.lateP99Ms}/${row.writerLoop.lateMaxMs} ms, receiver ${row.receiverLoop.lateP99Ms}/${row.receiverLoop.lateMaxMs} ms`
   )
 }

@@ -74,10 +74,23 @@ const resultsDir = path.join(
   ...(quick ? ['quick'] : partial ? ['partial', [...partial, ...(variants ?? [])].join('+')] : []),
 )
 
+/** The previous round's results (bench/results/previous.json), for the goals' "last round" column. */
+function previousResults(): Parameters<typeof report>[1] {
+  try {
+    const previous = JSON.parse(readFileSync(path.join(ROOT, 'bench', 'results', 'previous.json'), 'utf8')) as {
+      date: string
+      results: NonNullable<Parameters<typeof report>[1]>
+    }
+    return { ...previous.results, date: previous.date }
+  } catch {
+    return undefined
+  }
+}
+
 function writeReport(record: Parameters<typeof report>[0] & { date: string }): void {
   const http = record.results.http
   if (http) writeFileSync(path.join(resultsDir, 'http.svg'), httpChart(http, record))
-  writeFileSync(path.join(resultsDir, 'RESULTS.md'), report(record))
+  writeFileSync(path.join(resultsDir, 'RESULTS.md'), report(record, previousResults()))
 }
 
 async function main(): Promise<void> {

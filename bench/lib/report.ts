@@ -11,6 +11,7 @@ import type { LoopDelay } from './loop-delay.js'
 import type { TouchRow } from '../touch.js'
 import type { TransferRow } from '../transfer.js'
 import type { WireRow } from '../wire.js'
+import { clusterCpu, goalRows, type GoalResults } from './goals.js'
 import { median, round } from './stats.js'
 
 interface Record {
@@ -56,7 +57,8 @@ export interface Machine {
   readonly [key: string]: unknown
 }
 
-export function report(record: Record): string {
+/** `previous`: the previous round's results, for the goals table's "last round" column. */
+export function report(record: Record, previous?: GoalResults): string {
   const { results } = record
   const m = record.machine
   const out: string[] = [
@@ -95,18 +97,21 @@ export function report(record: Record): string {
     const cpu = (variant: string, route: string) => find(variant, route)?.cpuMicrosPerRequest ?? Number.NaN
     const cpuCells = (row: HttpRow) =>
       row.cpuMicrosPerRequest === undefined
-        ? ['n/a', 'n/a', 'n/a']
+        ? ['n/a', 'n/a', 'n/a', 'n/a', 'n/a']
         : [
             row.cpuMicrosPerRequest,
             Number.isNaN(cpu('memory-store', row.route)) ? '-' : `${round(row.cpuMicrosPerRequest / cpu('memory-store', row.route), 2)}x`,
             row.peerCpuMicrosPerRequest ?? '-',
+            row.redisCpuMicrosPerRequest ?? '-',
+            clusterCpu(row) ?? 'n/a',
           ]
     out.push('## 1. HTTP throughput and latency', '')
     out.push(
       'Express app, every request with its own session (rotating through the sessions made first), autocannon with 32 connections. ' +
         'The stores take turns: each round starts every store afresh and runs each route once after a warm-up; the median round is reported, and "runs" lists every round in order. ' +
         'App CPU µs/req is the CPU time (user + system) the app process spent per request, the median over the rounds: it moves far less than req/s when the machine is noisy. ' +
-        "Peer CPU is the two-node stores' other process; connect-redis's Redis is not counted.",
+        "Peer CPU is the two-node stores' other process; Redis CPU is redis-server's (from `INFO cpu`) for the stores that use Redis; " +
+        'cluster CPU adds up every process the store needs (app + peer + Redis) per request.',
       '',
     )
     out.push(
@@ -119,6 +124,8 @@ export function report(record: Record): string {
           'app CPU µs/req',
           'CPU vs MemoryStore',
           'peer CPU µs/req',
+          'Redis CPU µs/req',
+          'cluster CPU µs/req',
           'p50 ms',
           'p99 ms',
           'errors',
@@ -186,7 +193,12 @@ export function report(record: Record): string {
           'lag p50 ms',
           'lag p99 ms',
           'lag max ms',
+          'session B',
           'B/change',
+          'writer CPU µs/change',
+          'receiver CPU µs/change',
+          'writer alloc B/change',
+          'receiver alloc B/change (external)',
           'writer timers late p99 / max ms',
           'receiver timers late p99 / max ms',
         ],
@@ -197,7 +209,14 @@ export function report(record: Record): string {
           row.lagP50Ms,
           row.lagP99Ms,
           row.lagMaxMs,
+          row.sessionBytes ?? '~150',
           row.bytesPerChange,
+          row.writerCpuMicrosPerChange ?? 'n/a',
+          row.receiverCpuMicrosPerChange ?? 'n/a',
+          row.writerAllocBytesPerChange ?? 'n/a',
+          row.receiverAllocBytesPerChange === undefined
+            ? 'n/a'
+            : `${row.receiverAllocBytesPerChange} (${row.receiverExternalBytesPerChange})`,
           late(row.writerLoop),
           late(row.receiverLoop),
         ]),
@@ -211,8 +230,8 @@ export function report(record: Record): string {
           : ''),
       '',
     )
-    const max = results.replication.find((row) => row.targetRate === 'max')
-    const tenK = results.replication.find((row) => row.targetRate === 10_000)
+    const max = results.replication.find((row) => row.targetRate === 'max' && row.sessionBytes === undefined)
+    const tenK = results.replication.find((row) => row.targetRate === 10_000 && row.sessionBytes === undefined)
     if (max)
       targets.push([
         'Replication: at least 100,000 single-key changes/s to one peer',
@@ -428,5 +447,17 @@ export function report(record: Record): string {
   }
 
   if (targets.length > 0) out.splice(headerLength, 0, '## Targets', '', table(['target', 'measured', ''], targets), '')
+  out.splice(
+    headerLength,
+    0,
+    '## Goals of this round',
+    '',
+    'Last round: bench/results/previous.json' +
+      (previous?.date ? ` (${previous.date.slice(0, 10)})` : '') +
+      '; this run: the tables below.',
+    '',
+    table(['goal', 'target', 'last round', 'this run', ''], goalRows(results, previous)),
+    '',
+  )
   return `${out.join('\n')}\n`
 }

@@ -4,6 +4,7 @@
  * is CLOCK_MONOTONIC on Linux: comparable across the two processes.
  */
 import { PeerStore, type PeerStoreOptions } from '../../lib/index.js'
+import { allocationMeter } from '../lib/allocation.js'
 import { loopDelayMonitor } from '../lib/loop-delay.js'
 import { serveParent } from '../lib/process.js'
 
@@ -31,6 +32,11 @@ const store = new PeerStore(peerList, {
 })
 
 const loop = loopDelayMonitor()
+const allocation = allocationMeter()
+let cpuAtReset = process.cpuUsage()
+// BENCH_SESSION_BYTES pads each session to about that size; a change still changes one key (`n`).
+const sessionBytes = Number(process.env.BENCH_SESSION_BYTES ?? 0)
+const padding = sessionBytes > 200 ? 'p'.repeat(sessionBytes - 200) : undefined
 
 // When each change was made (writer) or applied (receiver), indexed by change number. Preallocated,
 // so that recording does not grow the heap during a run: on this VM a young-generation collection
@@ -58,6 +64,7 @@ const sessionOf = (n: number, i: number) => ({
   cookie: { originalMaxAge: 3_600_000, expires: new Date(Date.now() + 3_600_000), httpOnly: true, path: '/' },
   user: { id: i, name: `user-${i}` },
   roles: ['reader'],
+  ...(padding === undefined ? {} : { padding }),
   n,
 })
 
@@ -103,8 +110,15 @@ serveParent({
   receivedCount: () => receivedCount,
   loopDelay: () => loop.read(),
   /** Starts a new round of changes to `count` sessions. */
+  /** CPU time (µs) and bytes allocated since the last reset. */
+  usage: () => {
+    const cpu = process.cpuUsage(cpuAtReset)
+    return { cpuMicros: cpu.user + cpu.system, ...allocation.read() }
+  },
   reset: (count: number) => {
     loop.reset()
+    allocation.start()
+    cpuAtReset = process.cpuUsage()
     sessions = count
     perSession = new Int32Array(count)
     times.fill(Number.NaN)

@@ -4,7 +4,7 @@ import PQueue from 'p-queue'
 import { debugFor } from '../base/debug.js'
 import { ConnectionClosedError, FrameTooLargeError, ProtocolError, QueueOverflowError, ReplicationTimeoutError } from '../base/errors.js'
 import { TAG_BYTES, type RecordOpener, type RecordSealer } from '../security/record.js'
-import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD } from '../protocol/frame.js'
+import { FRAME_HEADER_BYTES, FrameDecoder, frameHeader, SEALED_RECORD, type Frame } from '../protocol/frame.js'
 import {
   AckLevel,
   decodeMessage,
@@ -23,6 +23,12 @@ const debug = debugFor('transport')
 
 /** Cap on a frame before the handshake completes: handshake messages are small, strangers get little. */
 export const HANDSHAKE_MAX_FRAME_BYTES = 4096
+
+/** How long received frames are handled in one go before the event loop gets a turn, in ms. */
+const SLICE_MS = 2
+
+/** Bytes of received frames waiting to be handled past which the socket is paused. */
+const MAX_BACKLOG_BYTES = 1024 * 1024
 
 /** Target size of an encrypted record's contents. */
 const RECORD_BYTES = 128 * 1024
@@ -101,6 +107,17 @@ export class Connection {
   /** Frames inside decrypted records. */
   #inner: FrameDecoder | undefined
   #flushScheduled = false
+  /** Frames received and not yet handled (see `#work`), and where handling stands in them. */
+  #received: Frame[] = []
+  #receivedNext = 0
+  #receivedBytes = 0
+  /** Frames of the record being handled. */
+  #innerFrames: Frame[] = []
+  #innerNext = 0
+  /** A slice of handling is scheduled. */
+  #working = false
+  /** The socket is paused while received frames wait. */
+  #paused = false
   /**
    * Settles when the last write has been handed to the OS (its callback). Not `writableLength`
    * with 'drain': a TLS socket buffers a write it accepted while it encrypts it, and 'drain' only
@@ -135,8 +152,16 @@ export class Connection {
     socket.setNoDelay(true)
     socket.setTimeout(options.idleTimeoutMs, () => this.destroy(new Error(`nothing received or sent for ${options.idleTimeoutMs} ms`)))
     socket.on('data', (chunk: Buffer) => this.#receive(chunk))
-    socket.on('error', (error) => this.#finish(error))
-    socket.on('close', () => this.#finish(undefined))
+    // Frames received before the connection ended are still handled (a graceful close sends its
+    // last changes just before it; a reset may follow them), all at once: nothing comes after them.
+    socket.on('error', (error) => {
+      if (!this.#closed && this.#hasBacklog()) this.#work(true)
+      this.#finish(error)
+    })
+    socket.on('close', () => {
+      if (!this.#closed && this.#hasBacklog()) this.#work(true)
+      this.#finish(undefined)
+    })
   }
 
   get closed(): boolean {
@@ -313,31 +338,88 @@ export class Connection {
     this.#stats.bytesIn += chunk.length
     try {
       for (const frame of this.#decoder.push(chunk)) {
-        if (this.#closed) return
-        if (!this.#opener) {
-          this.#stats.framesIn += 1
-          this.#dispatch(decodeMessage(frame, this.#options.limits))
-          continue
-        }
-        if (frame.type !== SEALED_RECORD)
-          throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
-        const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length), frame.payload)
-        const inner = this.#inner!.push(plain)
-        if (this.#inner!.bufferedBytes > 0) throw new ProtocolError('a record ends inside a frame')
-        for (const innerFrame of inner) {
-          if (this.#closed) return
-          this.#stats.framesIn += 1
-          this.#dispatch(decodeMessage(innerFrame, this.#options.limits))
-        }
+        this.#received.push(frame)
+        this.#receivedBytes += frame.payload.length
       }
     } catch (error) {
       this.destroy(error as Error)
       return
     }
+    if (!this.#working) this.#work()
+  }
+
+  /**
+   * Handles received frames for at most `SLICE_MS`, then yields to the event loop (the socket paused
+   * while more than `MAX_BACKLOG_BYTES` wait), so a peer streaming a state transfer never holds this node up for long:
+   * requests are served between slices. Records are opened one at a time, as their turn comes
+   * (a frame after the handshake's last message may be the first sealed one). Acks go out after
+   * each slice. `all`: everything waiting, at once (the connection is ending).
+   */
+  #work(all = false): void {
+    this.#working = false
+    if (this.#closed) return
+    const deadline = all ? Number.POSITIVE_INFINITY : performance.now() + SLICE_MS
+    try {
+      while (!this.#closed) {
+        const inner = this.#innerFrames
+        if (this.#innerNext < inner.length) {
+          const frame = inner[this.#innerNext]!
+          inner[this.#innerNext++] = undefined as unknown as Frame
+          this.#stats.framesIn += 1
+          this.#dispatch(decodeMessage(frame, this.#options.limits))
+        } else if (this.#receivedNext < this.#received.length) {
+          const frame = this.#received[this.#receivedNext]!
+          this.#received[this.#receivedNext++] = undefined as unknown as Frame
+          this.#receivedBytes -= frame.payload.length
+          if (!this.#opener) {
+            this.#stats.framesIn += 1
+            this.#dispatch(decodeMessage(frame, this.#options.limits))
+          } else {
+            if (frame.type !== SEALED_RECORD)
+              throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
+            const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length), frame.payload)
+            this.#innerFrames = this.#inner!.push(plain)
+            this.#innerNext = 0
+            if (this.#inner!.bufferedBytes > 0) throw new ProtocolError('a record ends inside a frame')
+          }
+        } else {
+          break
+        }
+        if (performance.now() >= deadline) break
+      }
+    } catch (error) {
+      this.destroy(error as Error)
+      return
+    }
+    if (this.#closed) return
     if (this.#ackDue > 0) {
       this.send({ type: MessageType.ACK, ackId: this.#ackDue })
       this.#ackDue = 0
     }
+    if (this.#hasBacklog()) {
+      // More waits: let timers and other sockets run first. Reading goes on (what is read is safe
+      // from a reset that would discard it in the kernel) unless too much is waiting already.
+      if (!this.#paused && this.#receivedBytes > MAX_BACKLOG_BYTES) {
+        this.#paused = true
+        this.#socket.pause()
+      }
+      this.#working = true
+      setImmediate(() => this.#work())
+      return
+    }
+    this.#received = []
+    this.#receivedNext = 0
+    this.#receivedBytes = 0
+    this.#innerFrames = []
+    this.#innerNext = 0
+    if (this.#paused) {
+      this.#paused = false
+      this.#socket.resume()
+    }
+  }
+
+  #hasBacklog(): boolean {
+    return this.#innerNext < this.#innerFrames.length || this.#receivedNext < this.#received.length
   }
 
   #dispatch(message: Message): void {
@@ -388,12 +470,20 @@ export class Connection {
       if (group.sealed) chunks.push(...this.#seal(group.frames))
       else chunks.push(...group.frames)
     }
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-    this.#stats.bytesOut += bytes.length
     let written!: () => void
     this.#written = new Promise((resolve) => (written = resolve))
-    // The callback also runs (with an error) if the socket is destroyed first.
-    if (!this.#socket.write(bytes, () => written())) await this.#drainOrClose()
+    // The parts go out as they are, not joined: corked, the socket writes them in one writev.
+    const socket = this.#socket
+    let accepted = true
+    socket.cork()
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!
+      this.#stats.bytesOut += chunk.length
+      // The last callback also runs (with an error) if the socket is destroyed first.
+      accepted = i === chunks.length - 1 ? socket.write(chunk, () => written()) : socket.write(chunk)
+    }
+    socket.uncork()
+    if (!accepted) await this.#drainOrClose()
   }
 
   /**
@@ -408,7 +498,9 @@ export class Connection {
     const close = () => {
       if (batch.length === 0) return
       const header = frameHeader(SEALED_RECORD, size + TAG_BYTES)
-      records.push(header, this.#sealer!.seal(header, batch.length === 1 ? batch[0]! : Buffer.concat(batch, size)))
+      // One cipher call over the joined frames (cheaper than one per small frame); header,
+      // ciphertext and tag go to the socket as they are.
+      records.push(header, ...this.#sealer!.sealParts(header, batch.length === 1 ? batch[0]! : Buffer.concat(batch, size)))
       batch = []
       size = 0
     }
@@ -481,6 +573,8 @@ export class Connection {
   #finish(error: Error | undefined): void {
     if (this.#closed) return
     this.#closed = true
+    this.#received = []
+    this.#innerFrames = []
     this.#pending = []
     this.#pendingBytes = 0
     const closedError = new ConnectionClosedError(this.label)

@@ -53,6 +53,51 @@ export function readMapFields(bytes: Uint8Array, limits: ScanLimits): MapField[]
   return fields
 }
 
+/**
+ * Checks that `bytes` hold exactly one map of acceptable values with unique string keys, as
+ * `readMapFields` does, without building its list or the keys' strings (for session bytes that
+ * arrive whole and are stored as they are).
+ */
+export function assertSessionMap(bytes: Uint8Array, limits: ScanLimits): void {
+  const header = readMapHeader(bytes, 0)
+  checkLength(header.count, limits)
+  // Few keys: compared as bytes (valid UTF-8 has one encoding per string); many: as strings in a Set.
+  if (header.count > 16) {
+    readMapFields(bytes, limits)
+    return
+  }
+  const keyStarts: number[] = []
+  const keyEnds: number[] = []
+  let offset = header.next
+  for (let i = 0; i < header.count; i++) {
+    const next = checkKeyUtf8(bytes, offset)
+    const start = next - keyLength(bytes, offset)
+    for (let j = 0; j < keyStarts.length; j++) {
+      if (sameRange(bytes, keyStarts[j]!, keyEnds[j]!, start, next)) {
+        throw new MalformedDataError(`duplicate map key ${JSON.stringify(readString(bytes, offset).value)}`)
+      }
+    }
+    keyStarts.push(start)
+    keyEnds.push(next)
+    offset = scan(bytes, next, limits, 2)
+  }
+  if (offset !== bytes.length) throw new MalformedDataError(`${bytes.length - offset} bytes after the map`)
+}
+
+function keyLength(bytes: Uint8Array, offset: number): number {
+  const type = bytes[offset]!
+  if (type >= 0xa0 && type <= 0xbf) return type & 0x1f
+  if (type === 0xd9) return bytes[offset + 1]!
+  if (type === 0xda) return uint16(bytes, offset + 1)
+  return uint32(bytes, offset + 1)
+}
+
+function sameRange(bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
+  if (aEnd - aStart !== bEnd - bStart) return false
+  for (let i = 0; i < aEnd - aStart; i++) if (bytes[aStart + i] !== bytes[bStart + i]) return false
+  return true
+}
+
 function scan(bytes: Uint8Array, offset: number, limits: ScanLimits, depth: number): number {
   if (depth > limits.maxDepth) throw new MalformedDataError(`nesting deeper than ${limits.maxDepth}`)
   need(bytes, offset, 1)
@@ -129,19 +174,129 @@ function scanTimestamp(bytes: Uint8Array, at: number, length: number): number {
 function scanArray(bytes: Uint8Array, at: number, count: number, limits: ScanLimits, depth: number): number {
   checkLength(count, limits)
   let offset = at
-  for (let i = 0; i < count; i++) offset = scan(bytes, offset, limits, depth + 1)
+  for (let i = 0; i < count; i++) offset = scanItem(bytes, offset, limits, depth + 1)
   return offset
+}
+
+/** `scan`, with the commonest scalars (small ints, short strings, nil, booleans) skipped inline. */
+function scanItem(bytes: Uint8Array, offset: number, limits: ScanLimits, depth: number): number {
+  const type = bytes[offset]
+  if (type === undefined || depth > limits.maxDepth) return scan(bytes, offset, limits, depth)
+  if (type <= 0x7f || type >= 0xe0 || type === 0xc0 || type === 0xc2 || type === 0xc3) return offset + 1
+  if (type >= 0xa0 && type <= 0xbf) return skip(bytes, offset + 1, type & 0x1f)
+  return scan(bytes, offset, limits, depth)
 }
 
 function scanMap(bytes: Uint8Array, at: number, count: number, limits: ScanLimits, depth: number): number {
   checkLength(count, limits)
   let offset = at
-  for (let i = 0; i < count; i++) {
-    const key = readString(bytes, offset)
-    if (key.value === '__proto__') throw new MalformedDataError('map key "__proto__" is not allowed')
-    offset = scan(bytes, key.next, limits, depth + 1)
-  }
+  for (let i = 0; i < count; i++) offset = scanItem(bytes, checkKey(bytes, offset), limits, depth + 1)
   return offset
+}
+
+/**
+ * Checks a nested map key where it lies, building no string: a msgpack string of valid UTF-8 that
+ * is not `__proto__`. Returns the offset after it.
+ */
+function checkKey(bytes: Uint8Array, offset: number): number {
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  let length: number
+  let start: number
+  if (type >= 0xa0 && type <= 0xbf) {
+    length = type & 0x1f
+    start = offset + 1
+  } else if (type === 0xd9) {
+    need(bytes, offset + 1, 1)
+    length = bytes[offset + 1]!
+    start = offset + 2
+  } else if (type === 0xda) {
+    need(bytes, offset + 1, 2)
+    length = uint16(bytes, offset + 1)
+    start = offset + 3
+  } else if (type === 0xdb) {
+    need(bytes, offset + 1, 4)
+    length = uint32(bytes, offset + 1)
+    start = offset + 5
+  } else {
+    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
+  }
+  const next = skip(bytes, start, length)
+  if (length === PROTO.length && isProto(bytes, start)) throw new MalformedDataError('map key "__proto__" is not allowed')
+  return checkUtf8(bytes, start, next)
+}
+
+/** As `checkKey`, for a top-level key of a session map, where `__proto__` is not refused here. */
+function checkKeyUtf8(bytes: Uint8Array, offset: number): number {
+  need(bytes, offset, 1)
+  const type = bytes[offset]!
+  if (!((type >= 0xa0 && type <= 0xbf) || type === 0xd9 || type === 0xda || type === 0xdb)) {
+    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
+  }
+  const headerLength = type <= 0xbf ? 1 : type === 0xd9 ? 2 : type === 0xda ? 3 : 5
+  need(bytes, offset + 1, headerLength - 1)
+  const start = offset + headerLength
+  return checkUtf8(bytes, start, skip(bytes, start, keyLength(bytes, offset)))
+}
+
+function checkUtf8(bytes: Uint8Array, start: number, next: number): number {
+  // Keys are nearly always ASCII: only a key with a byte past 0x7f needs the full UTF-8 check.
+  for (let i = start; i < next; i++) {
+    if (bytes[i]! >= 0x80) {
+      if (!isValidUtf8(bytes, i, next)) throw new MalformedDataError('map key is not valid UTF-8')
+      break
+    }
+  }
+  return next
+}
+
+const PROTO = Buffer.from('__proto__', 'latin1')
+
+function isProto(bytes: Uint8Array, start: number): boolean {
+  for (let i = 0; i < PROTO.length; i++) if (bytes[start + i] !== PROTO[i]) return false
+  return true
+}
+
+/**
+ * Whether `bytes[start, end)` is well-formed UTF-8, as a fatal TextDecoder judges it: no overlong
+ * forms, no surrogates, nothing past U+10FFFF, no truncated sequence.
+ */
+export function isValidUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+  let i = start
+  while (i < end) {
+    const byte = bytes[i]!
+    if (byte < 0x80) {
+      i += 1
+      continue
+    }
+    if (byte >= 0xc2 && byte <= 0xdf) {
+      if (i + 1 >= end || (bytes[i + 1]! & 0xc0) !== 0x80) return false
+      i += 2
+      continue
+    }
+    if (byte >= 0xe0 && byte <= 0xef) {
+      if (i + 2 >= end) return false
+      const second = bytes[i + 1]!
+      // E0: no overlong (second >= A0); ED: no surrogates (second <= 9F).
+      const low = byte === 0xe0 ? 0xa0 : 0x80
+      const high = byte === 0xed ? 0x9f : 0xbf
+      if (second < low || second > high || (bytes[i + 2]! & 0xc0) !== 0x80) return false
+      i += 3
+      continue
+    }
+    if (byte >= 0xf0 && byte <= 0xf4) {
+      if (i + 3 >= end) return false
+      const second = bytes[i + 1]!
+      // F0: no overlong (second >= 90); F4: nothing past U+10FFFF (second <= 8F).
+      const low = byte === 0xf0 ? 0x90 : 0x80
+      const high = byte === 0xf4 ? 0x8f : 0xbf
+      if (second < low || second > high || (bytes[i + 2]! & 0xc0) !== 0x80 || (bytes[i + 3]! & 0xc0) !== 0x80) return false
+      i += 4
+      continue
+    }
+    return false
+  }
+  return true
 }
 
 function readMapHeader(bytes: Uint8Array, offset: number): { count: number; next: number } {

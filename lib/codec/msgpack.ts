@@ -38,3 +38,15 @@ export function ownedCopy(bytes: Uint8Array): Buffer {
 export function decode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes)
 }
+
+/**
+ * The same format, for message envelopes: Buffers decoded from it are views into the received bytes,
+ * not copies. Whatever is kept beyond the message (a fetched session's bytes) must be copied with
+ * `ownedCopy`; everything else is read and dropped within the message's handling.
+ */
+const viewPackr = new Packr({ ...options, copyBuffers: false })
+
+/** As `decode`, with Buffers as views into `bytes` (see `viewPackr`). */
+export function decodeViews(bytes: Uint8Array): unknown {
+  return viewPackr.unpack(bytes)
+}

@@ -1,8 +1,10 @@
 import type { SessionData } from 'express-session'
 import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../base/errors.js'
+import { diffLayouts, fullDelta, type FieldDelta } from './field-delta.js'
 import { decode, ownedCopy, packr } from './msgpack.js'
-import { readMapFields, type ScanLimits } from './msgpack-scan.js'
+import type { ScanLimits } from './msgpack-scan.js'
 import { assertReplicable, joinPath } from './replicable.js'
+import { layoutOf } from './session-layout.js'
 
 /** Longest accepted session id, in UTF-16 code units, from a caller or from the network. */
 export const MAX_SESSION_ID_LENGTH = 256
@@ -20,35 +22,101 @@ export interface EncodedSession {
   readonly blob: Buffer
   /** `cookie.expires` in ms since the epoch, or null when the cookie has no expiry. */
   readonly cookieExpires: number | null
+  /**
+   * What changed from `base` to `blob`, field by field (values are views into `blob`): the delta the
+   * table stores and the replication sends, so nothing is encoded or compared twice.
+   */
+  readonly delta: FieldDelta
+  /** The stored bytes `delta` was computed against (null: none, every field set). */
+  readonly base: Buffer | null
 }
 
 export interface SessionLimits extends ScanLimits {
   readonly maxSessionBytes: number
 }
 
-/** Throws `InvalidArgumentError`, `NotReplicableError` or `SessionTooLargeError`; never stores anything. */
-export function encodeSession(session: unknown, limits: SessionLimits): EncodedSession {
+/**
+ * Encodes a session, once. Given the bytes stored for it (`stored`), compares field by field: when
+ * nothing changed it returns `stored` itself, and only changed fields are checked for
+ * replicability (an unchanged field encodes to bytes that were checked when they were stored; its
+ * top-level value is still checked to be of a plain kind). Throws `InvalidArgumentError`,
+ * `NotReplicableError` or `SessionTooLargeError`; never stores anything.
+ */
+export function encodeSession(session: unknown, limits: SessionLimits, stored: Buffer | null = null): EncodedSession {
   if (typeof session !== 'object' || session === null || Array.isArray(session)) {
     throw new InvalidArgumentError('session', 'an object', session)
   }
+  const source = session as Record<string, unknown>
   const copy: Record<string, unknown> = {}
   let cookieExpires: number | null = null
-  for (const key of Object.keys(session)) {
-    const value = (session as Record<string, unknown>)[key]
+  for (const key of Object.keys(source)) {
+    const value = source[key]
     if (key === 'cookie' && value !== undefined && value !== null) {
       const cookie = normaliseCookie(value)
       cookieExpires = cookie.expires
       copy.cookie = cookie.json
-      assertReplicable(cookie.json, 'cookie', limits.maxDepth)
     } else {
       if (key === '__proto__') throw new NotReplicableError('["__proto__"]', 'the key "__proto__" is reserved')
-      assertReplicable(value, joinPath('', key), limits.maxDepth, session)
       copy[key] = value
     }
   }
-  const packed = packr.pack(copy)
-  if (packed.length > limits.maxSessionBytes) throw new SessionTooLargeError(packed.length, limits.maxSessionBytes)
-  return { blob: ownedCopy(packed), cookieExpires }
+  let packed: Uint8Array
+  try {
+    packed = packr.pack(copy)
+  } catch (error) {
+    // Something msgpack cannot encode: say what and where, as a NotReplicableError.
+    checkFields(copy, Object.keys(copy), limits.maxDepth, source)
+    throw error
+  }
+  if (stored !== null && packed.length === stored.length && stored.equals(packed)) {
+    checkShallow(copy, limits.maxDepth, source)
+    return { blob: stored, cookieExpires, delta: NO_CHANGE, base: stored }
+  }
+  // packr's result is a view into its own buffer, good until its next pack: copy it before that.
+  const blob = ownedCopy(packed)
+  const delta = stored === null ? fullDelta(blob) : diffLayouts(stored, layoutOf(stored), blob, layoutOf(blob))
+  if (stored === null) {
+    checkFields(copy, Object.keys(copy), limits.maxDepth, source)
+  } else {
+    checkFields(
+      copy,
+      delta.set.map(([key]) => key),
+      limits.maxDepth,
+      source,
+    )
+    checkShallow(copy, limits.maxDepth, source)
+  }
+  if (blob.length > limits.maxSessionBytes) throw new SessionTooLargeError(blob.length, limits.maxSessionBytes)
+  return { blob, cookieExpires, delta, base: stored }
+}
+
+const NO_CHANGE: FieldDelta = { set: [], remove: [] }
+
+function checkFields(copy: Record<string, unknown>, keys: readonly string[], maxDepth: number, session: object): void {
+  for (const key of keys) {
+    if (key === 'cookie') assertReplicable(copy.cookie, 'cookie', maxDepth)
+    else assertReplicable(copy[key], joinPath('', key), maxDepth, session)
+  }
+}
+
+/**
+ * The top level of every field: a function, a Map or a class instance can encode to the same
+ * bytes as a plain value stored before (nil, a map), so unchanged bytes alone do not prove it plain.
+ */
+function checkShallow(copy: Record<string, unknown>, maxDepth: number, session: object): void {
+  for (const key in copy) {
+    const value = copy[key]
+    if (typeof value !== 'object' || value === null) {
+      if (typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
+        assertReplicable(value, joinPath('', key), maxDepth, session)
+      }
+      continue
+    }
+    const prototype: unknown = Object.getPrototypeOf(value)
+    if (prototype === Object.prototype || prototype === Array.prototype || prototype === null || prototype === Date.prototype) continue
+    if (key === 'cookie') assertReplicable(value, 'cookie', maxDepth)
+    else assertReplicable(value, joinPath('', key), maxDepth, session)
+  }
 }
 
 /** Encodes only the cookie, for `touch`, which must not look at the rest of the session. */
@@ -65,41 +133,6 @@ export function decodeSession(blob: Uint8Array, cookieExpires: number | null): S
     ;(session.cookie as { expires?: Date | null }).expires = new Date(cookieExpires)
   }
   return session
-}
-
-/** Top-level fields of a stored session, keyed by name, each the bytes of its value. */
-export function splitFields(blob: Buffer, limits: ScanLimits): Map<string, Buffer> {
-  const fields = new Map<string, Buffer>()
-  for (const field of readMapFields(blob, limits)) fields.set(field.key, blob.subarray(field.valueStart, field.valueEnd))
-  return fields
-}
-
-/** The inverse of `splitFields`: one msgpack map from already-encoded values. */
-export function joinFields(fields: ReadonlyMap<string, Uint8Array>): Buffer {
-  const parts: Uint8Array[] = [mapHeader(fields.size)]
-  let length = parts[0]!.length
-  for (const [key, value] of fields) {
-    const encodedKey = packr.pack(key)
-    parts.push(encodedKey, value)
-    length += encodedKey.length + value.length
-  }
-  // Stored for long: a buffer of its own, not a share of a pooled slab (see ownedCopy).
-  const joined = Buffer.allocUnsafeSlow(length)
-  let offset = 0
-  for (const part of parts) {
-    joined.set(part, offset)
-    offset += part.length
-  }
-  return joined
-}
-
-function mapHeader(count: number): Uint8Array {
-  if (count < 16) return Uint8Array.of(0x80 | count)
-  if (count < 0x10000) return Uint8Array.of(0xde, count >> 8, count & 0xff)
-  const header = Buffer.alloc(5)
-  header[0] = 0xdf
-  header.writeUInt32BE(count, 1)
-  return header
 }
 
 /** How far from a whole second an `originalMaxAge` may be and still count as that second. */

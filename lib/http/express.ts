@@ -120,7 +120,7 @@ export function stickyRouting(
     if (nodeId === undefined || !req.session || typeof req.sessionID !== 'string') return next()
     onHeaders(res, () => {
       if (!req.session) return
-      const hasData = Object.keys(req.session).some((key) => key !== 'cookie')
+      const hasData = hasDataBesidesCookie(req.session)
       const header = cookie.headerFor({ cookieHeader: req.headers.cookie, sessionCookieName, hasData }, nodeId)
       if (header) res.setHeader('set-cookie', appendSetCookie(res.getHeader('set-cookie'), header))
     })
@@ -129,6 +129,12 @@ export function stickyRouting(
     if (route === undefined || route === nodeId) return next()
     rebind(req, (sid) => internals.rebind(sid)).then(() => next(), next)
   }
+}
+
+/** Whether the session has an own enumerable key besides `cookie` (as `Object.keys`, without the array). */
+function hasDataBesidesCookie(session: object): boolean {
+  for (const key in session) if (key !== 'cookie' && Object.hasOwn(session, key)) return true
+  return false
 }
 
 async function rebind(req: Request, move: (sid: string) => Promise<string | undefined>): Promise<void> {

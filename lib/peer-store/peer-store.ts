@@ -2,15 +2,9 @@ import { Store, type SessionData } from 'express-session'
 import type { PeerSpec } from '../cluster/address.js'
 import { emptyTransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
-import {
-  decodeSession,
-  encodeCookie,
-  encodeSession,
-  joinFields,
-  MAX_SESSION_ID_LENGTH,
-  splitFields,
-  type SessionLimits,
-} from '../codec/session-codec.js'
+import { applyFields } from '../codec/field-delta.js'
+import { decodeSession, encodeCookie, encodeSession, MAX_SESSION_ID_LENGTH, type SessionLimits } from '../codec/session-codec.js'
+import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
 import { InvalidArgumentError, InvalidOptionError, SnapshotProblems, StoreClosedError, type SnapshotError } from '../base/errors.js'
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
@@ -255,7 +249,8 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      const encoded = encodeSession(session, this.#limits)
+      // Encoded once, against what is stored: unchanged sessions come back as the stored bytes.
+      const encoded = encodeSession(session, this.#limits, this.#table.peek(sid)?.blob ?? null)
       const now = Date.now()
       const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
       if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
@@ -286,12 +281,13 @@ export class PeerStore extends Store {
       const cookieExpires = cookie ? cookie.expires : null
       const expiresAt = this.#expiryOf(session, cookieExpires, now)
       if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-      const fields = splitFields(entry.blob, this.#limits)
-      const stored = fields.get('cookie')
-      if (cookie && !(stored && cookie.bytes.equals(stored))) {
+      const start = findField(entry.blob, 'cookie')
+      const same = start !== -1 && cookie !== undefined && sameBytes(entry.blob, start, skipTrusted(entry.blob, start), cookie.bytes)
+      if (cookie && !same) {
         // The cookie itself changed (say, a new maxAge for "remember me"): that is a data change.
-        fields.set('cookie', cookie.bytes)
-        return this.#publish(this.#table.replaceBlob(sid, entry, joinFields(fields), { expiresAt, cookieExpires }, now))
+        const delta = { set: [['cookie', cookie.bytes] as const], remove: [] }
+        const blob = applyFields(entry.blob, delta)
+        return this.#publish(this.#table.replaceBlob(sid, entry, blob, { expiresAt, cookieExpires }, now, delta))
       }
       void this.#publish(this.#table.rewriteExpiry(sid, entry, { expiresAt, cookieExpires }, now))
     }, callback)
@@ -466,7 +462,7 @@ export class PeerStore extends Store {
   ): Promise<void> {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
-    const encoded = { ...encodeSession(data, this.#limits), cookieExpires }
+    const encoded = { ...encodeSession(data, this.#limits, this.#table.peek(sid)?.blob ?? null), cookieExpires }
     const now = Date.now()
     const expiresAt = maxAgeMs === undefined ? now + this.#options.ttl : now + maxAgeMs
     if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
@@ -508,4 +504,8 @@ export class PeerStore extends Store {
       throw new InvalidArgumentError('session id', `a string of 1 to ${MAX_SESSION_ID_LENGTH} characters`, sid)
     }
   }
+}
+
+function sameBytes(blob: Buffer, start: number, end: number, bytes: Buffer): boolean {
+  return end - start === bytes.length && blob.compare(bytes, 0, bytes.length, start, end) === 0
 }

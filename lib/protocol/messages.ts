@@ -1,6 +1,6 @@
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
-import { decode, packr } from '../codec/msgpack.js'
-import { assertWellFormed } from '../codec/msgpack-scan.js'
+import { decodeViews, packr } from '../codec/msgpack.js'
+import { assertWellFormed, type ScanLimits } from '../codec/msgpack-scan.js'
 import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
 import {
   boolean,
@@ -16,7 +16,6 @@ import {
   optionalSid,
   optionalTime,
   pairOf,
-  readFields,
   recordOf,
   sessionBlobItem,
   sessionValueItem,
@@ -81,15 +80,17 @@ interface Schema<T extends number, F extends FieldCodecs> {
   readonly entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>
   /** A data message (a change): it carries an ack request first, and is dropped on queue overflow. */
   readonly data: boolean
+  /** What errors in it are blamed on: `message 0x20`. */
+  readonly what: string
 }
 
 function message<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
-  return { type, fields, entries: Object.entries(fields), data: false }
+  return { type, fields, entries: Object.entries(fields), data: false, what: `message 0x${type.toString(16)}` }
 }
 
 /** A change, sent with an ack request: the fields after it are the message's own. */
 function dataMessage<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
-  return { type, fields, entries: Object.entries(fields), data: true }
+  return { type, fields, entries: Object.entries(fields), data: true, what: `message 0x${type.toString(16)}` }
 }
 
 /** The message a schema declares. */
@@ -345,19 +346,35 @@ export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
   const schema = BY_TYPE.get(frame.type)
   if (!schema) throw new ProtocolError(`unknown message type 0x${frame.type.toString(16)}`)
   // The envelope is shallow: session values travel as opaque bytes and are checked on their own.
-  assertWellFormed(frame.payload, { maxDepth: 4, maxContainerLength: Math.max(limits.maxBatch, 16) })
-  const reader = new WireReader(decode(frame.payload), `message 0x${frame.type.toString(16)}`, limits)
-  const ack = schema.data ? readAckRequest(reader) : undefined
-  const fields = readFields(schema.entries, reader)
+  assertWellFormed(frame.payload, envelopeLimits(limits))
+  // Session bytes come out as views into the frame: the receiver copies what it keeps.
+  const reader = new WireReader(decodeViews(frame.payload), schema.what, limits)
+  // One object, filled in order: type, the ack request of a data message, the declared fields.
+  const message: Record<string, unknown> = { type: frame.type }
+  if (schema.data) readAckRequest(reader, message)
+  for (const [key, codec] of schema.entries) message[key] = codec.read(reader)
   reader.end()
-  return { type: frame.type, ...ack, ...fields } as Message
+  return message as unknown as Message
 }
 
-function readAckRequest(reader: WireReader): AckRequest {
+const envelopes = new WeakMap<MessageLimits, ScanLimits>()
+
+/** The scan limits of a message envelope, made once per set of message limits. */
+function envelopeLimits(limits: MessageLimits): ScanLimits {
+  let envelope = envelopes.get(limits)
+  if (envelope === undefined) {
+    envelope = { maxDepth: 4, maxContainerLength: Math.max(limits.maxBatch, 16) }
+    envelopes.set(limits, envelope)
+  }
+  return envelope
+}
+
+function readAckRequest(reader: WireReader, into: Record<string, unknown>): void {
   const ackId: number = integerItem.decode(reader.take(), reader)
   const ackLevel: number = integerItem.decode(reader.take(), reader)
   if (ackLevel > AckLevel.APPLIED || (ackLevel === AckLevel.NONE) !== (ackId === 0)) reader.fail('bad ack request')
-  return { ackId, ackLevel: ackLevel as AckLevel }
+  into.ackId = ackId
+  into.ackLevel = ackLevel
 }
 
 function schemaOf(type: number): Schema<number, FieldCodecs> {

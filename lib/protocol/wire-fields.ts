@@ -1,5 +1,5 @@
 import { ProtocolError } from '../base/errors.js'
-import { assertWellFormed, readMapFields, type ScanLimits } from '../codec/msgpack-scan.js'
+import { assertSessionMap, assertWellFormed, type ScanLimits } from '../codec/msgpack-scan.js'
 import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { NODE_ID_PATTERN } from '../table/node-id.js'
 import { MAX_COUNTER, type Version } from '../table/version.js'
@@ -166,10 +166,22 @@ function sessionBytes(whole: boolean): ItemCodec<Buffer> {
     const { session } = context.limits
     if (!Buffer.isBuffer(value) || value.length > session.maxSessionBytes) context.fail('expected session bytes within maxSessionBytes')
     // A field value sits one level below the session map.
-    if (whole) readMapFields(value, session)
-    else assertWellFormed(value, { ...session, maxDepth: session.maxDepth - 1 })
+    if (whole) assertSessionMap(value, session)
+    else assertWellFormed(value, fieldLimits(session))
     return value
   })
+}
+
+const fieldLimitsCache = new WeakMap<ScanLimits, ScanLimits>()
+
+/** The limits of one field's value: one level less deep than the session's. Made once per session limits. */
+function fieldLimits(session: ScanLimits): ScanLimits {
+  let limits = fieldLimitsCache.get(session)
+  if (limits === undefined) {
+    limits = { maxDepth: session.maxDepth - 1, maxContainerLength: session.maxContainerLength }
+    fieldLimitsCache.set(session, limits)
+  }
+  return limits
 }
 export const sessionValueItem = sessionBytes(false)
 export const sessionBlobItem = sessionBytes(true)

@@ -4,7 +4,7 @@ import { Cluster, type TransportStats } from '../cluster/cluster.js'
 import type { ClusterConfig } from '../cluster/cluster-options.js'
 import type { Connection, OutgoingData } from '../cluster/connection.js'
 import type { Member, PeerLink } from '../cluster/peer-link.js'
-import { applyFields, diffFields } from '../codec/field-delta.js'
+import { applyFields } from '../codec/field-delta.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import { MAX_BATCH } from '../protocol/limits.js'
 import { AckLevel, MessageType, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
@@ -255,7 +255,7 @@ export class AllToAllReplication implements Replication {
     const from = peer.name
     const limits = this.#limits.session
     const result = this.#table.applyDelta(message, now, (current) => {
-      const blob = applyFields(current, message, limits)
+      const blob = applyFields(current, message)
       if (blob.length > limits.maxSessionBytes) throw new ProtocolError(`a delta grew session ${message.sid} past maxSessionBytes`)
       return blob
     })
@@ -280,7 +280,8 @@ export class AllToAllReplication implements Replication {
         rebinds,
       }
     }
-    const delta = diffFields(change.previous, entry.blob!, this.#limits.session)
+    // The delta the encoder computed, its values views into the stored bytes: nothing encoded again.
+    const { delta } = change
     return {
       type: MessageType.UPSERT,
       sid: change.sid,

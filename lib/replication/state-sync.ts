@@ -1,4 +1,5 @@
 import type { Connection } from '../cluster/connection.js'
+import { ownedCopy } from '../codec/msgpack.js'
 import { MessageType, type Digest, type DigestEntry, type Fetch, type FetchReply, type Snapshot } from '../protocol/messages.js'
 import type { PeerLink } from '../cluster/peer-link.js'
 import { debugFor } from '../base/debug.js'
@@ -30,8 +31,15 @@ export interface StateSyncEvents {
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
 const URGENT_FETCH = 16
-/** Bulk fetch requests outstanding at once per connection during a synchronisation. */
-const BULK_WINDOW = 4
+/**
+ * Ids per bulk fetch, at most: each reply is then one frame of about `replyBytes`, applied in well
+ * under a millisecond, so a transfer never holds the receiving node's event loop for long.
+ */
+const BULK_FETCH_IDS = 64
+/** Bulk fetch requests outstanding at once per connection during a synchronisation (small ones: see above). */
+const BULK_WINDOW = 16
+/** A fetch backlog past this many chunks turns into a whole resynchronisation. */
+const BACKLOG_CHUNKS = 4
 /** Fetch requests awaiting their reply on one connection, at most; more ids wait in its backlog. */
 const MAX_OUTSTANDING = 64
 /** Times a bulk fetch is sent when its reply does not come in time; then the run starts over. */
@@ -46,6 +54,10 @@ const ITEM_BYTES = 48
 /** One bulk fetch, queued until the connection's window has room. */
 interface BulkJob {
   readonly sids: string[]
+  /** The version the digest showed for each id: a reply that brings less is asked again. */
+  readonly versions: ReadonlyMap<string, Version>
+  /** Asked again because an earlier reply brought less: not shared with a fetch in flight. */
+  readonly fresh?: boolean
   readonly run: SyncRun | undefined
   readonly attempt: number
 }
@@ -167,11 +179,13 @@ export class StateSync {
     if (this.#events.admit(message.epoch)) {
       const now = Date.now()
       const wanted: string[] = []
+      const versions = new Map<string, Version>()
       const killed: string[] = []
-      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed)
+      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed, versions)
       for (const sid of killed) this.#events.applied(sid, true, peer.name)
       const channel = this.#channel(connection, peer)
-      for (const sids of this.#chunks(wanted, connection)) this.#queueBulk(connection, channel, { sids, run, attempt: 1 })
+      for (const sids of this.#chunks(wanted, connection, BULK_FETCH_IDS))
+        this.#queueBulk(connection, channel, { sids, versions, run, attempt: 1 })
     }
     if (!run) return
     if (message.final) {
@@ -210,7 +224,7 @@ export class StateSync {
     const channel = this.#channel(connection, peer)
     if (channel.outstanding < MAX_OUTSTANDING) return this.#request(connection, sids)
     for (const sid of sids) channel.backlog.add(sid)
-    if (channel.backlog.size > this.#options.chunkSize * BULK_WINDOW) {
+    if (channel.backlog.size > this.#options.chunkSize * BACKLOG_CHUNKS) {
       debug('%s: fetch backlog overflowed: resynchronising', connection.label)
       channel.backlog.clear()
       this.#resync(channel, connection)
@@ -241,7 +255,9 @@ export class StateSync {
       let applied = 0
       for (const snapshot of message.snapshots) {
         if (!pending.sids.has(snapshot.sid)) continue // not asked for: ignore
-        const result = this.#table.applySnapshot(snapshot.sid, snapshot, now, killed)
+        // The blob is a view into the received frame: the table keeps a copy of its own.
+        const state = snapshot.blob === null ? snapshot : { ...snapshot, blob: ownedCopy(snapshot.blob) }
+        const result = this.#table.applySnapshot(snapshot.sid, state, now, killed)
         if (result === 'stale') continue
         applied += 1
         this.#events.applied(snapshot.sid, snapshot.blob === null, from)
@@ -259,7 +275,7 @@ export class StateSync {
    * Decides from a digest entry whether the sender has something newer (then its id goes into
    * `wanted`); applies what needs no fetch: tombstones, a later expiry of the same version.
    */
-  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[]): void {
+  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[], versions: Map<string, Version>): void {
     if (remote.expiresAt <= now) return
     if (remote.tombstone) {
       // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
@@ -280,11 +296,14 @@ export class StateSync {
     const localEntry = stored && (stored.blob === null || stored.expiresAt > now) ? stored : undefined
     if (!localEntry) {
       wanted.push(remote.sid)
+      versions.set(remote.sid, remote.version)
       return
     }
     const order = compareVersions(remote.version, false, localEntry, isDestroyed(localEntry))
-    if (order > 0) wanted.push(remote.sid)
-    else if (order === 0 && localEntry.blob !== null) {
+    if (order > 0) {
+      wanted.push(remote.sid)
+      versions.set(remote.sid, remote.version)
+    } else if (order === 0 && localEntry.blob !== null) {
       // Same version, maybe a later expiry there (a touch this node missed).
       this.#table.applyExpiry({ ...remote, cookieExpires: localEntry.cookieExpires }, now)
     }
@@ -305,11 +324,18 @@ export class StateSync {
     while (channel.bulkActive < BULK_WINDOW && channel.bulk.length > 0 && !connection.closing) {
       const job = channel.bulk.shift()!
       channel.bulkActive += 1
-      void this.fetch(connection, job.sids).then((complete) => {
+      const fetched = job.fresh ? this.#request(connection, job.sids) : this.fetch(connection, job.sids)
+      void fetched.then((complete) => {
         channel.bulkActive -= 1
+        // A fetch already in flight for an id may have been answered before the version the
+        // digest showed was made: what is still behind is asked for again, on its own.
+        const behind = complete ? this.#behind(job) : []
         if (!complete && !connection.closing && job.attempt < MAX_ATTEMPTS) {
           debug('%s: no reply to a fetch of %d ids: asking again', connection.label, job.sids.length)
           channel.bulk.push({ ...job, attempt: job.attempt + 1 })
+        } else if (behind.length > 0 && !connection.closing && job.attempt < MAX_ATTEMPTS) {
+          debug('%s: %d fetched ids older than their digest: asking again', connection.label, behind.length)
+          channel.bulk.push({ ...job, sids: behind, attempt: job.attempt + 1, fresh: true })
         } else {
           if (!complete && job.run) job.run.failed = true
           if (job.run) {
@@ -320,6 +346,18 @@ export class StateSync {
         this.#pump(connection, channel)
       })
     }
+  }
+
+  /** Ids of `job` that this node still holds in a version older than the digest showed. */
+  #behind(job: BulkJob): string[] {
+    const behind: string[] = []
+    for (const sid of job.sids) {
+      const wanted = job.versions.get(sid)
+      if (wanted === undefined) continue
+      const local = this.#table.peek(sid)
+      if (!local || compareVersions(wanted, false, local, isDestroyed(local)) > 0) behind.push(sid)
+    }
+    return behind
   }
 
   #request(connection: Connection, sids: readonly string[]): Promise<boolean> {
@@ -413,15 +451,16 @@ export class StateSync {
     debug('digest of %d entries to %s in %d ms', sent + batch.length, connection.label, Date.now() - started)
   }
 
-  /** Splits ids into fetch requests that fit both `chunkSize` and the peer's frame cap. */
-  #chunks(sids: readonly string[], connection: Connection): string[][] {
+  /** Splits ids into fetch requests that fit `chunkSize`, `maxIds` and the peer's frame cap. */
+  #chunks(sids: readonly string[], connection: Connection, maxIds: number): string[][] {
+    const chunkSize = Math.min(this.#options.chunkSize, maxIds)
     const chunks: string[][] = []
     const frameBytes = connection.frameBudget - ENVELOPE_BYTES
     let chunk: string[] = []
     let bytes = 0
     for (const sid of sids) {
       const size = byteLength(sid) + 8
-      if (chunk.length >= this.#options.chunkSize || bytes + size > frameBytes) {
+      if (chunk.length >= chunkSize || bytes + size > frameBytes) {
         chunks.push(chunk)
         chunk = []
         bytes = 0

@@ -47,7 +47,10 @@ export class RecordOpener {
     decipher.setAAD(header)
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
     try {
-      return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES)), decipher.final()])
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES))
+      // GCM's final() adds no bytes: it only checks the tag. Nothing to join.
+      decipher.final()
+      return plain
     } catch (cause) {
       throw new ProtocolError('record failed authentication (wrong key, or modified, replayed, reordered or dropped data)', { cause })
     }

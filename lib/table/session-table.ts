@@ -1,3 +1,4 @@
+import { diffFields, fullDelta, type FieldDelta } from '../codec/field-delta.js'
 import type { EncodedSession } from '../codec/session-codec.js'
 import { ExpiryWheel } from './expiry-wheel.js'
 import { compareVersions, NO_VERSION, sameVersion, versionOf, type Version } from './version.js'
@@ -44,8 +45,10 @@ export type LocalChange =
       readonly sid: string
       readonly base: Version
       readonly entry: Readonly<Entry>
-      /** The bytes before this change (null for a create), to diff against. */
+      /** The bytes before this change (null for a create). */
       readonly previous: Buffer | null
+      /** The fields that changed from `previous` (values are views into the new bytes). */
+      readonly delta: FieldDelta
     }
   | { readonly kind: 'expiry'; readonly sid: string; readonly entry: Readonly<Entry> }
   | { readonly kind: 'destroy'; readonly sid: string; readonly entry: Readonly<Entry> }
@@ -59,6 +62,9 @@ export type LocalChange =
       /** The tombstone left under `sid`, naming `to`. */
       readonly tombstone: Readonly<Entry>
     }
+
+/** What `upsert` writes: the encoded session, with the delta `encodeSession` computed when it has one. */
+export type SessionWrite = Pick<EncodedSession, 'blob' | 'cookieExpires'> & Partial<Pick<EncodedSession, 'delta' | 'base'>>
 
 /** What applying a change from a peer did. */
 export type RemoteResult =
@@ -173,7 +179,7 @@ export class SessionTable {
    * Writes a session. Unchanged bytes only move the expiry, at most once per `touchAfterMs`.
    * Returns the change, or undefined when nothing changed or the id is a tombstone.
    */
-  upsert(sid: string, session: EncodedSession, expiresAt: number, now: number): LocalChange | undefined {
+  upsert(sid: string, session: SessionWrite, expiresAt: number, now: number): LocalChange | undefined {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
     if (!entry || entry.expiresAt <= now) {
@@ -189,24 +195,31 @@ export class SessionTable {
         now,
       )
       this.#insert(sid, created)
-      return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null }
+      const delta = session.delta !== undefined && session.base === null ? session.delta : fullDelta(session.blob)
+      return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null, delta }
     }
     const expiry = { expiresAt, cookieExpires: session.cookieExpires }
-    if (entry.blob.equals(session.blob)) return this.rewriteExpiry(sid, entry, expiry, now)
-    return this.replaceBlob(sid, entry, session.blob, expiry, now)
+    if (entry.blob === session.blob || entry.blob.equals(session.blob)) return this.rewriteExpiry(sid, entry, expiry, now)
+    // A delta computed against exactly these stored bytes is reused; any other is computed again.
+    const delta = session.delta !== undefined && session.base === entry.blob ? session.delta : undefined
+    return this.replaceBlob(sid, entry, session.blob, expiry, now, delta)
   }
 
-  /** Replaces the bytes of a live entry as a new local version. */
-  replaceBlob(sid: string, entry: Entry, blob: Buffer, { expiresAt, cookieExpires }: Expiry, now: number): LocalChange {
+  /**
+   * Replaces the bytes of a live entry as a new local version. `delta` is what changed from the
+   * current bytes, when the caller knows it; otherwise it is computed from the bytes.
+   */
+  replaceBlob(sid: string, entry: Entry, blob: Buffer, { expiresAt, cookieExpires }: Expiry, now: number, delta?: FieldDelta): LocalChange {
     const base = versionOf(entry)
     const previous = entry.blob
+    const changed = delta ?? diffFields(previous, blob)
     this.#moveExpiry(sid, entry, expiresAt)
     entry.blob = blob
     entry.cookieExpires = cookieExpires
     entry.counter += 1
     entry.origin = this.#options.nodeId
     entry.expiryWrittenAt = now
-    return { kind: 'upsert', sid, base, entry, previous }
+    return { kind: 'upsert', sid, base, entry, previous, delta: changed }
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr'
 import { pack } from '../../helpers/msgpack.js'
-import { assertWellFormed, readMapFields, scanValue } from '../../../lib/codec/msgpack-scan.js'
+import { assertSessionMap, assertWellFormed, isValidUtf8, readMapFields, scanValue } from '../../../lib/codec/msgpack-scan.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
 const limits = { maxDepth: 8, maxContainerLength: 1000 }
@@ -80,4 +80,92 @@ describe('readMapFields', () => {
     expect(() => readMapFields(Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]), limits)).toThrow(/duplicate/)
     expect(() => readMapFields(pack([1]), limits)).toThrow(/expected a map/)
   })
+})
+
+describe('nested map keys are checked in place', () => {
+  const utf8 = new TextDecoder('utf-8', { fatal: true })
+  const strict = (bytes: Uint8Array) => {
+    try {
+      utf8.decode(bytes)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  test('isValidUtf8 judges like a fatal TextDecoder', () => {
+    const samples: number[][] = [
+      [0x41],
+      [0xc2, 0x80],
+      [0xc1, 0x80],
+      [0xe0, 0x9f, 0x80],
+      [0xe0, 0xa0, 0x80],
+      [0xed, 0x9f, 0xbf],
+      [0xed, 0xa0, 0x80],
+      [0xef, 0xbf, 0xbf],
+      [0xf0, 0x8f, 0x80, 0x80],
+      [0xf0, 0x90, 0x80, 0x80],
+      [0xf4, 0x8f, 0xbf, 0xbf],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0xe2, 0x82],
+      [0x80],
+      [0xff],
+    ]
+    for (const sample of samples)
+      expect([sample, isValidUtf8(Uint8Array.from(sample), 0, sample.length)]).toEqual([sample, strict(Uint8Array.from(sample))])
+    let seed = 7
+    for (let n = 0; n < 20_000; n++) {
+      const length = (n % 6) + 1
+      const bytes = new Uint8Array(length)
+      for (let i = 0; i < length; i++) {
+        seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff
+        bytes[i] = seed % 3 === 0 ? 0x80 | (seed & 0x3f) : (seed >> 8) & 0xff
+      }
+      expect(isValidUtf8(bytes, 0, length)).toBe(strict(bytes))
+    }
+  })
+
+  test('__proto__ and invalid UTF-8 are refused as nested keys, other keys pass', () => {
+    const map = (key: number[]) => Buffer.from([0x81, 0xa1, 0x61, 0x81, 0xa0 | key.length, ...key, 0x01])
+    expect(() => assertWellFormed(map([...Buffer.from('__proto__')]), limits)).toThrow(/__proto__/)
+    expect(() => assertWellFormed(map([0xc3, 0x28]), limits)).toThrow(/UTF-8/)
+    expect(() => assertWellFormed(map([...Buffer.from('__proto_x')]), limits)).not.toThrow()
+    expect(() => assertWellFormed(map([...Buffer.from('é')]), limits)).not.toThrow()
+  })
+})
+
+test('assertSessionMap accepts and refuses exactly what readMapFields does', () => {
+  const packer = new Packr({ useRecords: false, mapsAsObjects: true })
+  const packValue = (value: unknown) => packer.pack(value)
+  const samples = [
+    packValue({ a: 1, b: 'two', c: [1, { d: null }], é: true }),
+    packValue(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i]))),
+    Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]), // duplicate
+    Buffer.from([0x81, 0xa2, 0xc3, 0x28, 0x01]), // bad UTF-8 key
+  ]
+  let seed = 3
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff
+    return seed
+  }
+  const outcome = (check: () => unknown) => {
+    try {
+      check()
+      return 'ok'
+    } catch (error) {
+      return (error as Error).name
+    }
+  }
+  for (const sample of samples) {
+    for (let n = 0; n < 3000; n++) {
+      const bytes = Buffer.from(sample)
+      if (n > 0) bytes[random() % bytes.length] = random() & 0xff
+      const cut = n % 7 === 0 ? bytes.subarray(0, random() % (bytes.length + 1)) : bytes
+      expect([cut.toString('hex'), outcome(() => assertSessionMap(cut, limits))]).toEqual([
+        cut.toString('hex'),
+        outcome(() => readMapFields(cut, limits)),
+      ])
+    }
+  }
 })
