@@ -8,11 +8,17 @@ import { EventLog } from './event-log.js'
 export class WatchedProcess {
   readonly child: ChildProcess
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /**
+   * Resolves once the process has exited and its output pipes are closed: only when every process
+   * that inherited them (its children too) has exited.
+   */
+  readonly closed: Promise<void>
   readonly #output = new EventLog<string>()
 
   constructor(command: string, args: string[], options: SpawnOptions) {
     this.child = spawn(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] })
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })))
+    this.closed = new Promise((resolve) => this.child.once('close', () => resolve()))
     let partial = ''
     const take = (chunk: Buffer) => {
       const text = partial + chunk.toString()

@@ -158,6 +158,15 @@ export function describeStoreContract(name: string, create: () => Closable, trai
       expect((await get('a')).value).toBe(traits.missing)
     })
 
+    test('a cookie.expires that is an Invalid Date is stored as no expiry (express-session already reported it)', async () => {
+      const data = session({ n: 1 })
+      data.cookie.expires = new Date(Number.NaN)
+      expect(await set('s1', data)).toMatchObject({ calls: 1 })
+      const { value } = await get('s1')
+      expect(value).toMatchObject({ n: 1 })
+      expect(value!.cookie.expires ?? null).toBeNull()
+    })
+
     test('a session without a cookie expiry is stored and returned', async () => {
       await set('s1', session({ n: 1 }, null))
       const { value } = await get('s1')

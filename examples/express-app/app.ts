@@ -8,6 +8,8 @@ declare module 'express-session' {
   interface SessionData {
     count?: number
     note?: string
+    /** The id this session had before a node took it over (failover), shown on the page from then on. */
+    previousId?: string
   }
 }
 
@@ -18,6 +20,8 @@ declare module 'express-session' {
 export function createApp(store: PeerStore, config: Config): express.Express {
   const app = express()
   app.disable('x-powered-by')
+  // Before the session middleware: an icon has nothing to do with sessions.
+  app.get('/favicon.ico', (_req, res) => res.sendFile(path.join(__dirname, 'public', 'favicon.ico'), { maxAge: '1d' }))
   app.use(
     peerSession({
       store,
@@ -31,6 +35,12 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   // replicating anything (express-session would otherwise touch the session for every file).
   app.use('/public', express.static(path.join(__dirname, 'public'), { maxAge: 0 }))
   app.use(express.urlencoded({ extended: false, limit: '4kb' }))
+  // A takeover gives the session a new id; keep the old one so the page can show both, also on
+  // the requests after the one that took it over (a +1 is a POST whose redirect shows the page).
+  app.use((req, _res, next) => {
+    if (req.previousSessionID) req.session.previousId = req.previousSessionID
+    next()
+  })
 
   // For load balancers and container healthchecks: up means the replication port is open too.
   app.get('/healthz', (_req, res) => {
@@ -43,8 +53,8 @@ export function createApp(store: PeerStore, config: Config): express.Express {
         node: config.nodeId,
         count: req.session.count ?? 0,
         note: req.session.note ?? null,
-        sessionId: req.sessionID,
-        previousSessionId: req.previousSessionID ?? null,
+        sessionId: storedId(req),
+        previousSessionId: req.session.previousId ?? null,
         routeCookie: parseRoute(req.headers.cookie),
         members: store.members(),
       }),
@@ -56,8 +66,8 @@ export function createApp(store: PeerStore, config: Config): express.Express {
       node: config.nodeId,
       count: req.session.count ?? 0,
       note: req.session.note ?? null,
-      sessionId: req.sessionID,
-      previousSessionId: req.previousSessionID ?? null,
+      sessionId: storedId(req),
+      previousSessionId: req.session.previousId ?? null,
       members: store.members().map(({ nodeId, state }) => ({ nodeId, state })),
     })
   })
@@ -76,6 +86,14 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   })
 
   return app
+}
+
+/**
+ * The session id, if the session is stored: with `saveUninitialized: false` a session holding no
+ * data yet is never saved, and the id express-session made up for this request is thrown away.
+ */
+function storedId(req: express.Request): string | null {
+  return Object.keys(req.session).some((key) => key !== 'cookie') ? req.sessionID : null
 }
 
 function parseRoute(cookieHeader: string | undefined): string | null {

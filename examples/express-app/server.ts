@@ -6,6 +6,17 @@ import type { Server } from 'node:http'
 import { PeerStore } from 'connect-peer'
 import { createApp } from './app.js'
 import { ConfigError, readConfig } from './config.js'
+import { plural } from './plural.js'
+
+/** Set once the node runs: how to stop it cleanly. */
+let stop: ((why: string) => Promise<void>) | undefined
+
+// Started by the demo launcher (an IPC channel): stop with it, even if it is SIGKILLed, and even
+// while still starting (hence before anything else).
+if (process.send) {
+  process.once('disconnect', () => (stop ? void stop('launcher gone') : process.exit(0)))
+  if (!process.connected) process.exit(0)
+}
 
 async function main(): Promise<void> {
   const config = readConfig()
@@ -19,7 +30,7 @@ async function main(): Promise<void> {
   })
   store.on('peer:up', (member) => log(`peer ${member.nodeId} is up`))
   store.on('peer:down', (member) => log(`peer ${member.nodeId} is down`))
-  store.on('sync', ({ peer, sessions, durationMs }) => log(`received ${sessions} sessions from ${peer} in ${durationMs} ms`))
+  store.on('sync', ({ peer, sessions, durationMs }) => log(`received ${plural(sessions, 'session')} from ${peer} in ${durationMs} ms`))
   store.on('peer:error', (error, remote) => log(`refused ${remote}: ${error.message}`))
   await store.ready()
 
@@ -27,17 +38,17 @@ async function main(): Promise<void> {
     log(`web on http://${config.host}:${config.port}, replication on ${config.listen}`)
   })
 
-  const stop = async (signal: string) => {
-    log(`${signal}: shutting down`)
-    server.close()
-    server.closeAllConnections()
-    await store.close()
-    process.exit(0)
-  }
-  process.once('SIGTERM', () => void stop('SIGTERM'))
-  process.once('SIGINT', () => void stop('SIGINT'))
-  // Started by the demo launcher: stop with it, even if it is killed.
-  if (process.connected) process.once('disconnect', () => void stop('launcher gone'))
+  let stopped: Promise<void> | undefined
+  stop = (why: string) =>
+    (stopped ??= (async () => {
+      log(`${why}: shutting down`)
+      server.close()
+      server.closeAllConnections()
+      await store.close()
+      process.exit(0)
+    })())
+  process.once('SIGTERM', () => void stop?.('SIGTERM'))
+  process.once('SIGINT', () => void stop?.('SIGINT'))
 
   function log(message: string): void {
     console.log(`[${config.nodeId}] ${message}`)

@@ -4,7 +4,9 @@ export interface PageState {
   node: string
   count: number
   note: string | null
-  sessionId: string
+  /** Null while no session is stored (nothing written yet). */
+  sessionId: string | null
+  /** The id before a takeover, if this session was taken over. */
   previousSessionId: string | null
   routeCookie: string | null
   members: Member[]
@@ -13,6 +15,9 @@ export interface PageState {
 const escape = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 
 const STATE_COLOURS: Record<string, string> = { alive: 'ok', connecting: 'wait', suspect: 'warn', dead: 'bad' }
+
+/** The node a session id routes to: its suffix after the last dot (`<random>.was2`). */
+const routeOf = (sessionId: string) => sessionId.slice(sessionId.lastIndexOf('.') + 1)
 
 /** The demo's one page: who served it, the session, and the cluster as this node sees it. */
 export function page(state: PageState): string {
@@ -28,6 +33,7 @@ export function page(state: PageState): string {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>connect-peer demo: ${escape(state.node)}</title>
+  <link rel="icon" href="/favicon.ico">
   <link rel="stylesheet" href="/public/style.css">
   <script src="/public/app.js" defer></script>
 </head>
@@ -35,7 +41,9 @@ export function page(state: PageState): string {
   <header><img src="/public/logo.png" alt="" width="40" height="40"><h1>connect-peer demo</h1></header>
   <main>
     <section class="served">Served by <strong id="node">${escape(state.node)}</strong>${
-      state.previousSessionId ? ` <span class="rebound" id="rebound">took this session over (it was routed to another node)</span>` : ''
+      state.previousSessionId
+        ? ` <span class="rebound" id="rebound">took this session over from ${escape(routeOf(state.previousSessionId))} (which was down)</span>`
+        : ''
     }</section>
     <section>
       <h2>Your session</h2>
@@ -47,7 +55,15 @@ export function page(state: PageState): string {
       </form>
       <p>Saved note: <span id="note">${state.note === null ? '<em>none</em>' : escape(state.note)}</span></p>
       <dl>
-        <dt>Session id</dt><dd><code id="session-id">${escape(state.sessionId)}</code></dd>
+        <dt>Session id</dt><dd>${
+          state.sessionId === null
+            ? '<em id="no-session">no session is stored yet: the first +1 or note creates one, and its id is chosen then (by whichever node serves that request)</em>'
+            : `<code id="session-id">${escape(state.sessionId)}</code>`
+        }</dd>${
+          state.previousSessionId
+            ? `<dt>Session id before the takeover</dt><dd><code id="previous-session-id">${escape(state.previousSessionId)}</code></dd>`
+            : ''
+        }
         <dt>Route cookie (as your browser sent it)</dt><dd><code id="route">${escape(state.routeCookie ?? '(none yet)')}</code></dd>
       </dl>
     </section>

@@ -305,7 +305,11 @@ export class Connection {
     await this.#writtenOrClosed()
   }
 
-  /** Sends what is queued (waiting at most `timeoutMs`), then ends the connection. */
+  /**
+   * Sends what is queued, then ends the connection and waits for the peer to end its side, all
+   * within `timeoutMs`. Destroying at once would be a reset whenever a byte from the peer is still
+   * unread here, and a reset makes the peer's kernel drop what it received but had not delivered.
+   */
   async close(timeoutMs: number, bye?: Message): Promise<void> {
     if (this.#closing || this.#closed) return
     this.#closing = true
@@ -313,6 +317,10 @@ export class Connection {
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
     await Promise.race([this.flushed(), timedOut])
+    if (!this.#closed) {
+      this.#socket.end()
+      await Promise.race([this.done, timedOut])
+    }
     clearTimeout(timer)
     this.destroy()
   }

@@ -162,14 +162,15 @@ function snapToSecond(value: unknown): unknown {
   return Math.abs(snapped - value) <= SNAP_MS ? snapped : value
 }
 
+/**
+ * The cookie's expiry in ms since the epoch, or null for none. A value that gives no valid time (an
+ * Invalid Date, an unparsable string) counts as none, as it does in MemoryStore (JSON turns it into
+ * null): the session then gets the store's `ttl`. Refusing it would be a second error for a request
+ * whose cookie express-session has already failed to write.
+ */
 function toTime(expires: unknown): number | null {
-  if (expires === undefined || expires === null || expires === false) return null
-  const time =
-    expires instanceof Date
-      ? expires.getTime()
-      : typeof expires === 'string' || typeof expires === 'number'
-        ? new Date(expires).getTime()
-        : Number.NaN
-  if (Number.isNaN(time)) throw new InvalidArgumentError('session.cookie.expires', 'a Date, a date string or null', expires)
-  return time
+  let time = Number.NaN
+  if (expires instanceof Date) time = expires.getTime()
+  else if (typeof expires === 'string' || typeof expires === 'number') time = new Date(expires).getTime()
+  return Number.isNaN(time) ? null : time
 }

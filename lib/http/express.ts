@@ -40,7 +40,7 @@ export interface PeerSessionOptions extends Omit<SessionOptions, 'store' | 'geni
   routeCookie?: RouteCookieOptions
   /**
    * Requests that replicate nothing (Tomcat's ReplicationValve filter).
-   * @default the seed's filter: paths ending in .gif .js .jpeg .jpg .png .htm .html .css .txt
+   * @default `DEFAULT_STATIC_FILTER`, Tomcat's usual ReplicationValve filter: paths ending in .gif .js .jpeg .jpg .png .htm .html .css .txt
    */
   staticFilter?: StaticFilter<IncomingMessage>
 }

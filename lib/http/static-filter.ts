@@ -1,8 +1,9 @@
 import { InvalidOptionError } from '../base/errors.js'
 
 /**
- * The seed's ReplicationValve filter: requests for these files replicate nothing. Matched against
- * the whole path (Tomcat uses `matches()`), without the query string.
+ * The ReplicationValve filter of Tomcat's usual cluster configuration: requests for these files
+ * replicate nothing. Matched against the whole path (Tomcat uses `matches()`), without the query
+ * string.
  */
 export const DEFAULT_STATIC_FILTER = /^(?:.*\.gif|.*\.js|.*\.jpeg|.*\.jpg|.*\.png|.*\.htm|.*\.html|.*\.css|.*\.txt)$/
 

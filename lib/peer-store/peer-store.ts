@@ -52,6 +52,13 @@ export interface PeerStoreEvents {
   warning: [error: SnapshotError]
   /** A snapshot was written (see `persist`): `entries` sessions and tombstones. */
   snapshot: [event: { file: string; entries: number; durationMs: number }]
+  /**
+   * The Redis tier reached Redis (at start, and after an outage) and wrote back the `sessions` this
+   * node holds, by version: a newer copy in Redis was kept and read back instead.
+   */
+  'redis:up': [event: { sessions: number; durationMs: number }]
+  /** The Redis tier lost Redis: requests go on from memory, changes wait within `redisMaxPending`. */
+  'redis:down': [event: { reason: string }]
 }
 
 type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
@@ -150,6 +157,8 @@ export class PeerStore extends Store {
         replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
         synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
         peerError: (error, remote) => this.emit('peer:error', error, remote),
+        redisUp: (sessions, durationMs) => this.emit('redis:up', { sessions, durationMs }),
+        redisDown: (reason) => this.emit('redis:down', { reason }),
       },
     )
     const persist = this.#options.persist

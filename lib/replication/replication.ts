@@ -21,6 +21,10 @@ export interface ReplicationEvents {
   synced(peer: string, sessions: number, durationMs: number): void
   /** Recoverable trouble with a peer (a bad frame, a refused handshake). */
   peerError(error: Error, remote: string): void
+  /** The Redis tier reached Redis and wrote back the `sessions` this node holds (by version). */
+  redisUp?(sessions: number, durationMs: number): void
+  /** The Redis tier lost Redis (`reason`: the connection event): changes wait, requests go on. */
+  redisDown?(reason: string): void
 }
 
 /**

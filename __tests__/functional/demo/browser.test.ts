@@ -2,14 +2,16 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { ROOT } from '../../helpers/child.js'
-import { keyOf, startDemo } from '../../helpers/demo.js'
+import { chromiumPath } from '../../helpers/chromium.js'
+import { keyOf, startDemo, type DemoAddresses } from '../../helpers/demo.js'
 import type { WatchedProcess } from '../../helpers/process-lines.js'
 
 /**
  * A real browser (Debian's Chromium, driven by playwright-core) through the demo's balancer: the
  * counter must carry on after the node that served it is killed.
  */
-const PORTS = { balancer: 3400, http: 3401, replication: 4401 }
+const AT: DemoAddresses = { host: '127.0.7.10', hosts: ['127.0.7.11', '127.0.7.12'], balancer: 3400, http: 3401, replication: 4401 }
+const FRONT = `http://${AT.host}:${AT.balancer}/`
 const OUTPUT = path.join(ROOT, 'test-output')
 let demo: WatchedProcess
 let browser: Browser
@@ -17,9 +19,9 @@ let page: Page
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
-  demo = await startDemo(PORTS)
+  demo = await startDemo(AT)
   browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    executablePath: chromiumPath(),
     // No sandbox as root; no background traffic on a closed network.
     args: [
       '--no-sandbox',
@@ -37,10 +39,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   await demo?.kill('SIGINT')
+  await demo?.closed
 })
 
 test('the counter continues on the other node after the node that served it is killed', async () => {
-  await page.goto(`http://127.0.0.1:${PORTS.balancer}/`)
+  // Every request the page makes, assets and icon included, must succeed.
+  const failed: string[] = []
+  page.on('response', (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`)
+  })
+  await page.goto(FRONT)
+  // Nothing stored yet: the page must not show an id that will never be saved.
+  expect(await page.isVisible('#no-session')).toBe(true)
+  expect(await page.$('#session-id')).toBeNull()
   for (let i = 1; i <= 3; i++) {
     await page.click('#increment')
     await page.waitForSelector(`#count >> text="${i}"`)
@@ -51,6 +62,9 @@ test('the counter continues on the other node after the node that served it is k
   const served = (await page.textContent('#node'))!
   expect(['was1', 'was2']).toContain(served)
   expect(await page.textContent('#route')).toBe(served)
+  const before = (await page.textContent('#session-id'))!
+  expect(before).toMatch(new RegExp(`\\.${served}$`))
+  expect(await page.$('#previous-session-id')).toBeNull()
   await page.screenshot({ path: path.join(OUTPUT, 'demo-before-failover.png'), fullPage: true })
 
   const mark = demo.mark
@@ -61,10 +75,20 @@ test('the counter continues on the other node after the node that served it is k
   expect(await page.textContent('#node')).toBe(survivor)
   expect(await page.textContent('#count')).toBe('3')
   expect(await page.textContent('#note')).toBe('written before the failover')
-  expect(await page.isVisible('#rebound')).toBe(true)
+  expect(await page.textContent('#rebound')).toContain(`took this session over from ${served}`)
+  // The id it had, and the one it has now, routed to the survivor.
+  expect(await page.textContent('#previous-session-id')).toBe(before)
+  expect(await page.textContent('#session-id')).toMatch(new RegExp(`\\.${survivor}$`))
   await page.screenshot({ path: path.join(OUTPUT, 'demo-after-failover.png'), fullPage: true })
   await page.click('#increment')
   await page.waitForSelector('#count >> text="4"')
   expect(await page.textContent('#node')).toBe(survivor)
   expect(await page.textContent('#route')).toBe(survivor)
+  // Still told after the next request (a POST and its redirect): the takeover is not forgotten.
+  expect(await page.textContent('#previous-session-id')).toBe(before)
+
+  const icon = await page.request.get(`${FRONT}favicon.ico`)
+  expect(icon.status()).toBe(200)
+  expect(icon.headers()['content-type']).toMatch(/^image\//)
+  expect(failed).toEqual([])
 }, 60_000)

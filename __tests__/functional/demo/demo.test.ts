@@ -1,21 +1,29 @@
-import { connect } from 'node:net'
 import { Browser } from '../../helpers/demo-nodes.js'
-import { keyOf, startDemo } from '../../helpers/demo.js'
+import { keyOf, startDemo, type DemoAddresses } from '../../helpers/demo.js'
 import type { WatchedProcess } from '../../helpers/process-lines.js'
 
-const PORTS = { balancer: 3300, http: 3301, replication: 4301 }
+/** The demo as a user drives it: through its balancer, with its keys. Stopping it: demo-lifecycle.test.ts. */
+const AT: DemoAddresses = { host: '127.0.7.1', hosts: ['127.0.7.2', '127.0.7.3'], balancer: 3300, http: 3301, replication: 4301 }
+const FRONT = `http://${AT.host}:${AT.balancer}`
 let demo: WatchedProcess
 
 beforeAll(async () => {
-  demo = await startDemo(PORTS)
+  demo = await startDemo(AT)
 }, 60_000)
 
 afterAll(async () => {
-  await demo?.kill('SIGKILL')
+  await demo?.kill('SIGINT')
+  await demo?.closed
+})
+
+test('the nodes run on their own addresses where these can be bound (no fallback)', () => {
+  expect(demo.lines.filter((line) => line.includes('cannot be used here'))).toEqual([])
+  expect(demo.lines).toContain(`[was1] web on http://${AT.hosts[0]}:${AT.http}, replication on ${AT.hosts[0]}:${AT.replication}`)
+  expect(demo.lines).toContain(`[was2] web on http://${AT.hosts[1]}:${AT.http}, replication on ${AT.hosts[1]}:${AT.replication}`)
 })
 
 test('the demo balancer is sticky; killing the node keeps the session; the restarted node recovers every session', async () => {
-  const browser = new Browser(`http://127.0.0.1:${PORTS.balancer}`)
+  const browser = new Browser(FRONT)
   const first = await browser.post('/count')
   const served = first.node as string
   for (let i = 2; i <= 3; i++) expect(await browser.post('/count')).toEqual({ node: served, count: i })
@@ -28,50 +36,42 @@ test('the demo balancer is sticky; killing the node keeps the session; the resta
 
   mark = demo.mark
   demo.send(keyOf(served))
-  await demo.waitFor(new RegExp(`\\[${served}\\] received [1-9]\\d* sessions from ${other}`), 20_000, mark)
+  const received = await demo.waitFor(new RegExp(`\\[${served}\\] received \\d+ sessions? from ${other}`), 20_000, mark)
+  // "1 session", "2 sessions": never "1 sessions".
+  const [, count, noun] = /received (\d+) (sessions?)/.exec(received)!
+  expect(Number(count)).toBeGreaterThan(0)
+  expect(noun).toBe(count === '1' ? 'session' : 'sessions')
   await demo.waitFor(new RegExp(`\\[${other}\\] peer ${served} is up`), 20_000, mark)
   expect(await browser.post('/count')).toEqual({ node: other, count: 5 })
 }, 60_000)
 
-test('the page and its static assets are served through the balancer', async () => {
-  const browser = new Browser(`http://127.0.0.1:${PORTS.balancer}`)
+test('the page says no session is stored until the first write, then shows the stored id', async () => {
+  const browser = new Browser(FRONT)
+  const before = await fetch(`${FRONT}/`)
+  const html = await before.text()
+  expect(html).toContain('id="no-session"')
+  expect(html).not.toContain('id="session-id"')
+  // Nothing stored, so nothing to remember: no session cookie either.
+  expect(before.headers.get('set-cookie') ?? '').not.toContain('connect.sid')
+
   await browser.post('/count')
-  const page = await browser.get('/')
-  expect(page).toEqual({}) // HTML, not JSON
-  const response = await fetch(`http://127.0.0.1:${PORTS.balancer}/public/style.css`)
-  expect(response.status).toBe(200)
-  expect(await response.text()).toContain('.served')
+  const sid = decodeURIComponent(browser.cookies.get('connect.sid')!)
+    .replace(/^s:/, '')
+    .replace(/\.[^.]+$/, '')
+  const state = await browser.get('/api/state')
+  expect(state).toMatchObject({ sessionId: sid, previousSessionId: null, count: 1 })
 })
 
-test('if the demo itself is killed, its nodes stop too instead of lingering', async () => {
-  const other = await startDemo({ balancer: 3310, http: 3311, replication: 4311 })
-  const mark = other.mark
-  await other.kill('SIGKILL')
-  // The nodes write to the same output, and say why they stop.
-  await Promise.all([
-    other.waitFor(/\[was1\] launcher gone: shutting down/, 10_000, mark),
-    other.waitFor(/\[was2\] launcher gone: shutting down/, 10_000, mark),
-  ])
-}, 60_000)
-
-test('Ctrl-C stops everything cleanly: the demo exits 0 and its ports are free', async () => {
-  demo.child.kill('SIGINT')
-  const { code } = await demo.exited
-  expect(code).toBe(0)
-  expect(demo.lines).toContain('[demo] stopped.')
-  for (const [host, port] of [
-    ['127.0.0.1', PORTS.balancer],
-    ['127.0.0.11', PORTS.http],
-    ['127.0.0.12', PORTS.replication],
-  ] as const) {
-    const refused = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port })
-      socket.once('connect', () => {
-        socket.destroy()
-        resolve(false)
-      })
-      socket.once('error', () => resolve(true))
-    })
-    expect(refused).toBe(true)
-  }
-}, 30_000)
+test('the page, its static assets and its favicon are served through the balancer', async () => {
+  const browser = new Browser(FRONT)
+  await browser.post('/count')
+  expect(await browser.get('/')).toEqual({}) // HTML, not JSON
+  const style = await fetch(`${FRONT}/public/style.css`)
+  expect(style.status).toBe(200)
+  expect(await style.text()).toContain('.served')
+  const icon = await fetch(`${FRONT}/favicon.ico`)
+  expect(icon.status).toBe(200)
+  expect(icon.headers.get('content-type')).toMatch(/^image\//)
+  // An ICO file: reserved 0, type 1 (icon).
+  expect([...new Uint8Array(await icon.arrayBuffer()).subarray(0, 4)]).toEqual([0, 0, 1, 0])
+})

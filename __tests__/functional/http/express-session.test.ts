@@ -1,5 +1,5 @@
 import express from 'express'
-import session, { type SessionOptions } from 'express-session'
+import session, { type SessionData, type SessionOptions } from 'express-session'
 import request from 'supertest'
 import { PeerStore } from '../../../lib/index.js'
 
@@ -185,4 +185,44 @@ test('a value that cannot be replicated fails that request with 500 and nothing 
   expect(await store.get(first.body.id)).toMatchObject({ views: 1 })
   await agent.get('/view').expect(200)
   expect(await store.get(first.body.id)).toMatchObject({ views: 2 })
+})
+
+describe.each([
+  ['the cookie cannot be written (express-session reports it)', { expires: new Date(Number.NaN) }, 1],
+  ['no cookie is written (a secure cookie over http)', { expires: new Date(Number.NaN), secure: true }, 0],
+])('an invalid cookie.expires when %s', (_, cookie, cookieErrors) => {
+  test(`${cookieErrors} error for the request, the response 200, the session stored with the ttl`, async () => {
+    const store = new PeerStore({ ttl: 60 })
+    const saved = new Promise<string>((resolve) => {
+      const set = store.set.bind(store)
+      store.set = ((sid: string, data: SessionData, callback?: (error?: unknown) => void) =>
+        set(sid, data, (error?: unknown) => {
+          callback?.(error)
+          resolve(sid)
+        })) as typeof store.set
+    })
+    const errors: string[] = []
+    const app = express()
+    app.use(session({ store, secret: 'test secret', resave: false, saveUninitialized: false, cookie }))
+    app.get('/', (req, res) => {
+      req.session.views = 1
+      res.end('ok')
+    })
+    // The response has been sent when these arrive: only count them.
+    app.use((err: Error, _req: express.Request, _res: express.Response, _next: express.NextFunction) => {
+      errors.push(err.message)
+    })
+    try {
+      await request(app).get('/').expect(200, 'ok')
+      const sid = await saved
+      // A second error would be passed on from the store's callback, a turn or two later.
+      await new Promise((resolve) => setImmediate(() => setImmediate(resolve)))
+      expect(errors).toEqual(cookieErrors ? ['option expires is invalid'] : [])
+      const stored = await store.get(sid)
+      expect(stored).toMatchObject({ views: 1 })
+      expect(stored!.cookie.expires).toBeNull()
+    } finally {
+      await store.close()
+    }
+  })
 })

@@ -107,6 +107,15 @@ describe.each<[Framework, number]>([
     expect((await browse(jar.copy(), `${was2.url}/whoami`)).body).toMatchObject({ node: 'was2', user: 'alan', count: 1 })
   })
 
+  test('a logout at a URL the static filter matches still reaches the peer', async () => {
+    const jar = new CookieJar()
+    await browse(jar, `${was1.url}/login?user=barbara`)
+    const loggedIn = jar.copy()
+    expect((await browse(jar, `${was1.url}/public/logout.js`)).body).toEqual({ loggedOut: true })
+    // 'sync' mode: the logout returned once was2 had applied it.
+    for (const node of [was2, was1]) expect((await browse(loggedIn.copy(), `${node.url}/whoami`)).body).toMatchObject({ user: null })
+  })
+
   test('1,000 requests for static files cause zero replication frames on the wire', async () => {
     const jar = new CookieJar()
     await browse(jar, `${was1.url}/login?user=grace`)

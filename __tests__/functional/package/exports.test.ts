@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { freePort, lineMatching, ROOT } from '../../helpers/child.js'
+import { packInto } from '../../helpers/packed-package.js'
 
 const run = promisify(execFile)
 
@@ -16,16 +16,14 @@ const run = promisify(execFile)
 let folder: string
 
 beforeAll(async () => {
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first')
   folder = await mkdtemp(path.join(tmpdir(), 'connect-peer-package-'))
-  const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', folder], { cwd: ROOT })
-  const [{ filename, files }] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }]
+  const { tarball, files } = await packInto(folder)
   // Only the build and the docs ship: no sources, tests or examples.
-  expect(files.map((file) => file.path).filter((file) => !/^(dist\/|README\.md$|LICENSE$|package\.json$)/.test(file))).toEqual([])
+  expect(files.filter((file) => !/^(dist\/|README\.md$|LICENSE$|package\.json$)/.test(file))).toEqual([])
   await writeFile(path.join(folder, 'package.json'), JSON.stringify({ name: 'scratch', private: true }))
   // What an Express + TypeScript project has: express-session with its types, and Node's types.
   const dependencies = [
-    path.join(folder, filename),
+    tarball,
     ...['express@5', 'express-session@1', 'koa@3', 'koa-session@7', 'fastify@5'],
     ...['@types/express@5', '@types/express-session@1', '@types/node@20', '@types/koa@3'],
   ]
@@ -135,7 +133,7 @@ test('the types resolve for a TypeScript user', async () => {
 
 test("the README's quick start runs as written: counts views and shuts down on SIGTERM", async () => {
   const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
-  const quickStart = /## Quick start\s+```ts\n([\s\S]*?)```/.exec(readme)?.[1]
+  const quickStart = /<!-- check: run quick-start -->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1]
   expect(quickStart).toContain("from 'connect-peer'")
   await writeFile(path.join(folder, 'quickstart.ts'), quickStart!)
   const port = await freePort()

@@ -77,6 +77,22 @@ test('a session destroyed before the stop stays destroyed after the restart', as
   }
 }, 60_000)
 
+test("a snapshot older than a peer's copy never wins: changes and logouts made while the node was down hold", async () => {
+  const [first, was2] = await startPair()
+  await first.call('set', 'changed', session({ step: 1 }))
+  await first.call('set', 'logged-out', session({ user: 'ada' }))
+  await was2.waitForReplicated('logged-out', 'upsert')
+  await stop(first)
+  await was2.call('set', 'changed', session({ step: 2 }))
+  await was2.call('destroy', 'logged-out')
+  const was1 = await NodeProcess.start(spec(A, [B], {}))
+  await was1.waitForSync('was2')
+  for (const node of [was1, was2]) {
+    expect(await node.call('get', 'changed')).toMatchObject({ step: 2 })
+    expect(await node.call('get', 'logged-out')).toBeNull()
+  }
+}, 60_000)
+
 test('both nodes killed with SIGKILL: at most what changed within one interval is lost', async () => {
   const fast = { persist: { interval: 0.2 } }
   const [was1, was2] = await Promise.all([

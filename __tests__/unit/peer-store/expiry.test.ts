@@ -37,6 +37,21 @@ test('expired sessions are reclaimed by the periodic sweep without any read', as
   expect(store.stats().sessions).toBe(0)
 })
 
+test.each([
+  ['an Invalid Date', new Date(Number.NaN)],
+  ['an unparsable string', 'not a date'],
+  ['NaN', Number.NaN],
+])('a cookie.expires that is %s counts as no expiry: the ttl decides, and get returns null for it', async (_, expires) => {
+  open({ ttl: 10 })
+  await store.set('a', { cookie: { originalMaxAge: null, path: '/', expires }, n: 1 } as never)
+  await jest.advanceTimersByTimeAsync(10 * SECOND - 1)
+  const back = await store.get('a')
+  expect(back).toMatchObject({ n: 1 })
+  expect(back!.cookie.expires).toBeNull()
+  await jest.advanceTimersByTimeAsync(1)
+  expect(await store.get('a')).toBeNull()
+})
+
 test('without a cookie expiry, the ttl option (seconds) decides', async () => {
   open({ ttl: 10 })
   await store.set('a', session({}, null))

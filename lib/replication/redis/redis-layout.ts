@@ -39,7 +39,8 @@ end
 
 /**
  * Writes an entry unless Redis holds a newer version (or an entry of a newer epoch). Returns 1 when
- * written, 0 when what Redis holds won.
+ * written, 0 when what Redis holds won, 2 when Redis holds this very version already (a write-back
+ * after an outage repeats writes that went through).
  * KEYS: session key. ARGV: counter, origin, kind, expiresAt, cookieExpires, blob, movedTo, rebinds,
  * epoch counter, epoch origin, now.
  */
@@ -51,6 +52,7 @@ if type(stored[1]) == 'string' then
   local sc, so = epoch(stored[4])
   local ec = tonumber(ARGV[9])
   if sc > ec or (sc == ec and so > ARGV[10]) then return 0 end
+  if sc == ec and so == ARGV[10] and tonumber(stored[1]) == tonumber(ARGV[1]) and stored[2] == ARGV[2] and stored[3] == ARGV[3] then return 2 end
   if sc == ec and so == ARGV[10] and not newer(tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(stored[1]), stored[2], stored[3]) then return 0 end
 end
 redis.call('DEL', KEYS[1])
@@ -84,6 +86,21 @@ local c = tonumber(ARGV[1])
 if sc > c or (sc == c and so >= ARGV[2]) then return sc .. ':' .. so end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2])
 return ARGV[1] .. ':' .. ARGV[2]
+`
+
+/**
+ * Deletes a session key a clear left behind: only if its epoch is older than the given one, so an
+ * entry written after the clear (by any node) stays. Returns 1 when deleted.
+ * KEYS: session key. ARGV: epoch counter, epoch origin.
+ */
+export const SWEEP_SCRIPT = `${NEWER}
+local sc, so = epoch(redis.call('HGET', KEYS[1], 'p'))
+local c = tonumber(ARGV[1])
+if sc < c or (sc == c and so < ARGV[2]) then
+  redis.call('UNLINK', KEYS[1])
+  return 1
+end
+return 0
 `
 
 const KIND = { live: 'l', destroyed: 'd', moved: 'm' } as const

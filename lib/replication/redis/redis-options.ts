@@ -14,7 +14,8 @@ export interface RedisClient {
   publish(channel: string, message: Buffer): Promise<unknown>
   subscribe(...channels: string[]): Promise<unknown>
   scan(cursor: string, matchToken: 'MATCH', pattern: string, countToken: 'COUNT', count: number): Promise<[string, string[]]>
-  unlink(...keys: string[]): Promise<unknown>
+  /** ioredis's `Cluster`: its master nodes, each scanned on its own. */
+  nodes?(role: 'master'): RedisClient[]
   duplicate(): RedisClient
   on(event: string, listener: (...args: unknown[]) => void): unknown
   quit(): Promise<unknown>

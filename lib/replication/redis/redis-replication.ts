@@ -18,6 +18,7 @@ import {
   parseEpoch,
   readEntry,
   sessionKey,
+  SWEEP_SCRIPT,
   WRITE_SCRIPT,
   writeArguments,
   type Announcement,
@@ -60,6 +61,7 @@ type Commands = {
   cpWrite(key: string, ...args: Array<string | number | Buffer>): Promise<number>
   cpExpire(key: string, ...args: Array<string | number>): Promise<number>
   cpEpoch(key: string, counter: number, origin: string): Promise<string>
+  cpSweep(key: string, counter: number, origin: string): Promise<number>
 }
 
 /**
@@ -125,25 +127,35 @@ export class RedisReplication implements Replication {
   }
 
   /** Connects (or takes the given client) and subscribes. Redis being down does not fail it. */
-  async start(): Promise<void> {
-    const client = await this.#connect()
-    client.defineCommand('cpWrite', { numberOfKeys: 1, lua: WRITE_SCRIPT })
-    client.defineCommand('cpExpire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT })
-    client.defineCommand('cpEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT })
-    this.#client = client as RedisClient & Commands
-    const subscriber = client.duplicate()
-    this.#subscriber = subscriber
-    subscriber.on('messageBuffer', (_channel, message) => {
-      if (Buffer.isBuffer(message)) this.#heard(message)
+  start(): Promise<void> {
+    // An executor's throw (no ioredis to make a client with) is a rejection, as from an async method.
+    return new Promise((resolve) => {
+      const client = this.#connect()
+      client.defineCommand('cpWrite', { numberOfKeys: 1, lua: WRITE_SCRIPT })
+      client.defineCommand('cpExpire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT })
+      client.defineCommand('cpEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT })
+      client.defineCommand('cpSweep', { numberOfKeys: 1, lua: SWEEP_SCRIPT })
+      this.#client = client as RedisClient & Commands
+      // The tier subscribes again itself on every 'ready'. ioredis's own resubscribe, sent while the
+      // stream is not yet writable and with no offline queue, would be a rejection nobody handles.
+      // (ioredis's Cluster takes startup nodes first and resubscribes its own way.)
+      const subscriber = client.nodes
+        ? client.duplicate()
+        : (client.duplicate.bind(client) as (options: object) => RedisClient)({ autoResubscribe: false })
+      this.#subscriber = subscriber
+      subscriber.on('messageBuffer', (_channel, message) => {
+        if (Buffer.isBuffer(message)) this.#heard(message)
+      })
+      subscriber.on('ready', () => void this.#subscribe())
+      subscriber.on('error', (error) => debug('subscriber: %s', (error as Error).message))
+      client.on('ready', () => this.#online())
+      for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => this.#offline(event))
+      client.on('error', (error) => debug('%s', (error as Error).message))
+      // A client that is up already (or a test double without a status) will not say 'ready' again.
+      if (subscriber.status === undefined || subscriber.status === 'ready') void this.#subscribe()
+      if (client.status === undefined || client.status === 'ready') this.#online()
+      resolve()
     })
-    subscriber.on('ready', () => void this.#subscribe())
-    subscriber.on('error', (error) => debug('subscriber: %s', (error as Error).message))
-    client.on('ready', () => this.#online())
-    for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => this.#offline(event))
-    client.on('error', (error) => debug('%s', (error as Error).message))
-    // A client that is up already (or a test double without a status) will not say 'ready' again.
-    if (subscriber.status === undefined || subscriber.status === 'ready') void this.#subscribe()
-    if (client.status === undefined || client.status === 'ready') this.#online()
   }
 
   /**
@@ -167,13 +179,17 @@ export class RedisReplication implements Replication {
     return this.#waitFor(change.kind === 'rename' ? change.to : change.sid)
   }
 
-  /** Raises the epoch in Redis and announces it: every node clears. */
+  /**
+   * Raises the epoch in Redis and announces it: every node clears. Resolves once the keys of older
+   * epochs are deleted too (as connect-redis's `clear` does), so Redis does not hold them until
+   * they expire.
+   */
   publishClear(epoch: Version): Promise<void> | undefined {
     this.#releaseWaiters()
     this.#dirty.clear()
     this.#overflowed = false
     if (!this.#up) return undefined
-    return this.#announceEpoch(epoch)
+    return this.#announceEpoch(epoch).then((raised) => (raised ? this.#sweepOlderEpochs(epoch) : undefined))
   }
 
   /** A miss: reads the session from Redis (within `fetchTimeout`); a miss there too is fine. */
@@ -338,7 +354,7 @@ export class RedisReplication implements Replication {
             // A copy held elsewhere that misses a later expiry only expires there early: the next
             // request for it reads Redis. So touches are written, not announced.
             if (kind === 'full') notices.push(noticeOf(sid, state))
-          } else if (kind === 'full') {
+          } else if (written === 0 && kind === 'full') {
             // Redis holds something newer (another node's concurrent write): take it.
             this.#stats.staleWrites += 1
             void this.#read(sid)
@@ -377,33 +393,41 @@ export class RedisReplication implements Replication {
   /** A clear this node learnt from its peers (or made while Redis was down) must reach Redis too. */
   async #announceTableEpoch(): Promise<void> {
     const epoch = this.#table.epoch
-    if (compareVersions(epoch, false, this.#redisEpoch, false) > 0) await this.#announceEpoch(epoch)
+    if (compareVersions(epoch, false, this.#redisEpoch, false) > 0 && (await this.#announceEpoch(epoch))) void this.#sweepOlderEpochs(epoch)
   }
 
-  async #announceEpoch(epoch: Version): Promise<void> {
+  /** True when `epoch` is now Redis's epoch (false when a newer one was there: it is adopted). */
+  async #announceEpoch(epoch: Version): Promise<boolean> {
     const client = this.#client!
     const holding = parseEpoch(await client.cpEpoch(epochKey(this.#config.prefix), epoch.counter, epoch.origin))
-    if (!holding) return
+    if (!holding) return false
     this.#redisEpoch = holding
     if (compareVersions(holding, false, epoch, false) > 0) {
       this.#adopt(holding)
-      return
+      return false
     }
     await this.#announce({ from: this.#options.nodeId, epoch })
-    void this.#sweepOlderEpochs()
+    return true
   }
 
-  /** Deletes the keys a clear left behind (best effort: they are ignored and expire anyway). */
-  async #sweepOlderEpochs(): Promise<void> {
+  /**
+   * Deletes the keys of epochs before `epoch` (best effort: they are ignored anyway, and expire).
+   * Each key is checked in Redis as it is deleted, so a session written since the clear stays. On
+   * Redis Cluster every master is scanned.
+   */
+  async #sweepOlderEpochs(epoch: Version): Promise<void> {
     const client = this.#client!
-    if ((client as { isCluster?: boolean }).isCluster) return
-    let cursor = '0'
+    const scanned = client.nodes?.('master') ?? [client]
+    const pattern = `${this.#config.prefix}s:*`
     try {
-      do {
-        const [next, keys] = await client.scan(cursor, 'MATCH', `${this.#config.prefix}s:*`, 'COUNT', 1000)
-        cursor = next
-        if (keys.length > 0) await client.unlink(...keys)
-      } while (cursor !== '0' && !this.#stopped)
+      for (const node of scanned) {
+        let cursor = '0'
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+          cursor = next
+          await Promise.all(keys.map((key) => client.cpSweep(key, epoch.counter, epoch.origin)))
+        } while (cursor !== '0' && !this.#stopped)
+      }
     } catch (error) {
       debug('sweep after a clear: %s', (error as Error).message)
     }
@@ -487,20 +511,22 @@ export class RedisReplication implements Replication {
 
   // ---- connection ----------------------------------------------------------------------------------
 
-  async #connect(): Promise<RedisClient> {
+  #connect(): RedisClient {
     const connection = this.#config.connection
     if ('client' in connection) return connection.client
     let Redis: new (...args: unknown[]) => RedisClient
     try {
-      Redis = ((await import('ioredis')) as unknown as { Redis: new (...args: unknown[]) => RedisClient }).Redis
-    } catch (cause) {
+      // require, not import(): connect-peer is CommonJS, and a CommonJS test runner (Jest) cannot
+      // load a module through import() without experimental flags.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      Redis = (require('ioredis') as { Redis: new (...args: unknown[]) => RedisClient }).Redis
+    } catch {
+      // The setting may hold a password: only its shape is shown.
       throw new InvalidOptionError(
         'redis',
-        'an ioredis client, or ioredis installed (npm install ioredis) to make one from these settings',
-        typeof cause,
-        {
-          sensitive: true,
-        },
+        'an ioredis client, or ioredis installed (npm install ioredis) to make one from a URL or options',
+        connection.create,
+        { sensitive: true },
       )
     }
     this.#owned = true
@@ -529,6 +555,7 @@ export class RedisReplication implements Replication {
     this.#up = false
     this.#releaseWaiters()
     debug('connection %s: changes wait (at most %d sessions)', event, this.#config.maxPending)
+    this.#events.redisDown?.(event)
   }
 
   #startReconcile(): void {
@@ -542,23 +569,31 @@ export class RedisReplication implements Replication {
    * as older is read back from Redis instead.
    */
   async #reconcile(): Promise<void> {
+    const started = Date.now()
+    let sessions = 0
     try {
       const stored = parseEpoch(await this.#client!.get(epochKey(this.#config.prefix)))
       if (stored && compareVersions(stored, false, this.#table.epoch, false) > 0) this.#adopt(stored)
       else if (stored) this.#redisEpoch = stored
       this.#overflowed = false
+      // Every session is written below: what waited for Redis is among them (a change made from
+      // here on is queued again).
+      this.#dirty.clear()
       let batch: Array<[string, 'full']> = []
       for (const [sid] of this.#table.entries()) {
         batch.push([sid, 'full'])
         if (batch.length >= WRITE_BATCH) {
           const written = await this.#write(batch)
+          sessions += batch.length
           batch = []
           if (!written) return this.#retryLater()
           if (!this.#up || this.#stopped) return
         }
       }
-      if (!(await this.#write(batch))) this.#retryLater()
-      else this.#scheduleFlush()
+      if (!(await this.#write(batch))) return this.#retryLater()
+      sessions += batch.length
+      this.#scheduleFlush()
+      if (this.#up && !this.#stopped) this.#events.redisUp?.(sessions, Date.now() - started)
     } catch (error) {
       debug('reconcile: %s', (error as Error).message)
     }
