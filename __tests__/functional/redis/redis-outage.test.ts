@@ -1,7 +1,7 @@
 import Redis from 'ioredis'
 import { once } from 'node:events'
 import { PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
-import { sessionKey, WRITE_SCRIPT, writeArguments } from '../../../lib/replication/redis/redis-layout.js'
+import { readEntry, sessionKey, WRITE_SCRIPT, writeArguments } from '../../../lib/replication/redis/redis-layout.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
 import { freePort } from '../../helpers/child.js'
 import { decode } from '../../../lib/codec/msgpack.js'
@@ -14,6 +14,7 @@ import { session } from '../../helpers/sessions.js'
  * proxy between was1 and Redis is cut and restored. was1 and was9 are not peers; Redis is all they
  * share.
  */
+const LIMITS = { maxSessionBytes: 1 << 20, maxDepth: 16, maxContainerLength: 1 << 16 }
 let redis: RedisServer
 let proxy: FaultProxy
 let proxyPort: number
@@ -44,7 +45,8 @@ async function open(nodeId: string, throughProxy: boolean, options: PeerStoreOpt
 
 async function inRedis(sid: string): Promise<Record<string, unknown> | null> {
   const fields = await client.hgetallBuffer(sessionKey('connect-peer:', sid))
-  return fields.b ? (decode(fields.b) as Record<string, unknown>) : null
+  const entry = readEntry(fields, { counter: 0, origin: '' }, LIMITS)
+  return entry?.blob ? (decode(entry.blob) as Record<string, unknown>) : null
 }
 
 test("while Redis is unreachable, 'sync' writes resolve from memory; once back, what it missed is written back and a newer copy there wins", async () => {
@@ -113,3 +115,35 @@ test('a clear deletes the keys of earlier epochs and keeps what was written sinc
   await was1.clear()
   expect(await client.keys('connect-peer:s:*')).toEqual(['connect-peer:s:{written-after}'])
 }, 60_000)
+
+describe('a change is written as the fields it changed', () => {
+  const inputBytes = async () => Number(/total_net_input_bytes:(\d+)/.exec(await client.info('stats'))![1])
+
+  test('a one-field change of a 20 KB session sends that field, not the session; a node reading it gets all of it', async () => {
+    const was1 = await open('was1', false)
+    const big = 'x'.repeat(20_000)
+    await was1.set('large', session({ big, n: 0 }))
+    const before = await inputBytes()
+    for (let n = 1; n <= 50; n++) await was1.set('large', session({ big, n }))
+    const perChange = ((await inputBytes()) - before) / 50
+    // The whole session would be over 20,000 bytes a change; a field delta is a few hundred.
+    expect(perChange).toBeLessThan(2_000)
+    expect(was1.stats().redis).toMatchObject({ wholeWrites: 0, staleWrites: 0 })
+    const was9 = await open('was9', false)
+    expect(await was9.get('large')).toMatchObject({ big, n: 50 })
+    expect(await inRedis('large')).toMatchObject({ big, n: 50 })
+  }, 60_000)
+
+  test('a removed field is removed; when Redis no longer holds the version the fields changed from, the whole session is written', async () => {
+    const was1 = await open('was1', false)
+    await was1.set('s1', session({ keep: 1, drop: 2 }))
+    await was1.set('s1', session({ keep: 1 }))
+    expect(await inRedis('s1')).toEqual(expect.not.objectContaining({ drop: expect.anything() }))
+    expect(await client.hexists(sessionKey('connect-peer:', 's1'), 'f:drop')).toBe(0)
+    // Redis lost it (evicted, flushed): the next change cannot be applied on it.
+    await client.del(sessionKey('connect-peer:', 's1'))
+    await was1.set('s1', session({ keep: 2 }))
+    expect(was1.stats().redis).toMatchObject({ wholeWrites: 1 })
+    expect(await inRedis('s1')).toMatchObject({ keep: 2 })
+  }, 60_000)
+})

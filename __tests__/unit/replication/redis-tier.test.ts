@@ -1,5 +1,6 @@
 import RedisMock from 'ioredis-mock'
 import { PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
+import { decode } from '../../../lib/codec/msgpack.js'
 import { encodeSession } from '../../../lib/codec/session-codec.js'
 import { sessionKey, WRITE_SCRIPT, writeArguments } from '../../../lib/replication/redis/redis-layout.js'
 import { session } from '../../helpers/sessions.js'
@@ -51,7 +52,8 @@ test('one session is one hash, under a hash-tagged key, expiring with the sessio
   await was1.set('abc.was1', data)
   const raw = connect()
   const fields = await raw.hgetallBuffer('connect-peer:s:{abc.was1}')
-  expect(Object.fromEntries(Object.entries(fields).map(([key, value]) => [key, key === 'b' ? 'bytes' : value.toString()]))).toEqual({
+  const { n, 'f:cookie': cookie, 'f:user': user, ...meta } = fields
+  expect(Object.fromEntries(Object.entries(meta).map(([key, value]) => [key, value.toString()]))).toEqual({
     v: '1',
     o: 'was1',
     k: 'l',
@@ -59,8 +61,11 @@ test('one session is one hash, under a hash-tagged key, expiring with the sessio
     c: String((data.cookie as { expires: Date }).expires.getTime()),
     r: '0',
     p: '0:',
-    b: 'bytes',
   })
+  // One hash field per session field, and their order.
+  expect(decode(n!)).toEqual(['cookie', 'user'])
+  expect(decode(user!)).toBe('ada')
+  expect(decode(cookie!)).toMatchObject({ path: '/' })
   const ttl = await raw.pttl('connect-peer:s:{abc.was1}')
   expect(ttl).toBeGreaterThan(55_000)
   expect(ttl).toBeLessThanOrEqual(60_000)
@@ -75,7 +80,7 @@ test('a destroy leaves a tombstone in Redis, kept as long as in memory', async (
   const raw = connect()
   const fields = await raw.hgetallBuffer(sessionKey('connect-peer:', 'gone'))
   expect(fields.k?.toString()).toBe('d')
-  expect(fields.b).toBeUndefined()
+  expect(fields.n).toBeUndefined()
   expect(await raw.pttl(sessionKey('connect-peer:', 'gone'))).toBeGreaterThan(590_000)
 })
 

@@ -1,5 +1,6 @@
 import { decode, packr } from '../../codec/msgpack.js'
 import { assertWellFormed, readMapFields } from '../../codec/msgpack-scan.js'
+import { encodeKey, layoutOf, mapHeaderBytes } from '../../codec/session-layout.js'
 import type { SessionLimits } from '../../codec/session-codec.js'
 import { MAX_SESSION_ID_LENGTH } from '../../codec/session-codec.js'
 import type { EntryState } from '../../table/session-table.js'
@@ -11,9 +12,11 @@ import { MAX_COUNTER, NO_VERSION, type Version } from '../../table/version.js'
  * version there as in memory. One session (or tombstone) is one hash, `<prefix>s:{<sid>}`:
  *
  *     v counter   o origin   k kind (l live, d destroyed, m moved)   e expires at (ms)
- *     c cookie expires (ms, or '')   b session bytes (live)   t new id (moved)   r rebinds
- *     p epoch ("counter:origin", see `clear`)
+ *     c cookie expires (ms, or '')   t new id (moved)   r rebinds   p epoch ("counter:origin", see `clear`)
+ *     n the session's field names, in order (msgpack array; live)   f:<name> that field's msgpack value
  *
+ * A field per hash field, so that a change writes only the fields that changed (the per-field delta
+ * the peers get), on the version Redis holds; when Redis holds another, the whole session is written.
  * and expires in Redis when it would in memory (a tombstone when it is forgotten). Everything read
  * back is checked like a frame from a peer: Redis is shared infrastructure, not part of the store.
  */
@@ -38,11 +41,11 @@ end
 `
 
 /**
- * Writes an entry unless Redis holds a newer version (or an entry of a newer epoch). Returns 1 when
- * written, 0 when what Redis holds won, 2 when Redis holds this very version already (a write-back
- * after an outage repeats writes that went through).
- * KEYS: session key. ARGV: counter, origin, kind, expiresAt, cookieExpires, blob, movedTo, rebinds,
- * epoch counter, epoch origin, now.
+ * Writes a whole entry unless Redis holds a newer version (or an entry of a newer epoch). Returns 1
+ * when written, 0 when what Redis holds won, 2 when Redis holds this very version already (a
+ * write-back after an outage repeats writes that went through).
+ * KEYS: session key. ARGV: counter, origin, kind, expiresAt, cookieExpires, field names, movedTo,
+ * rebinds, epoch counter, epoch origin, now, then a name and a value per field (live).
  */
 export const WRITE_SCRIPT = `${NEWER}
 local expiresAt = tonumber(ARGV[4])
@@ -57,9 +60,43 @@ if type(stored[1]) == 'string' then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'o', ARGV[2], 'k', ARGV[3], 'e', ARGV[4], 'c', ARGV[5], 'r', ARGV[8], 'p', ARGV[9] .. ':' .. ARGV[10])
-if ARGV[3] == 'l' then redis.call('HSET', KEYS[1], 'b', ARGV[6]) end
+if ARGV[3] == 'l' then
+  redis.call('HSET', KEYS[1], 'n', ARGV[6])
+  for i = 12, #ARGV, 2 do redis.call('HSET', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 1]) end
+end
 if ARGV[3] == 'm' then redis.call('HSET', KEYS[1], 't', ARGV[7]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+`
+
+/**
+ * Writes the fields of a live session that changed since version `base`, if Redis holds exactly
+ * `base` (of this epoch). Returns 1 when written, 0 when Redis holds something newer, 2 when it holds
+ * this version already, 3 when it holds another (or nothing): the whole session must be written.
+ * KEYS: session key. ARGV: base counter, base origin, counter, origin, expiresAt, cookieExpires,
+ * rebinds, epoch counter, epoch origin, now, field names, how many fields are removed, their names,
+ * then a name and a value per field set.
+ */
+export const DELTA_SCRIPT = `${NEWER}
+local expiresAt = tonumber(ARGV[5])
+if expiresAt <= tonumber(ARGV[10]) then return 0 end
+local s = redis.call('HMGET', KEYS[1], 'v', 'o', 'k', 'p')
+if type(s[1]) ~= 'string' then return 3 end
+local sc, so = epoch(s[4])
+local ec = tonumber(ARGV[8])
+if sc > ec or (sc == ec and so > ARGV[9]) then return 0 end
+if sc ~= ec or so ~= ARGV[9] then return 3 end
+local counter = tonumber(s[1])
+if s[3] == 'l' and counter == tonumber(ARGV[3]) and s[2] == ARGV[4] then return 2 end
+if s[3] ~= 'l' or counter ~= tonumber(ARGV[1]) or s[2] ~= ARGV[2] then
+  if newer(counter, s[2], s[3], tonumber(ARGV[3]), ARGV[4], 'l') then return 0 end
+  return 3
+end
+local removed = tonumber(ARGV[12])
+for i = 13, 12 + removed do redis.call('HDEL', KEYS[1], 'f:' .. ARGV[i]) end
+for i = 13 + removed, #ARGV, 2 do redis.call('HSET', KEYS[1], 'f:' .. ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'o', ARGV[4], 'e', ARGV[5], 'c', ARGV[6], 'r', ARGV[7], 'n', ARGV[11])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 return 1
 `
 
@@ -108,19 +145,59 @@ const KIND = { live: 'l', destroyed: 'd', moved: 'm' } as const
 /** The arguments of `WRITE_SCRIPT` for an entry. */
 export function writeArguments(state: EntryState, epoch: Version, now: number): Array<string | number | Buffer> {
   const kind = state.blob !== null ? KIND.live : state.movedTo !== null ? KIND.moved : KIND.destroyed
-  return [
+  const fields = state.blob !== null ? layoutOf(state.blob) : []
+  const args: Array<string | number | Buffer> = [
     state.version.counter,
     state.version.origin,
     kind,
     state.expiresAt,
     state.cookieExpires ?? '',
-    state.blob ?? '',
+    state.blob !== null ? fieldNames(fields.map((field) => field.key)) : '',
     state.movedTo ?? '',
     state.rebinds,
     epoch.counter,
     epoch.origin,
     now,
   ]
+  for (const field of fields) args.push(field.key, state.blob!.subarray(field.valueStart, field.valueEnd))
+  return args
+}
+
+/**
+ * The arguments of `DELTA_SCRIPT`: the live entry `state`, of which the fields named in `changed`
+ * differ from version `base` (a name no longer in the session is removed).
+ */
+export function deltaArguments(
+  base: Version,
+  state: EntryState & { readonly blob: Buffer },
+  changed: ReadonlySet<string>,
+  epoch: Version,
+  now: number,
+): Array<string | number | Buffer> {
+  const fields = layoutOf(state.blob)
+  const present = new Set(fields.map((field) => field.key))
+  const removed = [...changed].filter((name) => !present.has(name))
+  const args: Array<string | number | Buffer> = [
+    base.counter,
+    base.origin,
+    state.version.counter,
+    state.version.origin,
+    state.expiresAt,
+    state.cookieExpires ?? '',
+    state.rebinds,
+    epoch.counter,
+    epoch.origin,
+    now,
+    fieldNames(fields.map((field) => field.key)),
+    removed.length,
+    ...removed,
+  ]
+  for (const field of fields) if (changed.has(field.key)) args.push(field.key, state.blob.subarray(field.valueStart, field.valueEnd))
+  return args
+}
+
+function fieldNames(names: readonly string[]): Buffer {
+  return Buffer.from(packr.pack(names))
 }
 
 export function formatEpoch(epoch: Version): string {
@@ -157,14 +234,8 @@ export function readEntry(fields: Record<string, Buffer>, epoch: Version, limits
   if (cookieExpires !== null && !Number.isSafeInteger(cookieExpires)) return undefined
   const version = { counter, origin }
   if (kind === KIND.live) {
-    const blob = fields.b
-    if (!blob || blob.length > limits.maxSessionBytes) return undefined
-    try {
-      readMapFields(blob, limits)
-    } catch {
-      return undefined
-    }
-    return { version, blob: Buffer.from(blob), movedTo: null, expiresAt, cookieExpires, rebinds }
+    const blob = assembleSession(fields, limits)
+    return blob ? { version, blob, movedTo: null, expiresAt, cookieExpires, rebinds } : undefined
   }
   if (kind === KIND.moved) {
     const movedTo = fields.t?.toString('utf8')
@@ -173,6 +244,35 @@ export function readEntry(fields: Record<string, Buffer>, epoch: Version, limits
   }
   if (kind === KIND.destroyed) return { version, blob: null, movedTo: null, expiresAt, cookieExpires: null, rebinds: 0 }
   return undefined
+}
+
+/**
+ * The session bytes a live hash holds: its fields, in the order `n` gives, as one msgpack map, then
+ * checked like bytes from a peer. Undefined when anything is missing, malformed or too large.
+ */
+function assembleSession(fields: Record<string, Buffer>, limits: SessionLimits): Buffer | undefined {
+  const order = fields.n
+  if (!order || order.length > limits.maxSessionBytes) return undefined
+  try {
+    assertWellFormed(order, { maxDepth: 2, maxContainerLength: limits.maxContainerLength })
+    const names = decode(order)
+    if (!Array.isArray(names)) return undefined
+    const parts: Buffer[] = [mapHeaderBytes(names.length)]
+    let size = parts[0]!.length
+    for (const name of names as unknown[]) {
+      const value = typeof name === 'string' ? fields[`f:${name}`] : undefined
+      if (value === undefined) return undefined
+      const key = encodeKey(name as string)
+      size += key.length + value.length
+      if (size > limits.maxSessionBytes) return undefined
+      parts.push(key, value)
+    }
+    const blob = Buffer.concat(parts, size)
+    readMapFields(blob, limits)
+    return blob
+  } catch {
+    return undefined
+  }
 }
 
 // ---- announcements --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { debugFor } from '../../base/debug.js'
 import { InvalidOptionError, ReplicationTimeoutError } from '../../base/errors.js'
 import type { Member } from '../../cluster/peer-link.js'
+import type { FieldDelta } from '../../codec/field-delta.js'
 import type { SessionLimits } from '../../codec/session-codec.js'
 import type { EntryState, LocalChange, SessionTable } from '../../table/session-table.js'
 import { compareVersions, versionOf, type Version } from '../../table/version.js'
@@ -21,6 +22,8 @@ import {
   SWEEP_SCRIPT,
   WRITE_SCRIPT,
   writeArguments,
+  deltaArguments,
+  DELTA_SCRIPT,
   type Announcement,
   type Notice,
 } from './redis-layout.js'
@@ -45,6 +48,11 @@ export interface RedisTierStats {
   readonly writes: number
   /** Writes Redis refused because it held a newer version (it is then read back). */
   readonly staleWrites: number
+  /**
+   * Changes written as the whole session because Redis did not hold the version their fields were
+   * changed from (it had expired or evicted it, or another node wrote in between).
+   */
+  readonly wholeWrites: number
   /** Commands that failed (Redis down or slow); their sessions are written again later. */
   readonly failures: number
   /** Times the pending queue passed `redisMaxPending` and a whole write-back was scheduled. */
@@ -62,7 +70,15 @@ type Commands = {
   cpExpire(key: string, ...args: Array<string | number>): Promise<number>
   cpEpoch(key: string, counter: number, origin: string): Promise<string>
   cpSweep(key: string, counter: number, origin: string): Promise<number>
+  cpDelta(key: string, ...args: Array<string | number | Buffer>): Promise<number>
 }
+
+/**
+ * What a session waits to have written to Redis: all of it, only its expiry (a touch), or the
+ * fields named in `names`, changed since version `base` (the version Redis holds once the writes
+ * before succeeded).
+ */
+type Pending = 'full' | 'expiry' | { readonly base: Version; readonly names: Set<string> }
 
 /**
  * The Redis tier: memory stays the first tier, Redis is the second. Every local change is written
@@ -88,7 +104,7 @@ export class RedisReplication implements Replication {
   readonly #firstConnection: Promise<void>
   #connectedOnce!: () => void
   /** Sessions whose latest change is not in Redis yet; 'expiry' when only their expiry moved. */
-  readonly #dirty = new Map<string, 'full' | 'expiry'>()
+  readonly #dirty = new Map<string, Pending>()
   readonly #waiters = new Map<string, Waiter[]>()
   /** The queue overflowed: a whole write-back replaces it once Redis is reachable. */
   #overflowed = false
@@ -103,7 +119,7 @@ export class RedisReplication implements Replication {
   readonly #reads = new Map<string, Promise<void>>()
   /** The epoch this node knows Redis has: a newer one in the table (a clear) must be announced. */
   #redisEpoch: Version
-  #stats = { writes: 0, staleWrites: 0, failures: 0, overflows: 0, reads: 0 }
+  #stats = { writes: 0, staleWrites: 0, wholeWrites: 0, failures: 0, overflows: 0, reads: 0 }
 
   constructor(
     table: SessionTable,
@@ -135,6 +151,7 @@ export class RedisReplication implements Replication {
       client.defineCommand('cpExpire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT })
       client.defineCommand('cpEpoch', { numberOfKeys: 1, lua: EPOCH_SCRIPT })
       client.defineCommand('cpSweep', { numberOfKeys: 1, lua: SWEEP_SCRIPT })
+      client.defineCommand('cpDelta', { numberOfKeys: 1, lua: DELTA_SCRIPT })
       this.#client = client as RedisClient & Commands
       // The tier subscribes again itself on every 'ready'. ioredis's own resubscribe, sent while the
       // stream is not yet writable and with no offline queue, would be a rejection nobody handles.
@@ -173,7 +190,8 @@ export class RedisReplication implements Replication {
       return undefined
     }
     if (change.kind === 'rename') this.#mark(change.to, 'full')
-    this.#mark(change.sid, 'full')
+    if (change.kind === 'upsert' && change.previous !== null) this.#markFields(change.sid, change.base, change.delta)
+    else this.#mark(change.sid, 'full')
     this.#scheduleFlush()
     if (this.#options.sendMode === 'async' || !this.#up) return undefined
     return this.#waitFor(change.kind === 'rename' ? change.to : change.sid)
@@ -232,10 +250,13 @@ export class RedisReplication implements Replication {
 
   // ---- writing -------------------------------------------------------------------------------------
 
-  #mark(sid: string, kind: 'full' | 'expiry'): void {
+  #mark(sid: string, pending: Pending): void {
     if (this.#overflowed) return
-    if (this.#dirty.get(sid) === 'full') return
-    if (!this.#dirty.has(sid) && this.#dirty.size >= this.#config.maxPending) {
+    const before = this.#dirty.get(sid)
+    if (before === 'full') return
+    // A touch does not replace fields waiting to be written: their write carries the expiry too.
+    if (pending === 'expiry' && before !== undefined) return
+    if (before === undefined && this.#dirty.size >= this.#config.maxPending) {
       debug('pending queue passed %d sessions: a whole write-back follows once Redis is reachable', this.#config.maxPending)
       this.#stats.overflows += 1
       this.#overflowed = true
@@ -244,7 +265,21 @@ export class RedisReplication implements Replication {
       if (this.#up) this.#startReconcile()
       return
     }
-    this.#dirty.set(sid, kind)
+    this.#dirty.set(sid, pending)
+  }
+
+  /** A change of some fields: added to what waits for the session, on the base that write needs. */
+  #markFields(sid: string, base: Version, delta: FieldDelta): void {
+    const before = this.#dirty.get(sid)
+    if (before !== undefined && typeof before === 'object') {
+      for (const [name] of delta.set) before.names.add(name)
+      for (const name of delta.remove) before.names.add(name)
+      return
+    }
+    if (before === 'full') return
+    const names = new Set<string>(delta.remove)
+    for (const [name] of delta.set) names.add(name)
+    this.#mark(sid, { base, names })
   }
 
   #waitFor(sid: string): Promise<void> {
@@ -304,8 +339,8 @@ export class RedisReplication implements Replication {
   }
 
   /** Up to a batch of pending sessions, taken off the queue. */
-  #takePending(): Array<[string, 'full' | 'expiry']> {
-    const batch: Array<[string, 'full' | 'expiry']> = []
+  #takePending(): Array<[string, Pending]> {
+    const batch: Array<[string, Pending]> = []
     for (const item of this.#dirty) {
       batch.push(item)
       this.#dirty.delete(item[0])
@@ -327,34 +362,24 @@ export class RedisReplication implements Replication {
    * Writes sessions as they are in the table now (by version), then announces what Redis took.
    * False when some writes failed (they are pending again).
    */
-  async #write(batch: ReadonlyArray<readonly [string, 'full' | 'expiry']>): Promise<boolean> {
+  async #write(batch: ReadonlyArray<readonly [string, Pending]>): Promise<boolean> {
     let failed = false
-    const client = this.#client!
     await this.#announceTableEpoch()
     const now = Date.now()
     const notices: Notice[] = []
     await Promise.all(
-      batch.map(async ([sid, kind]) => {
+      batch.map(async ([sid, pending]) => {
         const entry = this.#table.peek(sid)
         if (!entry || entry.expiresAt <= now) return this.#settle(sid) // gone here: it expires in Redis on its own
         const state = stateOf(entry)
         try {
-          const written =
-            kind === 'expiry' && entry.blob !== null
-              ? await client.cpExpire(
-                  sessionKey(this.#config.prefix, sid),
-                  state.version.counter,
-                  state.version.origin,
-                  state.expiresAt,
-                  state.cookieExpires ?? '',
-                )
-              : await client.cpWrite(sessionKey(this.#config.prefix, sid), ...writeArguments(state, this.#table.epoch, now))
+          const written = await this.#writeOne(sid, state, pending, now)
           if (written === 1) {
             this.#stats.writes += 1
             // A copy held elsewhere that misses a later expiry only expires there early: the next
             // request for it reads Redis. So touches are written, not announced.
-            if (kind === 'full') notices.push(noticeOf(sid, state))
-          } else if (written === 0 && kind === 'full') {
+            if (pending !== 'expiry') notices.push(noticeOf(sid, state))
+          } else if (written === 0 && pending !== 'expiry') {
             // Redis holds something newer (another node's concurrent write): take it.
             this.#stats.staleWrites += 1
             void this.#read(sid)
@@ -362,7 +387,7 @@ export class RedisReplication implements Replication {
           this.#settle(sid)
         } catch (error) {
           failed = true
-          this.#failed(sid, kind, error as Error)
+          this.#failed(sid, pending, error as Error)
         }
       }),
     )
@@ -371,10 +396,29 @@ export class RedisReplication implements Replication {
     return !failed
   }
 
-  #failed(sid: string, kind: 'full' | 'expiry', error: Error): void {
+  /**
+   * One session's write: its expiry, its changed fields on the version Redis holds, or (when that
+   * is not the base they were changed from) all of it. The result is the script's.
+   */
+  async #writeOne(sid: string, state: EntryState, pending: Pending, now: number): Promise<number> {
+    const client = this.#client!
+    const key = sessionKey(this.#config.prefix, sid)
+    const { version, blob } = state
+    if (pending === 'expiry' && blob !== null)
+      return client.cpExpire(key, version.counter, version.origin, state.expiresAt, state.cookieExpires ?? '')
+    if (typeof pending === 'object' && blob !== null) {
+      const written = await client.cpDelta(key, ...deltaArguments(pending.base, { ...state, blob }, pending.names, this.#table.epoch, now))
+      if (written !== 3) return written
+      this.#stats.wholeWrites += 1
+    }
+    return client.cpWrite(key, ...writeArguments(state, this.#table.epoch, now))
+  }
+
+  /** A write failed: the session is written whole next time (what Redis holds is not known). */
+  #failed(sid: string, pending: Pending, error: Error): void {
     this.#stats.failures += 1
     debug('write of %s failed: %s', sid, error.message)
-    if (!this.#dirty.has(sid)) this.#mark(sid, kind)
+    if (!this.#dirty.has(sid)) this.#mark(sid, pending === 'expiry' ? 'expiry' : 'full')
   }
 
   async #announce(announcement: Announcement): Promise<void> {
