@@ -107,6 +107,11 @@ export class Connection {
   /** Frames inside decrypted records. */
   #inner: FrameDecoder | undefined
   #flushScheduled = false
+  /**
+   * This side's writing has ended: `close()` sent its FIN, or the peer's FIN made the socket end
+   * ours. Nothing more may be written (a write after the end is an error, and the error a reset).
+   */
+  #ended = false
   /** Frames received and not yet handled (see `#work`), and where handling stands in them. */
   #received: Frame[] = []
   #receivedNext = 0
@@ -152,6 +157,7 @@ export class Connection {
     socket.setNoDelay(true)
     socket.setTimeout(options.idleTimeoutMs, () => this.destroy(new Error(`nothing received or sent for ${options.idleTimeoutMs} ms`)))
     socket.on('data', (chunk: Buffer) => this.#receive(chunk))
+    socket.on('end', () => (this.#ended = true))
     // Frames received before the connection ended are still handled (a graceful close sends its
     // last changes just before it; a reset may follow them), all at once: nothing comes after them.
     socket.on('error', (error) => {
@@ -224,7 +230,7 @@ export class Connection {
   /** Queues one message. False when it was not queued: the connection is closed or overflowing. */
   send(message: Message): boolean {
     const data = isDataMessage(message)
-    if (this.#closed || (this.#overflowed && data)) return false
+    if (this.#closed || this.#ended || (this.#overflowed && data)) return false
     return this.#enqueue(encodeMessage(message))
   }
 
@@ -234,7 +240,7 @@ export class Connection {
    * undefined and whether it was queued does not matter to the caller (resyncs repair losses).
    */
   sendData(message: OutgoingData, level: AckLevel): Promise<void> | undefined {
-    if (this.#closed || this.#overflowed) {
+    if (this.#closed || this.#ended || this.#overflowed) {
       return level === AckLevel.NONE
         ? undefined
         : Promise.reject(
@@ -318,6 +324,7 @@ export class Connection {
     const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
     await Promise.race([this.flushed(), timedOut])
     if (!this.#closed) {
+      this.#ended = true
       this.#socket.end()
       await Promise.race([this.done, timedOut])
     }
@@ -463,13 +470,15 @@ export class Connection {
     const groups = this.#pending
     this.#pending = []
     this.#pendingBytes = 0
-    if (groups.length === 0 || this.#closed) return
+    if (groups.length === 0 || this.#closed || this.#ended) return
     const chunks: Buffer[] = []
     for (const group of groups) {
       this.#stats.framesOut += group.frames.length
       if (group.sealed) chunks.push(...this.#seal(group.frames))
       else chunks.push(...group.frames)
     }
+    // An overflow empties the groups it leaves behind: nothing to write, and no write to wait for.
+    if (chunks.length === 0) return
     let written!: () => void
     this.#written = new Promise((resolve) => (written = resolve))
     // The parts go out as they are, not joined: corked, the socket writes them in one writev.

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { Connection } from '../../../lib/cluster/connection.js'
-import { AckLevel, encodeMessage, MessageType } from '../../../lib/protocol/messages.js'
+import { AckLevel, encodeDataMessage, encodeMessage, MessageType } from '../../../lib/protocol/messages.js'
 import { emptyTransportStats } from '../../../lib/cluster/cluster.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
@@ -76,4 +76,19 @@ test('a frame larger than the peer accepts is not sent, and is counted', async (
   await expect(connection.sendData(upsert, AckLevel.RECEIVED)).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE })
   expect(connection.sendData(upsert, AckLevel.NONE)).toBeUndefined()
   expect(connection.closed).toBe(false)
+})
+
+test('a graceful close while the peer keeps sending changes that ask for acks: nothing written after the end, no error', async () => {
+  const ended: Array<Error | undefined> = []
+  connection.setHandlers({ message: () => undefined, closed: (error) => ended.push(error) })
+  let ackId = 1
+  // The far side keeps replicating, each change asking for an ack, until the connection is gone.
+  const pump = setInterval(() => {
+    if (far.writable) for (let i = 0; i < 20; i++) far.write(encodeDataMessage(destroy(`x${ackId}`), ackId++, AckLevel.RECEIVED))
+  }, 1)
+  far.once('data', () => void connection.close(5000))
+  connection.send({ type: MessageType.PING, seq: 1 })
+  await connection.done
+  clearInterval(pump)
+  expect(ended).toEqual([undefined])
 })

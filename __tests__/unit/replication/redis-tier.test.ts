@@ -175,3 +175,13 @@ test('keys and channel take the prefix', async () => {
   await was1.set('s1', session({ n: 1 }))
   expect(await connect().keys('*')).toEqual(['shop:s:{s1}'])
 })
+
+test("a client passed in outlives the store: close() removes the store's listeners from it", async () => {
+  const client = redis()()
+  const before = ['ready', 'close', 'end', 'reconnecting', 'error'].map((event) => client.listenerCount(event))
+  const was1 = new PeerStore({ nodeId: 'was1', redis: client })
+  await was1.ready()
+  expect(client.listenerCount('ready')).toBeGreaterThan(before[0]!)
+  await was1.close()
+  expect(['ready', 'close', 'end', 'reconnecting', 'error'].map((event) => client.listenerCount(event))).toEqual(before)
+})

@@ -80,10 +80,11 @@ return 1
 export const DELTA_SCRIPT = `${NEWER}
 local expiresAt = tonumber(ARGV[5])
 if expiresAt <= tonumber(ARGV[10]) then return 0 end
-local s = redis.call('HMGET', KEYS[1], 'v', 'o', 'k', 'p')
+local s = redis.call('HMGET', KEYS[1], 'v', 'o', 'k', 'p', 'n')
 if type(s[1]) ~= 'string' then return 3 end
 local sc, so = epoch(s[4])
 local ec = tonumber(ARGV[8])
+if s[3] == 'l' and type(s[5]) ~= 'string' then return 3 end
 if sc > ec or (sc == ec and so > ARGV[9]) then return 0 end
 if sc ~= ec or so ~= ARGV[9] then return 3 end
 local counter = tonumber(s[1])

@@ -18,6 +18,7 @@ export interface RedisClient {
   nodes?(role: 'master'): RedisClient[]
   duplicate(): RedisClient
   on(event: string, listener: (...args: unknown[]) => void): unknown
+  removeListener?(event: string, listener: (...args: unknown[]) => void): unknown
   quit(): Promise<unknown>
   disconnect(): void
 }

@@ -4,7 +4,7 @@ import type { Member } from '../../cluster/peer-link.js'
 import type { FieldDelta } from '../../codec/field-delta.js'
 import type { SessionLimits } from '../../codec/session-codec.js'
 import type { EntryState, LocalChange, SessionTable } from '../../table/session-table.js'
-import { compareVersions, versionOf, type Version } from '../../table/version.js'
+import { compareVersions, sameVersion, versionOf, type Version } from '../../table/version.js'
 import type { Replication, ReplicatedChange, ReplicationEvents, ReplicationStats } from '../replication.js'
 import type { ReplicationConfig } from '../replication-options.js'
 import {
@@ -78,7 +78,7 @@ type Commands = {
  * fields named in `names`, changed since version `base` (the version Redis holds once the writes
  * before succeeded).
  */
-type Pending = 'full' | 'expiry' | { readonly base: Version; readonly names: Set<string> }
+type Pending = 'full' | 'expiry' | { readonly base: Version; head: Version; readonly names: Set<string> }
 
 /**
  * The Redis tier: memory stays the first tier, Redis is the second. Every local change is written
@@ -119,6 +119,8 @@ export class RedisReplication implements Replication {
   readonly #reads = new Map<string, Promise<void>>()
   /** The epoch this node knows Redis has: a newer one in the table (a clear) must be announced. */
   #redisEpoch: Version
+  /** Removes what `#listen` added. */
+  readonly #listeners: Array<() => void> = []
   #stats = { writes: 0, staleWrites: 0, wholeWrites: 0, failures: 0, overflows: 0, reads: 0 }
 
   constructor(
@@ -165,14 +167,20 @@ export class RedisReplication implements Replication {
       })
       subscriber.on('ready', () => void this.#subscribe())
       subscriber.on('error', (error) => debug('subscriber: %s', (error as Error).message))
-      client.on('ready', () => this.#online())
-      for (const event of ['close', 'end', 'reconnecting']) client.on(event, () => this.#offline(event))
-      client.on('error', (error) => debug('%s', (error as Error).message))
+      this.#listen(client, 'ready', () => this.#online())
+      for (const event of ['close', 'end', 'reconnecting']) this.#listen(client, event, () => this.#offline(event))
+      this.#listen(client, 'error', (error) => debug('%s', (error as Error).message))
       // A client that is up already (or a test double without a status) will not say 'ready' again.
       if (subscriber.status === undefined || subscriber.status === 'ready') void this.#subscribe()
       if (client.status === undefined || client.status === 'ready') this.#online()
       resolve()
     })
+  }
+
+  /** Listens on the client; `stop()` removes it again (a client the user passed in outlives the store). */
+  #listen(client: RedisClient, event: string, listener: (...args: unknown[]) => void): void {
+    client.on(event, listener)
+    this.#listeners.push(() => client.removeListener?.(event, listener))
   }
 
   /**
@@ -190,7 +198,8 @@ export class RedisReplication implements Replication {
       return undefined
     }
     if (change.kind === 'rename') this.#mark(change.to, 'full')
-    if (change.kind === 'upsert' && change.previous !== null) this.#markFields(change.sid, change.base, change.delta)
+    if (change.kind === 'upsert' && change.previous !== null)
+      this.#markFields(change.sid, change.base, versionOf(change.entry), change.delta)
     else this.#mark(change.sid, 'full')
     this.#scheduleFlush()
     if (this.#options.sendMode === 'async' || !this.#up) return undefined
@@ -244,6 +253,7 @@ export class RedisReplication implements Replication {
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
     this.#releaseWaiters()
+    for (const remove of this.#listeners.splice(0)) remove()
     this.#subscriber?.disconnect()
     if (this.#owned) await this.#client?.quit().catch(() => this.#client?.disconnect())
   }
@@ -268,18 +278,27 @@ export class RedisReplication implements Replication {
     this.#dirty.set(sid, pending)
   }
 
-  /** A change of some fields: added to what waits for the session, on the base that write needs. */
-  #markFields(sid: string, base: Version, delta: FieldDelta): void {
+  /**
+   * A change of some fields, from version `base` to `head`: added to what waits for the session when
+   * it follows the last change waiting (`base` is that one's head); otherwise the table moved in
+   * between (a peer's change was applied here), and only the whole session is right.
+   */
+  #markFields(sid: string, base: Version, head: Version, delta: FieldDelta): void {
     const before = this.#dirty.get(sid)
     if (before !== undefined && typeof before === 'object') {
+      if (!sameVersion(base, before.head)) {
+        this.#dirty.set(sid, 'full')
+        return
+      }
       for (const [name] of delta.set) before.names.add(name)
       for (const name of delta.remove) before.names.add(name)
+      before.head = head
       return
     }
     if (before === 'full') return
     const names = new Set<string>(delta.remove)
     for (const [name] of delta.set) names.add(name)
-    this.#mark(sid, { base, names })
+    this.#mark(sid, { base, head, names })
   }
 
   #waitFor(sid: string): Promise<void> {
@@ -595,7 +614,7 @@ export class RedisReplication implements Replication {
   }
 
   #offline(event: string): void {
-    if (!this.#up) return
+    if (!this.#up || this.#stopped) return
     this.#up = false
     this.#releaseWaiters()
     debug('connection %s: changes wait (at most %d sessions)', event, this.#config.maxPending)
@@ -620,11 +639,11 @@ export class RedisReplication implements Replication {
       if (stored && compareVersions(stored, false, this.#table.epoch, false) > 0) this.#adopt(stored)
       else if (stored) this.#redisEpoch = stored
       this.#overflowed = false
-      // Every session is written below: what waited for Redis is among them (a change made from
-      // here on is queued again).
-      this.#dirty.clear()
       let batch: Array<[string, 'full']> = []
       for (const [sid] of this.#table.entries()) {
+        // Written whole below: what waited for it is included (if the reconcile stops short, what it
+        // has not reached still waits).
+        this.#dirty.delete(sid)
         batch.push([sid, 'full'])
         if (batch.length >= WRITE_BATCH) {
           const written = await this.#write(batch)
