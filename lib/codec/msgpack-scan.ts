@@ -199,28 +199,8 @@ function scanMap(bytes: Uint8Array, at: number, count: number, limits: ScanLimit
  * is not `__proto__`. Returns the offset after it.
  */
 function checkKey(bytes: Uint8Array, offset: number): number {
-  need(bytes, offset, 1)
-  const type = bytes[offset]!
-  let length: number
-  let start: number
-  if (type >= 0xa0 && type <= 0xbf) {
-    length = type & 0x1f
-    start = offset + 1
-  } else if (type === 0xd9) {
-    need(bytes, offset + 1, 1)
-    length = bytes[offset + 1]!
-    start = offset + 2
-  } else if (type === 0xda) {
-    need(bytes, offset + 1, 2)
-    length = uint16(bytes, offset + 1)
-    start = offset + 3
-  } else if (type === 0xdb) {
-    need(bytes, offset + 1, 4)
-    length = uint32(bytes, offset + 1)
-    start = offset + 5
-  } else {
-    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
-  }
+  const start = stringStart(bytes, offset)
+  const length = keyLength(bytes, offset)
   const next = skip(bytes, start, length)
   if (length === PROTO.length && isProto(bytes, start)) throw new MalformedDataError('map key "__proto__" is not allowed')
   return checkUtf8(bytes, start, next)
@@ -228,15 +208,21 @@ function checkKey(bytes: Uint8Array, offset: number): number {
 
 /** As `checkKey`, for a top-level key of a session map, where `__proto__` is not refused here. */
 function checkKeyUtf8(bytes: Uint8Array, offset: number): number {
+  const start = stringStart(bytes, offset)
+  return checkUtf8(bytes, start, skip(bytes, start, keyLength(bytes, offset)))
+}
+
+/**
+ * Where the characters of the msgpack string at `offset` start, its header checked to lie within
+ * `bytes`; anything but a string is refused (map keys must be strings). Its length: `keyLength`.
+ */
+function stringStart(bytes: Uint8Array, offset: number): number {
   need(bytes, offset, 1)
   const type = bytes[offset]!
-  if (!((type >= 0xa0 && type <= 0xbf) || type === 0xd9 || type === 0xda || type === 0xdb)) {
-    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
-  }
-  const headerLength = type <= 0xbf ? 1 : type === 0xd9 ? 2 : type === 0xda ? 3 : 5
-  need(bytes, offset + 1, headerLength - 1)
-  const start = offset + headerLength
-  return checkUtf8(bytes, start, skip(bytes, start, keyLength(bytes, offset)))
+  const header = type >= 0xa0 && type <= 0xbf ? 1 : type === 0xd9 ? 2 : type === 0xda ? 3 : type === 0xdb ? 5 : 0
+  if (header === 0) throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
+  need(bytes, offset + 1, header - 1)
+  return offset + header
 }
 
 function checkUtf8(bytes: Uint8Array, start: number, next: number): number {
@@ -317,29 +303,8 @@ function readMapHeader(bytes: Uint8Array, offset: number): { count: number; next
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function readString(bytes: Uint8Array, offset: number): { value: string; next: number } {
-  need(bytes, offset, 1)
-  const type = bytes[offset]!
-  let length: number
-  let start: number
-  if (type >= 0xa0 && type <= 0xbf) {
-    length = type & 0x1f
-    start = offset + 1
-  } else if (type === 0xd9) {
-    need(bytes, offset + 1, 1)
-    length = bytes[offset + 1]!
-    start = offset + 2
-  } else if (type === 0xda) {
-    need(bytes, offset + 1, 2)
-    length = uint16(bytes, offset + 1)
-    start = offset + 3
-  } else if (type === 0xdb) {
-    need(bytes, offset + 1, 4)
-    length = uint32(bytes, offset + 1)
-    start = offset + 5
-  } else {
-    throw new MalformedDataError(`map keys must be strings, found type byte 0x${type.toString(16)}`)
-  }
-  const next = skip(bytes, start, length)
+  const start = stringStart(bytes, offset)
+  const next = skip(bytes, start, keyLength(bytes, offset))
   // Keys are short and nearly always ASCII: build those directly, and leave the rest to a strict decoder.
   let ascii = ''
   for (let i = start; i < next; i++) {
