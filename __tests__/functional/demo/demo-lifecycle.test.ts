@@ -74,7 +74,9 @@ test.each(['SIGTERM', 'SIGHUP'] as const)(
 )
 
 test('an uncaught exception in the demo: the nodes stop with it, exit code 1', async () => {
-  const demo = (running = await demoReady(spawnDemo(AT, {}, path.join(FIXTURES, 'demo-crash.main.ts')), AT))
+  // The bug fires as soon as the demo says where to open it: the nodes may not have met yet.
+  const demo = (running = spawnDemo(AT, {}, path.join(FIXTURES, 'demo-crash.main.ts')))
+  await demo.waitFor(/\[demo\] open http:/, 60_000)
   const pids = nodePids(demo)
   expect((await demo.exited).code).toBe(1)
   expect(demo.lines.join('\n')).toMatch(/\[demo\] unexpected error: Error: planted by the test/)
