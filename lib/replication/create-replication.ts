@@ -1,7 +1,7 @@
 import type { ClusterConfig } from '../cluster/cluster-options.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import type { SessionTable } from '../table/session-table.js'
-import { AllToAllReplication } from './all-to-all.js'
+import { PeerReplication } from './peer-replication.js'
 import { CompositeReplication } from './composite-replication.js'
 import { RedisReplication } from './redis/redis-replication.js'
 import type { RedisConfig } from './redis/redis-options.js'
@@ -27,7 +27,7 @@ export interface ReplicationSetup {
 export function createReplication(table: SessionTable, setup: ReplicationSetup, events: ReplicationEvents): Replication | undefined {
   const parts: Replication[] = []
   if (setup.cluster)
-    parts.push(new AllToAllReplication(table, { cluster: setup.cluster, replication: setup.replication, session: setup.session }, events))
+    parts.push(new PeerReplication(table, { cluster: setup.cluster, replication: setup.replication, session: setup.session }, events))
   if (setup.redis) parts.push(new RedisReplication(table, { ...setup, redis: setup.redis }, events))
   if (parts.length <= 1) return parts[0]
   return new CompositeReplication(table, parts)

@@ -24,7 +24,7 @@ const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel
  * changes into messages for every peer, and messages from the peers into changes of the local
  * table. Knows sessions and versions; knows sockets only as `Connection`s to answer on.
  */
-export class AllToAllReplication implements Replication {
+export class PeerReplication implements Replication {
   readonly #table: SessionTable
   readonly #cluster: Cluster
   readonly #options: ReplicationConfig & Pick<ClusterConfig, 'peers' | 'ackTimeout' | 'maxQueueBytes' | 'nodeId'>
