@@ -1,4 +1,5 @@
 import { debugFor } from '../base/debug.js'
+import type { PeerAddress } from '../cluster/address.js'
 import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../base/errors.js'
 import { Cluster, type TransportStats } from '../cluster/cluster.js'
 import type { ClusterConfig } from '../cluster/cluster-options.js'
@@ -65,7 +66,10 @@ export class PeerReplication implements Replication {
       message: (message, connection, peer) => this.#handle(message, connection, peer),
       connected: (peer, connection) => this.#connected(peer, connection),
       needsResync: (peer, connection) => this.#sync.push(connection, peer),
-      memberChanged: (member, previous) => events.memberChanged(member, previous),
+      memberChanged: (member, previous) => {
+        this.#membershipChanged()
+        events.memberChanged(member, previous)
+      },
       connectionError: (error, remote) => events.peerError(error, remote),
     })
     this.#expiries = new ExpiryBatcher(options.touchFlushInterval, options.syncChunkSize, (changes) => {
@@ -92,7 +96,7 @@ export class PeerReplication implements Replication {
       },
     )
     this.#firstConnection = new Promise((resolve) => (this.#connectedOnce = resolve))
-    this.#transferred = options.peers.length === 0 || options.stateTransferTimeout === 0
+    this.#transferred = (options.peers.length === 0 && !config.cluster.discovery) || options.stateTransferTimeout === 0
     if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeout)
   }
 
@@ -119,6 +123,20 @@ export class PeerReplication implements Replication {
     await this.#cluster.stop(this.#options.closeTimeout)
     this.#expiries.stop()
     clearTimeout(this.#transferDeadline)
+  }
+
+  /** Adds a peer at run time: dialed at once, it gets state transfer as at start (see `#connected`). */
+  addPeer(address: PeerAddress): Member {
+    const link = this.#cluster.addPeer(address)
+    this.#membershipChanged()
+    return link.member()
+  }
+
+  /** Forgets a peer after a goodbye (within `closeTimeout`); its handshakes are refused from now on. */
+  removePeer(name: string): { member: Member; goodbye: Promise<void> } {
+    const removed = this.#cluster.removePeer(name, `removed from the cluster by ${this.#options.nodeId}`, this.#options.closeTimeout)
+    this.#membershipChanged()
+    return removed
   }
 
   /**
@@ -335,6 +353,9 @@ export class PeerReplication implements Replication {
   #notify(sid: string | null, change: ReplicatedChange, from: string): void {
     if (this.#options.notifyOnReplication) this.#events.replicated(sid, change, from)
   }
+
+  // the placement of sessions follows the live members (backups mode)
+  #membershipChanged(): void {}
 
   #endInitialSync(): void {
     this.#transferred = true
