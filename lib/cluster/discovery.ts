@@ -55,6 +55,14 @@ export interface DnsPeers {
 /**
  * The `peers` argument: a fixed list, or a source asked again and again, so that nodes can come and
  * go without a restart: a function (`() => specs`, or `{ resolve, interval }`) or a DNS name.
+ *
+ * @example
+ * ```ts
+ * new PeerStore(['was2@10.0.0.2:4055'], options) // fixed
+ * new PeerStore(async () => registry.peers(), options) // asked every 30 s
+ * new PeerStore({ resolve: () => readPeersFile(), interval: 5000 }, options)
+ * new PeerStore({ dns: '_cp._tcp.app.example', srv: true }, options)
+ * ```
  */
 export type PeerSource = readonly PeerSpec[] | PeerFunction | PeerFunctionSource | DnsPeers
 
@@ -168,6 +176,7 @@ export class PeerDiscovery {
 
   /** Runs the first round (resolves when it is over, found or failed; never rejects), then one every interval. */
   async start(): Promise<void> {
+    if (!this.#running) return
     await this.#round()
     this.#schedule()
   }

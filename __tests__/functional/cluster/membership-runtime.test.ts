@@ -216,7 +216,7 @@ describe('peers from a function', () => {
       return listed
     }
     const a = node(21, { resolve: list, interval: 50 })
-    const b = node(22, () => all)
+    const b = node(22, () => Promise.resolve(all)) // a promise of them, too
     await a.ready()
     expect(addresses(a)).toEqual(['127.0.9.22:4055']) // itself left out
     await Promise.all([syncWith(a, 'was22'), syncWith(b, 'was21')])
