@@ -88,6 +88,8 @@ export class Cluster {
   readonly #links: PeerLink[] = []
   /** Links removed at run time: what still arrives on their connections is dropped. */
   readonly #removed = new WeakSet<PeerLink>()
+  /** Goodbyes to removed peers still being sent: `stop()` waits for them too. */
+  readonly #goodbyes = new Set<Promise<void>>()
   /** Inbound connections by peer node id: the connection each peer sends its changes on. */
   readonly #inbound = new Map<string, { connection: Connection; incarnation: string; lastHeardAt: number }>()
   /** Sockets admitted and still in their handshake (TLS or ours), closed at once by `stop()`. */
@@ -246,7 +248,10 @@ export class Cluster {
     const inbound = link.nodeId === undefined ? undefined : this.#inbound.get(link.nodeId)
     if (inbound) this.#inbound.delete(link.nodeId!)
     debug('peer %s removed: %s', link.name, reason)
-    const goodbye = Promise.all([link.stop(timeoutMs, bye), inbound?.connection.close(timeoutMs, bye)]).then(() => undefined)
+    const goodbye = Promise.all([link.stop(timeoutMs, bye), inbound?.connection.close(timeoutMs, bye)]).then(() => {
+      this.#goodbyes.delete(goodbye)
+    })
+    this.#goodbyes.add(goodbye)
     return { member, goodbye }
   }
 
@@ -258,7 +263,7 @@ export class Cluster {
     const server = this.#server
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
     for (const socket of this.#pending) socket.destroy()
-    await Promise.all(this.#links.map((link) => link.stop(timeoutMs, bye)))
+    await Promise.all([...this.#links.map((link) => link.stop(timeoutMs, bye)), ...this.#goodbyes])
     for (const { connection } of this.#inbound.values()) connection.destroy()
     this.#inbound.clear()
     await closed

@@ -257,8 +257,9 @@ describe('peers from a function', () => {
     a.addPeer('127.0.9.25:4055')
     await syncWith(a, 'was25')
     const readded = nextEvent(a, 'peer:added', (member) => member.address === '127.0.9.24:4055')
-    await a.removePeer('was24')
+    const goodbye = a.removePeer('was24')
     expect(addresses(a)).toEqual(['127.0.9.25:4055'])
+    await goodbye
     await readded
     await syncWith(a, 'was24')
     expect(addresses(a).sort()).toEqual(['127.0.9.24:4055', '127.0.9.25:4055'])
