@@ -230,8 +230,9 @@ export class PeerStore extends Store {
   }
 
   /**
-   * Resolves when the store serves: its snapshot loaded (with `persist`) and its replication port
-   * open (at once for a plain store); rejects with `ListenError`.
+   * Resolves when the store serves: its snapshot loaded (with `persist`), its replication port open
+   * and, with `peers` from a function or DNS, their first answer applied (a failed one is a
+   * `discovery:error`, not a rejection); at once for a plain store. Rejects with `ListenError`.
    */
   ready(): Promise<void> {
     this.#readyAwaited = true
