@@ -50,7 +50,7 @@ const plan = quick
       persistence: [10_000],
       placement: {
         nodeCounts: [2, 4, 6],
-        rate: 5000,
+        rates: [1000, 5000],
         seconds: 2,
         rounds: 1,
         sessions: 1000,
@@ -69,7 +69,7 @@ const plan = quick
       persistence: [100_000],
       placement: {
         nodeCounts: [2, 3, 4, 5, 6],
-        rate: 5000,
+        rates: [1000, 5000],
         seconds: 5,
         rounds: 3,
         sessions: 1000,

@@ -456,53 +456,57 @@ export function report(record: Record, previous?: GoalResults): string {
     if (cost.length > 0) {
       const first = cost[0]!
       out.push(
-        `Cost per write as the cluster grows: node 1 (core 0) changes one field of ${n(first.sessionBytes)}-byte sessions (${first.rate.toLocaleString('en-US')} writes/s, ` +
+        `Cost per write as the cluster grows: node 1 (core 0) changes one field of ${n(first.sessionBytes)}-byte sessions (at each rate below, ` +
           'encrypted, async); its peers (a full mesh) share core 1. Bytes and frames: what node 1 sent per write (`stats()` deltas, heartbeats included); ' +
           'copies: changes the peers applied per write; CPU: `process.cpuUsage` deltas per write, of node 1, of a peer on average (and the CPU of all peers over the copies they applied), and of every node added up; ' +
           'idle: what the same cluster spends per second with nothing written, for as long afterwards. ' +
           `Each cell reads 'all / backups'; each number is the median of ${first.rounds} round(s), the two modes alternating on fresh clusters.`,
         '',
       )
-      const pairs = [...new Set(cost.map((row) => row.nodes))].flatMap((nodes) => {
-        const all = cost.find((row) => row.nodes === nodes && row.mode === 'all')
-        const backups = cost.find((row) => row.nodes === nodes && row.mode === 'backups')
-        return all && backups ? [{ nodes, all, backups }] : []
-      })
-      const both = (all: PlacementCostRow, backups: PlacementCostRow, pick: (row: PlacementCostRow) => number) =>
-        `${n(pick(all))} / ${n(pick(backups))}`
-      out.push(
-        table(
-          [
-            'nodes',
-            'B sent/write',
-            'frames sent/write',
-            'copies/write',
-            'writer CPU µs/write',
-            'peer CPU µs/write',
-            'peer CPU µs/copy applied',
-            'cluster CPU µs/write',
-            'cluster CPU, all over backups',
-            'idle cluster CPU µs/s',
-            'writes/s',
-            'cluster CPU µs/write by round (all; backups)',
-          ],
-          pairs.map(({ nodes, all, backups }) => [
-            nodes,
-            both(all, backups, (row) => row.bytesPerWrite),
-            both(all, backups, (row) => row.framesPerWrite),
-            both(all, backups, (row) => row.copiesPerWrite),
-            both(all, backups, (row) => row.writerCpuMicrosPerWrite),
-            both(all, backups, (row) => row.peerCpuMicrosPerWrite),
-            both(all, backups, (row) => row.peerCpuMicrosPerCopy),
-            both(all, backups, (row) => row.clusterCpuMicrosPerWrite),
-            `${round(all.clusterCpuMicrosPerWrite / backups.clusterCpuMicrosPerWrite, 2)}x`,
-            both(all, backups, (row) => row.idleClusterCpuMicrosPerSecond),
-            both(all, backups, (row) => row.writesPerSecond),
-            `${all.clusterCpuRuns.join(', ')}; ${backups.clusterCpuRuns.join(', ')}`,
-          ]),
-        ),
-        '',
-      )
+      for (const rate of new Set(cost.map((row) => row.rate))) {
+        const atRate = cost.filter((row) => row.rate === rate)
+        const pairs = [...new Set(atRate.map((row) => row.nodes))].flatMap((nodes) => {
+          const all = atRate.find((row) => row.nodes === nodes && row.mode === 'all')
+          const backups = atRate.find((row) => row.nodes === nodes && row.mode === 'backups')
+          return all && backups ? [{ nodes, all, backups }] : []
+        })
+        out.push(`${rate.toLocaleString('en-US')} writes/s:`, '')
+        const both = (all: PlacementCostRow, backups: PlacementCostRow, pick: (row: PlacementCostRow) => number) =>
+          `${n(pick(all))} / ${n(pick(backups))}`
+        out.push(
+          table(
+            [
+              'nodes',
+              'B sent/write',
+              'frames sent/write',
+              'copies/write',
+              'writer CPU µs/write',
+              'peer CPU µs/write',
+              'peer CPU µs/copy applied',
+              'cluster CPU µs/write',
+              'cluster CPU, all over backups',
+              'idle cluster CPU µs/s',
+              'writes/s',
+              'cluster CPU µs/write by round (all; backups)',
+            ],
+            pairs.map(({ nodes, all, backups }) => [
+              nodes,
+              both(all, backups, (row) => row.bytesPerWrite),
+              both(all, backups, (row) => row.framesPerWrite),
+              both(all, backups, (row) => row.copiesPerWrite),
+              both(all, backups, (row) => row.writerCpuMicrosPerWrite),
+              both(all, backups, (row) => row.peerCpuMicrosPerWrite),
+              both(all, backups, (row) => row.peerCpuMicrosPerCopy),
+              both(all, backups, (row) => row.clusterCpuMicrosPerWrite),
+              `${round(all.clusterCpuMicrosPerWrite / backups.clusterCpuMicrosPerWrite, 2)}x`,
+              both(all, backups, (row) => row.idleClusterCpuMicrosPerSecond),
+              both(all, backups, (row) => row.writesPerSecond),
+              `${all.clusterCpuRuns.join(', ')}; ${backups.clusterCpuRuns.join(', ')}`,
+            ]),
+          ),
+          '',
+        )
+      }
     }
     if (memory.length > 0) {
       out.push(
