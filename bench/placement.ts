@@ -80,10 +80,28 @@ export interface PlacementLatencyRow {
   notFound: number
 }
 
+/**
+ * Three nodes with backups; node 1 changes only sessions it backs up on node 2, so node 3 (a
+ * bystander) holds none of them: what a write costs a peer that does not hold the session.
+ */
+export interface PlacementBystanderRow {
+  rate: number
+  written: number
+  /** Changes each applied during the run: node 2 all of them, node 3 none. */
+  holderReceived: number
+  bystanderReceived: number
+  /** CPU µs per second while writes run, and for as long with nothing written (just before). */
+  holderCpuMicrosPerSecond: number
+  bystanderCpuMicrosPerSecond: number
+  holderIdleMicrosPerSecond: number
+  bystanderIdleMicrosPerSecond: number
+}
+
 export interface PlacementResults {
   cost: PlacementCostRow[]
   memory: PlacementMemoryRow[]
   latency?: PlacementLatencyRow
+  bystander?: PlacementBystanderRow
 }
 
 export interface PlacementPlan {
@@ -286,6 +304,38 @@ interface MemoryUsage {
   rssBytes: number
 }
 
+async function measureBystander(plan: PlacementPlan): Promise<PlacementBystanderRow> {
+  const rate = plan.rates[0]!
+  const cluster = await startCluster(3, 'backups')
+  try {
+    const [writer, holder, bystander] = cluster.nodes as [BenchChild, BenchChild, BenchChild]
+    const sessions = await writer.call<number>('prepareBackedUpBy', 'b', plan.sessions, 'node2')
+    await drained(cluster, sessions)
+    await Promise.all(cluster.nodes.map((node) => node.call('reset')))
+    await new Promise((resolve) => setTimeout(resolve, plan.seconds * 1000))
+    const idle = await Promise.all([holder, bystander].map((node) => node.call<number>('cpuSinceReset')))
+    await Promise.all(cluster.nodes.map((node) => node.call('reset')))
+    const started = Date.now()
+    const written = await writer.call<number>('runBackedUp', rate, plan.seconds)
+    await drained(cluster, written)
+    const seconds = (Date.now() - started) / 1000
+    const busy = await Promise.all([holder, bystander].map((node) => node.call<number>('cpuSinceReset')))
+    const received = await Promise.all([holder, bystander].map((node) => node.call<number>('received')))
+    return {
+      rate,
+      written,
+      holderReceived: received[0]!,
+      bystanderReceived: received[1]!,
+      holderCpuMicrosPerSecond: round(busy[0]! / seconds, 0),
+      bystanderCpuMicrosPerSecond: round(busy[1]! / seconds, 0),
+      holderIdleMicrosPerSecond: round(idle[0]! / plan.seconds, 0),
+      bystanderIdleMicrosPerSecond: round(idle[1]! / plan.seconds, 0),
+    }
+  } finally {
+    await stopCluster(cluster)
+  }
+}
+
 async function measureLatency(plan: PlacementPlan): Promise<PlacementLatencyRow> {
   const nodes = 3
   const cluster = await startCluster(nodes, 'backups')
@@ -357,11 +407,17 @@ export async function runPlacement(plan: PlacementPlan, log: (line: string) => v
       )
     }
   }
+  const bystander = await measureBystander(plan)
+  log(
+    `placement, bystander at ${bystander.rate} writes/s: holder applied ${bystander.holderReceived}, CPU ${bystander.holderCpuMicrosPerSecond} µs/s ` +
+      `(idle ${bystander.holderIdleMicrosPerSecond}); bystander applied ${bystander.bystanderReceived}, CPU ${bystander.bystanderCpuMicrosPerSecond} µs/s ` +
+      `(idle ${bystander.bystanderIdleMicrosPerSecond})`,
+  )
   const latency = await measureLatency(plan)
   log(
     `placement, get latency on 3 nodes with backups: local hit p50 ${latency.hitP50Ms} ms, p99 ${latency.hitP99Ms} ms; ` +
       `miss fetched from the holders p50 ${latency.missP50Ms} ms, p99 ${latency.missP99Ms} ms, max ${latency.missMaxMs} ms ` +
       `(${latency.samples} of each; ${latency.notFound} not found)`,
   )
-  return { cost, memory, latency }
+  return { cost, memory, latency, bystander }
 }

@@ -449,7 +449,7 @@ export function report(record: Record, previous?: GoalResults): string {
   }
 
   if (results.placement) {
-    const { cost, memory, latency } = results.placement
+    const { cost, memory, latency, bystander } = results.placement
     const mib = (bytes: number) => round(bytes / 2 ** 20, 1)
     const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
     out.push("## 8. Placement: `{ backups: 1 }` against every node holding everything ('all')", '')
@@ -576,6 +576,33 @@ export function report(record: Record, previous?: GoalResults): string {
               latency.missMaxMs,
               round(latency.missP50Ms - latency.hitP50Ms, 3),
               latency.notFound,
+            ],
+          ],
+        ),
+        '',
+      )
+    }
+    if (bystander) {
+      out.push(
+        `What a write costs a peer that does not hold the session: 3 nodes with \`{ backups: 1 }\`; node 1 changes, ${bystander.rate.toLocaleString('en-US')} a second, ` +
+          'only sessions it backs up on node 2; node 3 holds none of them. CPU µs per second of each, while the writes run and for as long with nothing written just before.',
+        '',
+      )
+      out.push(
+        table(
+          ['node', 'changes applied', 'CPU µs/s while writing', 'CPU µs/s idle'],
+          [
+            [
+              'node 2 (the backup)',
+              n(bystander.holderReceived),
+              n(bystander.holderCpuMicrosPerSecond),
+              n(bystander.holderIdleMicrosPerSecond),
+            ],
+            [
+              'node 3 (a bystander)',
+              n(bystander.bystanderReceived),
+              n(bystander.bystanderCpuMicrosPerSecond),
+              n(bystander.bystanderIdleMicrosPerSecond),
             ],
           ],
         ),

@@ -7,6 +7,7 @@
  */
 import { encodeSession } from '../../lib/codec/session-codec.js'
 import { PeerStore, type PeerStoreOptions } from '../../lib/index.js'
+import { BackupPlacement } from '../../lib/replication/placement.js'
 import { CLUSTER_SECRET } from '../lib/constants.js'
 import { serveParent } from '../lib/process.js'
 import { kilobyteSession } from '../lib/sessions.js'
@@ -56,7 +57,33 @@ async function prepare(prefix: string, from: number, to: number): Promise<number
 }
 
 /** One-field changes of sessions `${prefix}0` to `${prefix}${count - 1}` in turn, `rate` a second for `seconds`. */
-async function run(prefix: string, count: number, rate: number, seconds: number): Promise<number> {
+function run(prefix: string, count: number, rate: number, seconds: number): Promise<number> {
+  return writeAtRate((i) => `${prefix}${i}`, count, rate, seconds)
+}
+
+/** Sessions whose one backup is a given node (`prepareBackedUpBy`), changed by `runBackedUp`. */
+let backedUp: string[] = []
+
+/**
+ * Creates `count` sessions that this node (their owner) backs up on `holder` only, as every node
+ * places them with all `nodes` live: the other peers hold none of them.
+ */
+async function prepareBackedUpBy(prefix: string, count: number, holder: string): Promise<number> {
+  const placement = new BackupPlacement(nodeId(index), 1)
+  placement.setLivePeers(peers.map((peer) => peer.nodeId))
+  backedUp = []
+  for (let i = 0; backedUp.length < count; i++)
+    if (placement.holders(`${prefix}${i}`, nodeId(index))[1] === holder) backedUp.push(`${prefix}${i}`)
+  for (const [i, sid] of backedUp.entries()) await store.set(sid, sessionOf(0, i) as never)
+  return backedUp.length
+}
+
+function runBackedUp(rate: number, seconds: number): Promise<number> {
+  return writeAtRate((i) => backedUp[i]!, backedUp.length, rate, seconds)
+}
+
+/** One-field changes of sessions `sidOf(0)` to `sidOf(count - 1)` in turn, `rate` a second for `seconds`. */
+async function writeAtRate(sidOf: (i: number) => string, count: number, rate: number, seconds: number): Promise<number> {
   const start = now()
   const end = start + seconds * 1000
   let written = 0
@@ -66,7 +93,7 @@ async function run(prefix: string, count: number, rate: number, seconds: number)
     const due = Math.floor(((t - start) / 1000) * rate)
     while (written < due) {
       serial += 1
-      await store.set(`${prefix}${written % count}`, sessionOf(serial, written % count) as never)
+      await store.set(sidOf(written % count), sessionOf(serial, written % count) as never)
       written += 1
     }
     // Sleep until the next change is due, as a server waits for its next request.
@@ -123,6 +150,8 @@ serveParent({
   received: () => received,
   prepare: (prefix: string, from: number, to: number) => prepare(prefix, from, to),
   run: (prefix: string, count: number, rate: number, seconds: number) => run(prefix, count, rate, seconds),
+  prepareBackedUpBy: (prefix: string, count: number, holder: string) => prepareBackedUpBy(prefix, count, holder),
+  runBackedUp: (rate: number, seconds: number) => runBackedUp(rate, seconds),
   latency: (prefix: string, count: number, samples: number, warmUp: number) => latency(prefix, count, samples, warmUp),
   /** The encoded size of one session as written here (msgpack bytes). */
   sessionBytes: () => encodeSession(sessionOf(1, 1), limits).blob.length,
