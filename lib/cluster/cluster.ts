@@ -189,10 +189,14 @@ export class Cluster {
     return reachable
   }
 
-  /** Sends a change to every reachable peer; with an ack level, one promise per peer waiting for it. */
-  broadcast(message: OutgoingData, level: AckLevel): Array<{ link: PeerLink; acked: Promise<void> }> {
+  /**
+   * Sends a change to every reachable peer, or to those of `only` (node ids) that are reachable; with
+   * an ack level, one promise per peer waiting for it.
+   */
+  broadcast(message: OutgoingData, level: AckLevel, only?: readonly string[]): Array<{ link: PeerLink; acked: Promise<void> }> {
     const waits: Array<{ link: PeerLink; acked: Promise<void> }> = []
     for (const { link, connection } of this.reachable()) {
+      if (only && !only.includes(link.nodeId ?? '')) continue
       const acked = connection.sendData(message, level)
       if (acked) waits.push({ link, acked })
     }

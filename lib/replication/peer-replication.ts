@@ -7,10 +7,11 @@ import type { Member, PeerLink } from '../cluster/peer-link.js'
 import { applyFields } from '../codec/field-delta.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import { MAX_BATCH } from '../protocol/limits.js'
-import { AckLevel, MessageType, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
+import { AckLevel, MessageType, type ExpiryChange, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
 import type { LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
 import { compareVersions, versionOf, type Version } from '../table/version.js'
 import { ExpiryBatcher } from './expiry-batcher.js'
+import { BackupPlacement } from './placement.js'
 import type { Replication, ReplicatedChange, ReplicationEvents } from './replication.js'
 import type { ReplicationConfig } from './replication-options.js'
 import { StateSync } from './state-sync.js'
@@ -19,19 +20,37 @@ const debug = debugFor('replication')
 
 const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel.APPLIED } as const
 
+/** Membership changes that come together (a node and its connections) lead to one rebalance. */
+const REBALANCE_DELAY_MS = 50
+/** Entries a trim looks at before it lets the event loop breathe. */
+const TRIM_SLICE = 1000
+
 /**
- * Tomcat's DeltaManager: every node holds every session. Owns the cluster transport; turns local
- * changes into messages for every peer, and messages from the peers into changes of the local
- * table. Knows sessions and versions; knows sockets only as `Connection`s to answer on.
+ * Replication between peers, in one of two placements: every node holds every session (Tomcat's
+ * DeltaManager), or each session is held by the node that wrote it and `k` backups (`placement.ts`,
+ * Tomcat's BackupManager). Owns the cluster transport; turns local changes into messages for the
+ * peers that hold the session, and messages from the peers into changes of the local table. Knows
+ * sessions and versions; knows sockets only as `Connection`s to answer on.
+ *
+ * With backups, changes of a session go to its holders only; destroys, renames and clears still go
+ * to every peer (small, and a tombstone everywhere is what keeps a logout final whoever holds what).
+ * When the live members change, each node offers its peers, by digest, what they now hold (they
+ * fetch what they lack, in bounded chunks), and once the membership has been quiet for `deadTimeout`
+ * it lets go of the copies it no longer holds.
  */
 export class PeerReplication implements Replication {
   readonly #table: SessionTable
   readonly #cluster: Cluster
-  readonly #options: ReplicationConfig & Pick<ClusterConfig, 'peers' | 'ackTimeout' | 'maxQueueBytes' | 'nodeId'>
+  readonly #options: ReplicationConfig & Pick<ClusterConfig, 'peers' | 'ackTimeout' | 'maxQueueBytes' | 'nodeId' | 'deadTimeout'>
   readonly #limits: MessageLimits
   readonly #events: ReplicationEvents
   readonly #expiries: ExpiryBatcher
   readonly #sync: StateSync
+  /** Backups mode: who holds what. Undefined when every peer holds every session. */
+  readonly #placement: BackupPlacement | undefined
+  #rebalanceTimer: NodeJS.Timeout | undefined
+  #trimTimer: NodeJS.Timeout | undefined
+  #stopped = false
   /**
    * The epoch each peer sends its changes in, per connection it sends them on: told by the
    * SYNC_REQUEST that opens the connection, moved by every CLEAR. Changes from an epoch older than
@@ -56,21 +75,25 @@ export class PeerReplication implements Replication {
       ackTimeout: config.cluster.ackTimeout,
       maxQueueBytes: config.cluster.maxQueueBytes,
       nodeId: config.cluster.nodeId,
+      deadTimeout: config.cluster.deadTimeout,
     }
     this.#table = table
     this.#options = options
     this.#limits = { session: config.session, maxBatch: MAX_BATCH }
     this.#events = events
+    const mode = options.replication
+    this.#placement = mode === 'all' ? undefined : new BackupPlacement(options.nodeId, mode.backups)
     this.#cluster = new Cluster(config.cluster, this.#limits, {
       message: (message, connection, peer) => this.#handle(message, connection, peer),
       connected: (peer, connection) => this.#connected(peer, connection),
       needsResync: (peer, connection) => this.#sync.push(connection, peer),
-      memberChanged: (member, previous) => events.memberChanged(member, previous),
+      memberChanged: (member, previous) => {
+        this.#membershipChanged()
+        events.memberChanged(member, previous)
+      },
       connectionError: (error, remote) => events.peerError(error, remote),
     })
-    this.#expiries = new ExpiryBatcher(options.touchFlushInterval, options.syncChunkSize, (changes) => {
-      this.#cluster.broadcast({ type: MessageType.EXPIRY, changes }, AckLevel.NONE)
-    })
+    this.#expiries = new ExpiryBatcher(options.touchFlushInterval, options.syncChunkSize, (changes) => this.#sendExpiries(changes))
     this.#sync = new StateSync(
       table,
       {
@@ -83,6 +106,7 @@ export class PeerReplication implements Replication {
       },
       {
         admit: (epoch) => this.#admit(epoch),
+        holds: this.#placement && ((node, sid, origin) => this.#placement!.holders(sid, origin).includes(node ?? options.nodeId)),
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
         completed: (peer, fetched, durationMs) => {
           debug('sync with %s done: %d entries in %d ms', peer.name, fetched, durationMs)
@@ -115,6 +139,9 @@ export class PeerReplication implements Replication {
 
   /** Sends pending expiry changes, then queued changes to live peers (within `closeTimeout`), says goodbye. */
   async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#rebalanceTimer)
+    clearTimeout(this.#trimTimer)
     this.#expiries.flush()
     await this.#cluster.stop(this.#options.closeTimeout)
     this.#expiries.stop()
@@ -141,7 +168,8 @@ export class PeerReplication implements Replication {
       return undefined
     }
     this.#expiries.drop(change.sid)
-    return this.#broadcast(this.#toMessage(change))
+    const peers = change.kind === 'upsert' ? this.#placement?.peersFor(change.sid, change.base.origin) : undefined
+    return this.#broadcast(this.#toMessage(change), peers)
   }
 
   /** Tells the peers that this node cleared everything and started `epoch` (see `SessionTable.clear`). */
@@ -150,19 +178,26 @@ export class PeerReplication implements Replication {
   }
 
   /**
-   * During the initial transfer, a session this node does not have yet may exist on a peer: ask the
-   * reachable peers, waiting at most `fetchTimeout`.
+   * A session this node does not have may exist on a peer: with backups, on the peers that would
+   * hold it (one round trip); with every peer holding everything, only during the initial transfer,
+   * on every reachable peer. Waits at most `fetchTimeout`.
    */
   async fetchMissing(sid: string): Promise<void> {
-    if (!this.syncing) return
+    if (!this.#placement && !this.syncing) return
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeout)))
     // Right after start no peer may be connected yet: wait for the first connection, within the same time.
-    if (this.#cluster.reachable().length === 0) await Promise.race([this.#firstConnection, deadline])
+    if (this.#cluster.reachable().length === 0 && this.syncing) await Promise.race([this.#firstConnection, deadline])
+    const candidates = this.#placement?.candidates(sid)
     // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
-    const fetches = this.#cluster.reachable().map(({ link, connection }) => this.#sync.refetch(connection, link, [sid]))
+    const fetches = this.#cluster
+      .reachable()
+      .filter(({ link }) => !candidates || candidates.includes(link.nodeId ?? ''))
+      .map(({ link, connection }) => this.#sync.refetch(connection, link, [sid]))
     if (fetches.length > 0) await Promise.race([Promise.all(fetches), deadline])
     clearTimeout(timer)
+    // A copy fetched for a request is this node's until it writes it (then it holds it) or a trim.
+    if (this.#placement && !this.#stopped) this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
   }
 
   /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
@@ -193,9 +228,13 @@ export class PeerReplication implements Replication {
         if (!this.#senderIsCurrent(connection)) return
         const killed: string[] = []
         const result: RemoteResult = this.#table.applyRename(message, now, killed)
+        // Backups: the old id's copy moved here, but the new id may be held by others (the mover has it).
+        if (result === 'applied' && this.#placement && !this.#placement.holdsHere(message.to, message.version.origin))
+          this.#table.release(message.to)
         if (result !== 'stale') this.#notify(message.from, 'destroy', from)
         if (result === 'applied') this.#notify(message.to, 'upsert', from)
-        else if (result === 'needs-target') void this.#sync.refetch(connection, peer, [message.to])
+        else if (result === 'needs-target' && (this.#placement?.holdsHere(message.to, message.version.origin) ?? true))
+          void this.#sync.refetch(connection, peer, [message.to])
         for (const sid of killed) this.#notify(sid, 'destroy', from)
         return
       }
@@ -253,6 +292,13 @@ export class PeerReplication implements Replication {
 
   #applyUpsert(message: Upsert, connection: Connection, peer: PeerLink, now: number): void {
     const from = peer.name
+    const held = this.#placement && this.#table.peek(message.sid)
+    if (held?.blob && held.origin !== message.version.origin && !this.#placement!.holdsHere(message.sid, message.version.origin)) {
+      // Sent here because this node held it for its last writer: the new writer's holders have it now.
+      // (A change from the same writer is kept even so: this node may just see other members than it.)
+      this.#table.release(message.sid)
+      return
+    }
     const limits = this.#limits.session
     const result = this.#table.applyDelta(message, now, (current) => {
       const blob = applyFields(current, message)
@@ -294,9 +340,10 @@ export class PeerReplication implements Replication {
     }
   }
 
-  #broadcast(message: OutgoingData): Promise<void> | undefined {
+  /** Sends to every reachable peer, or to those of `peers`; resolves as `sendMode` says. */
+  #broadcast(message: OutgoingData, peers?: readonly string[]): Promise<void> | undefined {
     const level = ACK_LEVEL[this.#options.sendMode]
-    const waits = this.#cluster.broadcast(message, level)
+    const waits = this.#cluster.broadcast(message, level, peers)
     if (level === AckLevel.NONE) return undefined
     if (waits.length === 0) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
@@ -330,6 +377,64 @@ export class PeerReplication implements Replication {
         },
       )
     })
+  }
+
+  /** Expiry changes to every peer, or, with backups, each to the holders of its session. */
+  #sendExpiries(changes: ExpiryChange[]): void {
+    const placement = this.#placement
+    if (!placement) {
+      this.#cluster.broadcast({ type: MessageType.EXPIRY, changes }, AckLevel.NONE)
+      return
+    }
+    const byPeer = new Map<string, ExpiryChange[]>()
+    for (const change of changes) {
+      for (const peer of placement.peersFor(change.sid, change.version.origin)) {
+        let batch = byPeer.get(peer)
+        if (!batch) byPeer.set(peer, (batch = []))
+        batch.push(change)
+      }
+    }
+    for (const [peer, batch] of byPeer) this.#cluster.broadcast({ type: MessageType.EXPIRY, changes: batch }, AckLevel.NONE, [peer])
+  }
+
+  /**
+   * Backups mode: the live members changed (a peer came, went, was added or removed). The holders
+   * follow at once; a moment later each peer is offered, by digest, what it now holds; once the
+   * membership has been quiet for `deadTimeout`, copies this node no longer holds are let go.
+   */
+  #membershipChanged(): void {
+    const placement = this.#placement
+    if (!placement || this.#stopped) return
+    const live = this.#cluster.links.flatMap((link) =>
+      link.nodeId && (link.state === 'alive' || link.state === 'suspect') ? [link.nodeId] : [],
+    )
+    if (!placement.setLivePeers(live)) return
+    debug('live members now %s', [this.#options.nodeId, ...live].join(', '))
+    clearTimeout(this.#rebalanceTimer)
+    this.#rebalanceTimer = setTimeout(() => {
+      for (const { link, connection } of this.#cluster.reachable()) this.#sync.push(connection, link)
+    }, REBALANCE_DELAY_MS)
+    clearTimeout(this.#trimTimer)
+    this.#trimTimer = setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+  }
+
+  /** Lets go of the live sessions this node no longer holds, a slice at a time. */
+  async #trim(): Promise<void> {
+    this.#trimTimer = undefined
+    const placement = this.#placement!
+    const released: string[] = []
+    let seen = 0
+    for (const [sid, entry] of this.#table.entries()) {
+      if (entry.blob !== null && !placement.holdsHere(sid, entry.origin)) released.push(sid)
+      if (++seen % TRIM_SLICE === 0) await new Promise((resolve) => setImmediate(resolve))
+      if (this.#stopped) return
+    }
+    for (const sid of released) {
+      const entry = this.#table.peek(sid)
+      // Written or moved while the trim looked elsewhere: held again, or no longer a copy to let go.
+      if (entry && entry.blob !== null && !placement.holdsHere(sid, entry.origin)) this.#table.release(sid)
+    }
+    debug('trim: let go of %d sessions this node no longer holds', released.length)
   }
 
   #notify(sid: string | null, change: ReplicatedChange, from: string): void {

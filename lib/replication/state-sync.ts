@@ -27,6 +27,12 @@ export interface StateSyncEvents {
   completed(peer: PeerLink, fetched: number, durationMs: number): void
   /** Whether data of `epoch` may be applied here; a newer epoch is adopted first (see `Clear`). */
   admit(epoch: Version): boolean
+  /**
+   * Backups mode: whether `node` (a peer, or undefined for this node) holds the live session `sid`
+   * last written by `origin`. A digest offers a peer only what it holds (tombstones go to all), and
+   * a move learnt from a digest is followed here only to a session this node holds. Absent: all hold all.
+   */
+  readonly holds?: (node: string | undefined, sid: string, origin: string) => boolean
 }
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
@@ -165,12 +171,12 @@ export class StateSync {
     // Never refused: at most one push waits per connection, whatever the peer asks besides.
     this.#serialise(channel, () => {
       channel.pushQueued = false
-      return this.#streamDigest(connection, 0)
+      return this.#streamDigest(connection, peer, 0)
     })
   }
 
   handleSyncRequest(syncId: number, connection: Connection, peer: PeerLink): void {
-    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#streamDigest(connection, syncId))
+    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#streamDigest(connection, peer, syncId))
   }
 
   handleDigest(message: Digest, connection: Connection, peer: PeerLink): void {
@@ -289,7 +295,8 @@ export class StateSync {
       }
       const result = this.#table.applySnapshot(remote.sid, state, now, killed)
       if (result !== 'stale') this.#events.applied(remote.sid, true, peer.name)
-      if (result === 'needs-target') wanted.push(remote.movedTo!)
+      const holds = this.#events.holds
+      if (result === 'needs-target' && (!holds || holds(undefined, remote.movedTo!, remote.version.origin))) wanted.push(remote.movedTo!)
       return
     }
     const stored = this.#table.peek(remote.sid)
@@ -424,15 +431,17 @@ export class StateSync {
     })
   }
 
-  async #streamDigest(connection: Connection, syncId: number): Promise<void> {
+  async #streamDigest(connection: Connection, peer: PeerLink, syncId: number): Promise<void> {
     const started = Date.now()
     const epoch = this.#table.epoch
     const frameBytes = connection.frameBudget - ENVELOPE_BYTES
     let batch: DigestEntry[] = []
     let batchBytes = 0
     let sent = 0
+    const holds = this.#events.holds
     for (const [sid, entry] of this.#table.entries()) {
       if (entry.expiresAt <= Date.now()) continue
+      if (holds && entry.blob !== null && !holds(peer.nodeId ?? '', sid, entry.origin)) continue
       const bytes = ITEM_BYTES + byteLength(sid) + byteLength(entry.origin) + byteLength(entry.movedTo)
       if (batch.length >= this.#options.chunkSize || batchBytes + bytes > frameBytes) {
         // A send refused means the queue overflowed: the resync after it streams a digest afresh.

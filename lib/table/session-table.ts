@@ -278,6 +278,15 @@ export class SessionTable {
   }
 
   /**
+   * Lets go of a live session this node no longer has to hold (backups mode, after a membership
+   * change): no tombstone, nothing to replicate; the holders keep it.
+   */
+  release(sid: string): void {
+    const entry = this.#entries.get(sid)
+    if (entry && entry.blob !== null) this.#forget(sid, entry)
+  }
+
+  /**
    * Forgets every session and tombstone and starts `epoch`: from now on, nothing from an older epoch
    * is accepted from a peer (the replicator checks), so a node that missed the clear cannot bring
    * the cleared sessions back.
