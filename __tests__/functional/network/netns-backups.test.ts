@@ -3,12 +3,13 @@
  * replication on port 4055, every link with 1 ms of delay each way and 1% loss, `sync` send mode;
  * the HTTP client in a namespace of its own (10.10.10.100). See helpers/netns.ts. Needs root.
  */
+import { FAST } from '../../helpers/sessions.js'
 import { NetnsClient } from '../../helpers/netns-client.js'
 import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
 import { CookieJar, WebNode, type WebNodeSpec } from '../../helpers/web-node.js'
 
 /** Where sessions are placed: 'all' (every node holds every session) or `{ backups: k }`. */
-const REPLICATION = 'all' as 'all' | { backups: number }
+const REPLICATION = { backups: 1 } as 'all' | { backups: number }
 const NODES = 5
 const PORT = 4055
 const HTTP_PORT = 8080
@@ -89,14 +90,21 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     // 'sync': each login returned once the copies were applied, so every holder has them now.
     for (const user of users) expect(await holders(sids.get(user.name)!)).toHaveLength(COPIES)
 
-    // Ada's owner is cut off from everyone; the balancer sends her to node 2.
+    // Ada's owner is cut off from everyone; the balancer sends her to a node that holds no copy of
+    // her session where there is one (with backups, it must fetch it from the surviving holder).
     const ada = users[0]!
     const oldSid = sids.get('ada')!
+    const held = await holders(oldSid)
+    // Let the trims that the last membership change scheduled (deadTimeout after it) run first: one
+    // that fires while a non-holder's miss is being fetched lets go of the fetched copy, and the
+    // request then starts a fresh session (a race in backups mode, reported; not what this test is about).
+    await new Promise((resolve) => setTimeout(resolve, FAST.deadTimeout + 200))
+    const target = [2, 3, 4, 5].find((i) => !held.includes(i)) ?? 2
     await network.cut(ada.owner)
-    const failedOver = await client.browse(ada.jar, url(2, '/whoami'))
+    const failedOver = await client.browse(ada.jar, url(target, '/whoami'))
     expect(failedOver.status).toBe(200)
     expect(failedOver.body).toMatchObject({
-      node: 'node2',
+      node: `node${target}`,
       user: 'ada',
       count: 1,
       cart: [
@@ -106,11 +114,11 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     })
     const newSid = failedOver.body.sid as string
     expect(failedOver.body.previous).toBe(oldSid)
-    expect(newSid).toMatch(/\.node2$/)
+    expect(newSid.endsWith(`.node${target}`)).toBe(true)
     // Writes on the new owner are acknowledged, and each one is readable by the next request.
     for (let count = 2; count <= 5; count++) {
-      const write = await client.browse(ada.jar, url(2, '/whoami'))
-      expect(write.body).toMatchObject({ node: 'node2', user: 'ada', count })
+      const write = await client.browse(ada.jar, url(target, '/whoami'))
+      expect(write.body).toMatchObject({ node: `node${target}`, user: 'ada', count })
     }
     // The other users' sessions still answer on nodes that were not cut.
     expect((await client.browse(users[1]!.jar, url(2, '/peek'))).body).toEqual({ user: 'alan' })
@@ -131,6 +139,6 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     })
     if (COPIES === NODES) expect(await holders(newSid)).toContain(ada.owner)
     // And Ada goes on where she was, on the node the balancer sticks her to.
-    expect((await client.browse(ada.jar, url(2, '/whoami'))).body).toMatchObject({ node: 'node2', user: 'ada', count: 6 })
+    expect((await client.browse(ada.jar, url(target, '/whoami'))).body).toMatchObject({ node: `node${target}`, user: 'ada', count: 6 })
   }, 45_000)
 })
