@@ -4,6 +4,8 @@
  * Markdown report and an SVG chart. This process (the load generator) moves itself to core 1; each
  * benchmark pins the systems under test to core 0.
  *
+ * `netns` (sync write latency on a namespaced network) needs root: elsewhere it is skipped, saying why.
+ *
  * Flags: `--quick`, `--only=http,replication,...` (one or more of the sections below), `--report`
  * (rebuild RESULTS.md and http.svg from an existing results.json, measuring nothing). Environment:
  * BENCH_PROFILE=<dir> writes a CPU profile of every child; BENCH_NODE_ARGS="--trace-gc ..." passes
@@ -19,6 +21,7 @@ import { canPin, coreSpeeds, ROOT } from './lib/process.js'
 import { report, type Machine } from './lib/report.js'
 import { machine, round } from './lib/stats.js'
 import { runMemory } from './memory.js'
+import { runNetnsSyncLatency } from './netns-sync-latency.js'
 import { runIdleBaseline, runReplication, runScaling } from './replication.js'
 import { runStoreGet } from './store-get.js'
 import { runTouch } from './touch.js'
@@ -36,6 +39,7 @@ const variants = process.argv
   .find((arg) => arg.startsWith('--variants='))
   ?.slice('--variants='.length)
   .split(',') as Variant[] | undefined
+const PLACEMENTS: ('all' | { backups: number })[] = ['all', { backups: 1 }]
 const plan = quick
   ? {
       http: { runs: 1, seconds: 2, sessions: 200, connections: 32 },
@@ -46,6 +50,7 @@ const plan = quick
       scaling: { sessionCounts: [1000, 10_000], peerCounts: [1, 2], seconds: 2 },
       storeGet: { sizes: [1000, 100_000], rounds: 3 },
       persistence: [10_000],
+      netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 300, warmUp: 50 },
     }
   : {
       http: { runs: 5, seconds: 5, sessions: 1000, connections: 32 },
@@ -56,6 +61,7 @@ const plan = quick
       scaling: { sessionCounts: [1000, 10_000, 100_000, 1_000_000], peerCounts: [1, 2, 3, 4], seconds: 5 },
       storeGet: { sizes: [1000, 10_000, 100_000, 1_000_000], rounds: 7 },
       persistence: [100_000],
+      netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 2000, warmUp: 200 },
     }
 
 const log = (line: string) => console.log(line)
@@ -114,6 +120,7 @@ async function main(): Promise<void> {
   if (wanted('scaling')) results.scaling = await runScaling(plan.scaling, log)
   if (wanted('get')) results.get = await runStoreGet(plan.storeGet.sizes, plan.storeGet.rounds, log)
   if (wanted('persistence')) results.persistence = await runPersistence(plan.persistence, log)
+  if (wanted('netns')) results.netns = await runNetnsSyncLatency(plan.netns, log)
 
   const record = {
     date: started.toISOString(),

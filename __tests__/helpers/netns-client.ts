@@ -56,9 +56,12 @@ export class NetnsClient {
     return reply
   }
 
-  /** `count` GETs one after another with the jar's cookies (not updated): each one's duration in ms. */
-  time(jar: CookieJar, url: string, count: number, timeoutMs = 10_000): Promise<number[]> {
-    return this.#call<number[]>({ cmd: 'time', url, cookie: jar.header || undefined, count, timeoutMs })
+  /**
+   * `count` GETs one after another, the i-th with the cookies of `jars[i % jars.length]` (not
+   * updated): each one's duration in ms, measured inside the namespace.
+   */
+  time(jars: readonly CookieJar[], url: string, count: number, timeoutMs = 10_000): Promise<number[]> {
+    return this.#call<number[]>({ cmd: 'time', url, cookies: jars.map((jar) => jar.header), count, timeoutMs })
   }
 
   async close(): Promise<void> {
