@@ -95,9 +95,11 @@ async function measure(
       ),
   )
   for (const node of nodes) network.track(node.child)
+  // Listening for 'ready' before anything else is awaited: a node may be ready before the client is.
+  const ready = Promise.all(nodes.map((node) => node.waitFor('ready')))
   const client = await NetnsClient.start(network)
   try {
-    await Promise.all(nodes.map((node) => node.waitFor('ready')))
+    await ready
     const deadline = Date.now() + 30_000
     for (;;) {
       const views = await Promise.all(nodes.map((node) => node.call<{ state: string }[]>('members')))
