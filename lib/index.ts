@@ -10,6 +10,7 @@ export type { PersistOptions, PersistSpec } from './persistence/persist-options.
 export type { RedisClient, RedisTierOptions } from './replication/redis/redis-options.js'
 export type { RedisTierStats } from './replication/redis/redis-replication.js'
 export type { PeerSpec, ListenSpec } from './cluster/address.js'
+export type { PeerSource, PeerFunction, PeerFunctionSource, DnsPeers } from './cluster/discovery.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
 export type { ReplicatedChange } from './replication/replication.js'
 export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
@@ -36,6 +37,7 @@ export {
   FrameTooLargeError,
   SnapshotError,
   SnapshotProblems,
+  DiscoveryError,
   type SnapshotProblem,
   type ErrorCode,
   type HandshakeRefusal,

@@ -3,8 +3,8 @@ import { HOUR, session } from './sessions.js'
 
 /**
  * The express-session Store contract, run against PeerStore and against express-session's own
- * MemoryStore. Where the two differ on purpose, the difference is a named trait, documented in the
- * README ("Differences from MemoryStore"), and each store's test asserts its own value.
+ * MemoryStore. Where the two differ on purpose, the difference is a named trait, documented in
+ * docs/api.md ("Differences from MemoryStore"), and each store's test asserts its own value.
  */
 export interface StoreTraits {
   /** What `get` reports for a missing session: MemoryStore `undefined`, PeerStore `null`. */

@@ -76,9 +76,9 @@ export class WebNode {
     return this.#events.waitFor(match, timeoutMs, 0, () => `${this.spec.nodeId}: event not seen within ${timeoutMs} ms`)
   }
 
-  call<T>(cmd: string, ...args: unknown[]): Promise<T> {
+  call<T>(cmd: string, arg?: string): Promise<T> {
     const id = this.#nextId++
-    this.#child.send({ cmd, id, args })
+    this.#child.send({ cmd, id, arg })
     return this.waitFor((event) => event.id === id).then((event) => event.result as T)
   }
 

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   CONNECTION_CLOSED: 'EPEER_CONNECTION_CLOSED',
   FRAME_TOO_LARGE: 'EPEER_FRAME_TOO_LARGE',
   SNAPSHOT: 'EPEER_SNAPSHOT',
+  DISCOVERY: 'EPEER_DISCOVERY',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -49,13 +50,14 @@ export class InvalidOptionError extends PeerStoreError {
   override readonly name = 'InvalidOptionError'
   /** The option's name as the user wrote it, e.g. `touchAfter` or `peers[1].port`. */
   readonly option: string
+  /** What was expected and what was received, as the message says it (never a secret's characters). */
+  readonly detail: string
 
   constructor(option: string, expected: string, received: unknown, options?: { sensitive?: boolean }) {
-    super(
-      ErrorCodes.INVALID_OPTION,
-      `Invalid option \`${option}\`: expected ${expected}, received ${options?.sensitive ? describeShape(received) : describe(received)}.`,
-    )
+    const detail = `expected ${expected}, received ${options?.sensitive ? describeShape(received) : describe(received)}`
+    super(ErrorCodes.INVALID_OPTION, `Invalid option \`${option}\`: ${detail}.`)
     this.option = option
+    this.detail = detail
   }
 }
 
@@ -63,8 +65,15 @@ export class InvalidOptionError extends PeerStoreError {
 export class InvalidArgumentError extends PeerStoreError {
   override readonly name = 'InvalidArgumentError'
 
-  constructor(argument: string, expected: string, received: unknown) {
-    super(ErrorCodes.INVALID_ARGUMENT, `Invalid ${argument}: expected ${expected}, received ${describe(received)}.`)
+  constructor(argument: string, expected: string, received: unknown, options?: { cause?: unknown }) {
+    super(ErrorCodes.INVALID_ARGUMENT, `Invalid ${argument}: expected ${expected}, received ${describe(received)}.`, options)
+  }
+
+  /** The same check failed on an argument as on an option (a peer given to `addPeer` as `peers` takes it). */
+  static from(error: InvalidOptionError): InvalidArgumentError {
+    const argument = new InvalidArgumentError('', '', undefined, { cause: error })
+    argument.message = `Invalid ${error.option}: ${error.detail}.`
+    return argument
   }
 }
 
@@ -266,6 +275,22 @@ export class SnapshotError extends PeerStoreError {
     super(ErrorCodes.SNAPSHOT, `Snapshot ${file} (${reason}): ${detail}`, options)
     this.reason = reason
     this.file = file
+  }
+}
+
+/**
+ * The peers could not be listed (a DNS name that does not resolve, a server that does not answer, a
+ * `peers` function that threw or returned something that is not a list of peers). The node keeps
+ * the peers it has and tries again at the next interval. Emitted as a `discovery:error` event.
+ */
+export class DiscoveryError extends PeerStoreError {
+  override readonly name = 'DiscoveryError'
+  /** What was asked: `dns <name>`, `dns srv <name>`, or `the peers function`. */
+  readonly source: string
+
+  constructor(source: string, detail: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.DISCOVERY, `Peer discovery (${source}) failed: ${detail}; the current peers are kept.`, options)
+    this.source = source
   }
 }
 

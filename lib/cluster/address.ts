@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { InvalidOptionError } from '../base/errors.js'
 import { checkKnownNames } from '../base/option-spec.js'
 import { parseNodeId } from '../table/node-id.js'
@@ -71,6 +72,18 @@ export function formatAddress(address: { host: string; port: number }): string {
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+/**
+ * Whether `address` is this node's own listen address (`port` the port actually bound): the same
+ * host, or, for a node listening on every address (`0.0.0.0`, `::`), one of this machine's.
+ */
+export function isOwnAddress(address: { host: string; port: number }, listenHost: string, port: number): boolean {
+  if (address.port !== port) return false
+  const host = canonicalHost(address.host)
+  if (host === canonicalHost(listenHost)) return true
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return false
+  return Object.values(networkInterfaces()).some((list) => list?.some((each) => canonicalHost(each.address) === host))
 }
 
 /**

@@ -4,6 +4,7 @@ import type { TlsIdentity } from '../security/tls-identity.js'
 import { parseNodeId } from '../table/node-id.js'
 import { isLoopback, parseListen, parsePeer, type ListenAddress, type ListenSpec, type PeerAddress, type PeerSpec } from './address.js'
 import { exponentialBackoff, type RetryPolicy } from './backoff.js'
+import { parseDiscovery, type DiscoveryConfig } from './discovery.js'
 
 /** Mutual TLS material, as `tls.createSecureContext` takes it, and how certificates name nodes. */
 export interface TlsOptions {
@@ -171,7 +172,10 @@ export interface ClusterConfig extends Omit<
 > {
   readonly nodeId: string
   readonly listen: ListenAddress
+  /** The peers given as a list (empty when `discovery` finds them). */
   readonly peers: readonly PeerAddress[]
+  /** Where the peers are found when `peers` was a function or a DNS name. */
+  readonly discovery: DiscoveryConfig | undefined
   /** Secrets, the first used to connect; empty without one. */
   readonly secret: readonly string[]
   readonly maxPendingHandshakesPerHost: number
@@ -184,11 +188,15 @@ export interface ClusterConfig extends Omit<
  * address), undefined otherwise.
  */
 export function resolveCluster(
-  peerSpecs: unknown,
+  peerSource: unknown,
   resolved: ResolvedTable<typeof CLUSTER_OPTIONS>,
   maxSessionBytes: number,
 ): ClusterConfig | undefined {
-  if (!Array.isArray(peerSpecs)) throw new InvalidOptionError('peers', "an array of 'host:port' or { host, port, nodeId }", peerSpecs)
+  const listed = Array.isArray(peerSource)
+  if (!listed && (typeof peerSource !== 'object' || peerSource === null) && typeof peerSource !== 'function') {
+    throw new InvalidOptionError('peers', "an array of 'host:port' or { host, port, nodeId }, a function, or { dns }", peerSource)
+  }
+  const peerSpecs: readonly unknown[] = listed ? peerSource : []
   const { nodeId, listen, secret, tls, insecure } = resolved
   if (resolved.suspectTimeout < 2 * resolved.heartbeatInterval) {
     throw new InvalidOptionError(
@@ -216,7 +224,7 @@ export function resolveCluster(
     )
   }
 
-  if (peerSpecs.length === 0 && listen === undefined) return undefined
+  if (listed && peerSpecs.length === 0 && listen === undefined) return undefined
   if (nodeId === undefined) {
     throw new InvalidOptionError(
       'nodeId',
@@ -231,8 +239,10 @@ export function resolveCluster(
       undefined,
     )
   }
-  const peers = peerSpecs.map((spec: PeerSpec, index) => parsePeer(`peers[${index}]`, spec))
+  const peers = peerSpecs.map((spec, index) => parsePeer(`peers[${index}]`, spec as PeerSpec))
   checkPeersAreDistinct(peers, nodeId)
+  const discovery = listed ? undefined : parseDiscovery(peerSource, listen.port)
+  // Peers found later are held to the same rule: without a secret, only loopback ones are added.
   const localOnly = isLoopback(listen.host) && peers.every((peer) => isLoopback(peer.host))
   if (secret.length === 0 && !tls && !insecure && !localOnly) {
     throw new InvalidOptionError(
@@ -242,7 +252,7 @@ export function resolveCluster(
       undefined,
     )
   }
-  return { ...resolved, nodeId, listen, peers, secret, maxFrameBytes, maxPendingHandshakesPerHost }
+  return { ...resolved, nodeId, listen, peers, discovery, secret, maxFrameBytes, maxPendingHandshakesPerHost }
 }
 
 /** A secret shorter than this is refused: it could be guessed from a recorded handshake. */

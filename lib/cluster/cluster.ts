@@ -2,9 +2,17 @@ import { randomBytes } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP, type Server, type Socket } from 'node:net'
 import { debugFor } from '../base/debug.js'
-import { HandshakeRefusals, HandshakeRefusedError, MalformedDataError, ProtocolError } from '../base/errors.js'
+import {
+  HandshakeRefusals,
+  HandshakeRefusedError,
+  InvalidArgumentError,
+  InvalidOptionError,
+  MalformedDataError,
+  ProtocolError,
+  StoreClosedError,
+} from '../base/errors.js'
 import type { ClusterConfig } from './cluster-options.js'
-import { canonicalHost, formatAddress } from './address.js'
+import { canonicalHost, formatAddress, isLoopback, isOwnAddress, type PeerAddress } from './address.js'
 import { Connection, type ConnectionHandlers, type OutgoingData } from './connection.js'
 import { deriveSecretKey, type SecretKey } from '../security/keys.js'
 import { acceptHandshake, type HandshakeSecurity, type LocalIdentity, type Refusal } from './handshake.js'
@@ -67,22 +75,29 @@ export interface ClusterEvents {
 }
 
 /**
- * The transport: the replication port, one outbound connection per configured peer, and the
- * inbound connections the peers open to this node. Each node sends its changes on its own outbound
- * connection, so changes from one node reach another in the order they were made.
+ * The transport: the replication port, one outbound connection per peer, and the inbound
+ * connections the peers open to this node. Each node sends its changes on its own outbound
+ * connection, so changes from one node reach another in the order they were made. Peers may be
+ * added and removed while it runs (`addPeer`, `removePeer`); only current peers get in.
  */
 export class Cluster {
   readonly identity: LocalIdentity
   readonly stats: TransportStats = emptyTransportStats()
   readonly #options: ClusterConfig
   readonly #events: ClusterEvents
-  readonly #links: PeerLink[]
+  readonly #links: PeerLink[] = []
+  /** Links removed at run time: what still arrives on their connections is dropped. */
+  readonly #removed = new WeakSet<PeerLink>()
+  /** Goodbyes to removed peers still being sent: `stop()` waits for them too. */
+  readonly #goodbyes = new Set<Promise<void>>()
   /** Inbound connections by peer node id: the connection each peer sends its changes on. */
   readonly #inbound = new Map<string, { connection: Connection; incarnation: string; lastHeardAt: number }>()
   /** Sockets admitted and still in their handshake (TLS or ours), closed at once by `stop()`. */
   readonly #pending = new Set<Socket>()
   /** Canonical addresses of the configured peers: they have handshake slots of their own. */
   readonly #peerHosts = new Set<string>()
+  /** What the host names of peers resolved to (for their handshake slots). */
+  readonly #resolvedHosts = new Map<string, string[]>()
   readonly #slots: HandshakeSlots
   readonly #limits: MessageLimits
   readonly #security: HandshakeSecurity & { keys: SecretKey[] }
@@ -91,6 +106,7 @@ export class Cluster {
   readonly #reports = new RateLimiter(10_000)
   /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
   readonly #bindsAddress: boolean
+  readonly #localAddress: string | undefined
   #server: Server | undefined
   #port = 0
   #stopping = false
@@ -107,42 +123,17 @@ export class Cluster {
     }
     const host = options.listen.host
     const localAddress = isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined
+    this.#localAddress = localAddress
     // Keys are derived in start(), off the event loop; links only use them once started.
     this.#security = { keys: [], encrypt: options.secret.length > 0 && !options.tls, tls: options.tls?.identity }
     this.#bindsAddress = options.verifyPeerAddress && options.secret.length > 0 && !options.tls
     this.#sockets = socketsFor(options.tls, localAddress, options.handshakeTimeout)
-    for (const peer of options.peers) if (isIP(peer.host)) this.#peerHosts.add(canonicalHost(peer.host))
     this.#slots = new HandshakeSlots(
       { shared: options.maxPendingHandshakes, perHost: options.maxPendingHandshakesPerHost },
       this.#peerHosts,
     )
-    this.#links = options.peers.map(
-      (address) =>
-        new PeerLink(address, {
-          identity: this.identity,
-          timing: { intervalMs: options.heartbeatInterval, suspectAfterMs: options.suspectTimeout, deadAfterMs: options.deadTimeout },
-          connectTimeoutMs: options.connectTimeout,
-          handshakeTimeoutMs: options.handshakeTimeout,
-          retry: options.retry,
-          localAddress,
-          security: this.#security,
-          dial: (peerHost, peerPort) => this.#sockets.dial(peerHost, peerPort),
-          wrap: (socket, label) => this.#wrap(socket, label),
-          handlers: (link) => this.#outboundHandlers(link),
-          stateChanged: (link, previous) => this.#events.memberChanged(link.member(), previous),
-          connected: (link, connection) => this.#events.connected(link, connection),
-          identified: (link, nodeId) => {
-            if (nodeId === this.identity.nodeId || this.#links.some((other) => other !== link && other.nodeId === nodeId)) return false
-            debug('peer %s is %s', link.label, nodeId)
-            return true
-          },
-          dialFailed: (link, error) =>
-            this.#reportFailure(
-              isTlsRefusal(error) ? new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`) : error,
-              link.label,
-            ),
-        }),
-    )
+    for (const address of options.peers) this.#links.push(this.#createLink(address))
+    this.#reservePeerHosts()
   }
 
   /** The port actually bound (differs from the configured one with port 0 or autoBind). */
@@ -156,7 +147,7 @@ export class Cluster {
 
   /** Derives the keys, opens the replication port, then starts dialing the peers. */
   async start(): Promise<void> {
-    this.#resolvePeerHosts()
+    this.#resolvePeerHosts(this.#options.peers)
     this.#security.keys.push(...(await Promise.all(this.#options.secret.map(deriveSecretKey))))
     const { server, port } = await listen(this.#options.listen, this.#options.nodeId, () =>
       this.#sockets.createServer({
@@ -203,6 +194,71 @@ export class Cluster {
     return waits
   }
 
+  /**
+   * Adds a peer while the cluster runs (or before it starts): dialed at once once started, and let
+   * in from then on. Throws `InvalidArgumentError` for this node's own address or id, or one a peer
+   * has already; `InvalidOptionError` for a non-loopback peer of a node with no secret, TLS or
+   * `insecure`; `StoreClosedError` once stopping.
+   */
+  addPeer(address: PeerAddress): PeerLink {
+    if (this.#stopping) throw new StoreClosedError('addPeer')
+    const options = this.#options
+    const label = formatAddress(address)
+    if (address.nodeId === this.identity.nodeId || isOwnAddress(address, options.listen.host, this.#port || options.listen.port))
+      throw new InvalidArgumentError(
+        'peer',
+        `a peer other than this node (${this.identity.nodeId} at ${formatAddress(options.listen)})`,
+        label,
+      )
+    const key = addressKey(address)
+    const taken = this.#links.find(
+      (link) => addressKey(link.address) === key || (address.nodeId !== undefined && link.nodeId === address.nodeId),
+    )
+    if (taken) throw new InvalidArgumentError('peer', `a peer not already in members() (${taken.name} is at ${taken.label})`, label)
+    if (options.secret.length === 0 && !options.tls && !options.insecure && !isLoopback(address.host)) {
+      throw new InvalidOptionError(
+        'secret',
+        `a cluster secret (or \`tls\`, or \`insecure: true\`) before adding ${label}, which is not loopback: this node runs without one`,
+        undefined,
+      )
+    }
+    const link = this.#createLink(address)
+    this.#links.push(link)
+    this.#reservePeerHosts()
+    this.#resolvePeerHosts([address])
+    debug('peer %s added', label)
+    if (this.#server) link.start()
+    return link
+  }
+
+  /**
+   * Forgets a peer, named by node id or by address as `members()` shows it: no more dialing, its
+   * connections closed after a goodbye (`BYE` with `reason`), its handshakes refused as an unknown
+   * node from now on. Returns what it was, and a promise of the goodbye (within `timeoutMs`).
+   * Throws `InvalidArgumentError` for a name no peer has.
+   */
+  removePeer(name: string, reason: string, timeoutMs: number): { member: Member; goodbye: Promise<void> } {
+    const index = this.#links.findIndex((link) => link.nodeId === name || link.label === name)
+    const link = this.#links[index]
+    if (!link) {
+      const known = this.#links.map((each) => each.name).join(', ') || 'none'
+      throw new InvalidArgumentError('peer to remove', `the node id or address of one of this node's peers (${known})`, name)
+    }
+    this.#links.splice(index, 1)
+    this.#removed.add(link)
+    this.#reservePeerHosts()
+    const member = link.member()
+    const bye: Message = { type: MessageType.BYE, reason }
+    const inbound = link.nodeId === undefined ? undefined : this.#inbound.get(link.nodeId)
+    if (inbound) this.#inbound.delete(link.nodeId!)
+    debug('peer %s removed: %s', link.name, reason)
+    const goodbye = Promise.all([link.stop(timeoutMs, bye), inbound?.connection.close(timeoutMs, bye)]).then(() => {
+      this.#goodbyes.delete(goodbye)
+    })
+    this.#goodbyes.add(goodbye)
+    return { member, goodbye }
+  }
+
   /** Stops dialing, sends what is queued and a goodbye (within `timeoutMs`), closes every socket. */
   async stop(timeoutMs: number): Promise<void> {
     if (this.#stopping) return
@@ -211,10 +267,38 @@ export class Cluster {
     const server = this.#server
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
     for (const socket of this.#pending) socket.destroy()
-    await Promise.all(this.#links.map((link) => link.stop(timeoutMs, bye)))
+    await Promise.all([...this.#links.map((link) => link.stop(timeoutMs, bye)), ...this.#goodbyes])
     for (const { connection } of this.#inbound.values()) connection.destroy()
     this.#inbound.clear()
     await closed
+  }
+
+  #createLink(address: PeerAddress): PeerLink {
+    const options = this.#options
+    return new PeerLink(address, {
+      identity: this.identity,
+      timing: { intervalMs: options.heartbeatInterval, suspectAfterMs: options.suspectTimeout, deadAfterMs: options.deadTimeout },
+      connectTimeoutMs: options.connectTimeout,
+      handshakeTimeoutMs: options.handshakeTimeout,
+      retry: options.retry,
+      localAddress: this.#localAddress,
+      security: this.#security,
+      dial: (peerHost, peerPort) => this.#sockets.dial(peerHost, peerPort),
+      wrap: (socket, label) => this.#wrap(socket, label),
+      handlers: (link) => this.#outboundHandlers(link),
+      stateChanged: (link, previous) => this.#events.memberChanged(link.member(), previous),
+      connected: (link, connection) => this.#events.connected(link, connection),
+      identified: (link, nodeId) => {
+        if (nodeId === this.identity.nodeId || this.#links.some((other) => other !== link && other.nodeId === nodeId)) return false
+        debug('peer %s is %s', link.label, nodeId)
+        return true
+      },
+      dialFailed: (link, error) =>
+        this.#reportFailure(
+          isTlsRefusal(error) ? new HandshakeRefusedError(HandshakeRefusals.AUTH, `TLS: ${error.message}`) : error,
+          link.label,
+        ),
+    })
   }
 
   #wrap(socket: Socket, label: string): Connection {
@@ -271,15 +355,28 @@ export class Cluster {
   }
 
   /** Configured peers given by name get their reserved slots once the name resolves; failures only cost that. */
-  #resolvePeerHosts(): void {
-    for (const { host } of this.#options.peers) {
+  #resolvePeerHosts(peers: readonly PeerAddress[]): void {
+    for (const { host } of peers) {
       if (isIP(host)) continue
       lookup(host, { all: true }).then(
         (addresses) => {
-          for (const { address } of addresses) this.#peerHosts.add(canonicalHost(address))
+          this.#resolvedHosts.set(
+            host,
+            addresses.map(({ address }) => canonicalHost(address)),
+          )
+          this.#reservePeerHosts()
         },
         (error: Error) => debug('cannot resolve peer %s: %s', host, error.message),
       )
+    }
+  }
+
+  /** The hosts with handshake slots of their own: those of the current peers. */
+  #reservePeerHosts(): void {
+    this.#peerHosts.clear()
+    for (const { address } of this.#links) {
+      if (isIP(address.host)) this.#peerHosts.add(canonicalHost(address.host))
+      else for (const host of this.#resolvedHosts.get(address.host) ?? []) this.#peerHosts.add(host)
     }
   }
 
@@ -312,7 +409,12 @@ export class Cluster {
   }
 
   #inboundHandlers(hello: Hello, connection: Connection): ConnectionHandlers {
-    const link = this.#links.find((each) => each.nodeId === hello.nodeId)!
+    const link = this.#links.find((each) => each.nodeId === hello.nodeId)
+    if (!link) {
+      // Removed between the decision and now.
+      connection.destroy()
+      return { message: () => {}, closed: () => {} }
+    }
     const previous = this.#inbound.get(hello.nodeId)
     const record = { connection, incarnation: hello.incarnation, lastHeardAt: Date.now() }
     this.#inbound.set(hello.nodeId, record)
@@ -322,7 +424,7 @@ export class Cluster {
     return {
       message: (message) => {
         record.lastHeardAt = Date.now()
-        if (message.type === MessageType.PING || message.type === MessageType.PONG) return
+        if (message.type === MessageType.PING || message.type === MessageType.PONG || this.#removed.has(link)) return
         if (message.type === MessageType.BYE) link.peerLeft()
         else this.#events.message(message, connection, link)
       },
@@ -337,7 +439,7 @@ export class Cluster {
     return {
       message: (message, connection) => {
         link.heard()
-        if (message.type === MessageType.PING || message.type === MessageType.PONG) return
+        if (message.type === MessageType.PING || message.type === MessageType.PONG || this.#removed.has(link)) return
         if (message.type === MessageType.BYE) link.peerLeft()
         else this.#events.message(message, connection, link)
       },
@@ -362,6 +464,11 @@ export class Cluster {
     debug('%s: %s%s', remote, error.message, suppressed > 0 ? ` (${suppressed} more from ${host} not reported)` : '')
     this.#events.connectionError(error, remote)
   }
+}
+
+/** A peer's address as compared with others': canonical host and port. */
+function addressKey(address: { host: string; port: number }): string {
+  return `${canonicalHost(address.host)}|${address.port}`
 }
 
 /** Certificate and TLS protocol failures (as opposed to a peer that is simply down). */

@@ -1,7 +1,7 @@
 import type { SessionData } from 'express-session'
 import { InvalidOptionError } from '../base/errors.js'
 import { boolean, checkKnownNames, integer, resolveTable, seconds, type OptionTable, type ResolvedTable } from '../base/option-spec.js'
-import type { PeerSpec } from '../cluster/address.js'
+import type { PeerSource } from '../cluster/discovery.js'
 import { CLUSTER_OPTIONS, resolveCluster, type ClusterConfig, type ClusterOptions } from '../cluster/cluster-options.js'
 import {
   REPLICATION_OPTIONS,
@@ -127,7 +127,7 @@ export interface ResolvedOptions extends Omit<ResolvedTable<typeof SESSION_OPTIO
  * Validates every option, whatever the mode (an option a single node does not use is still checked),
  * before anything (timer, socket) exists; throws `InvalidOptionError`.
  */
-export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStoreOptions): ResolvedOptions {
+export function resolveOptions(peers: PeerSource, options: PeerStoreOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new InvalidOptionError('options', 'an object', options)
   }
@@ -137,7 +137,7 @@ export function resolveOptions(peerSpecs: readonly PeerSpec[], options: PeerStor
   const ttlFunction = typeof session.ttl === 'function' ? session.ttl : undefined
   const replication = resolveReplication(values)
   const clusterValues = resolveTable(CLUSTER_OPTIONS, values)
-  const cluster = resolveCluster(peerSpecs, clusterValues, session.maxSessionBytes)
+  const cluster = resolveCluster(peers, clusterValues, session.maxSessionBytes)
   const redis = resolveRedis(values)
   if (redis && clusterValues.nodeId === undefined) {
     throw new InvalidOptionError(

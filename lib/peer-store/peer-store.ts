@@ -1,12 +1,20 @@
 import { Store, type SessionData } from 'express-session'
 import type { PeerSpec } from '../cluster/address.js'
+import { isPeerSource, type PeerSource } from '../cluster/discovery.js'
 import { emptyTransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import { applyFields } from '../codec/field-delta.js'
 import { decodeSession, encodeCookie, encodeSession, MAX_SESSION_ID_LENGTH, type SessionLimits } from '../codec/session-codec.js'
 import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
-import { InvalidArgumentError, InvalidOptionError, SnapshotProblems, StoreClosedError, type SnapshotError } from '../base/errors.js'
+import {
+  InvalidArgumentError,
+  InvalidOptionError,
+  SnapshotProblems,
+  StoreClosedError,
+  type DiscoveryError,
+  type SnapshotError,
+} from '../base/errors.js'
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
 import { Snapshots } from '../persistence/snapshots.js'
 import { createReplication } from '../replication/create-replication.js'
@@ -14,6 +22,7 @@ import type { ReplicatedChange, Replication, ReplicationStats } from '../replica
 import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
+import { Membership } from './membership.js'
 import { replicationSuppressed } from './replication-scope.js'
 import { SessionTable, type LocalChange } from '../table/session-table.js'
 
@@ -39,6 +48,16 @@ export interface PeerStoreEvents {
   'peer:state': [member: Member, previous: MemberState]
   /** A connection was closed for a bad frame, or a handshake was refused. Never fatal. */
   'peer:error': [error: Error, remote: string]
+  /** A peer was added at run time, by `addPeer()` or by discovery; it is being dialed (`state` `connecting`). */
+  'peer:added': [member: Member]
+  /** A peer was removed at run time, by `removePeer()` or by discovery: said goodbye to and forgotten. */
+  'peer:removed': [member: Member]
+  /**
+   * The `peers` function or DNS name could not be read, or listed a peer that could not be added:
+   * the current peers are kept, and it is asked again at the next interval. Never fatal; with no
+   * listener it becomes a process warning.
+   */
+  'discovery:error': [error: DiscoveryError]
   /** A change from a peer was applied here (with `notifyOnReplication`). `sid` is null for a clear. */
   'session:replicated': [event: { sid: string | null; change: ReplicatedChange; from: string }]
   /** A synchronisation with a peer finished: `sessions` entries were fetched from it. */
@@ -87,6 +106,7 @@ export class PeerStore extends Store {
   readonly #reaper: NodeJS.Timeout
   readonly #replication: Replication | undefined
   readonly #snapshots: Snapshots | undefined
+  readonly #membership: Membership
   readonly #started: Promise<void>
   /** Until the snapshot is loaded: every operation waits for it (a node serves only once it has its sessions). */
   #loading: Promise<void> | undefined
@@ -105,14 +125,15 @@ export class PeerStore extends Store {
 
   constructor()
   constructor(options: PeerStoreOptions)
-  constructor(peers: readonly PeerSpec[], options?: PeerStoreOptions)
-  constructor(peersOrOptions?: readonly PeerSpec[] | PeerStoreOptions, maybeOptions?: PeerStoreOptions) {
+  constructor(peers: PeerSource, options?: PeerStoreOptions)
+  constructor(peersOrOptions?: PeerSource | PeerStoreOptions, maybeOptions?: PeerStoreOptions) {
     super()
     if (typeof peersOrOptions === 'string') {
       throw new InvalidOptionError('peers', "an array of peers, such as ['10.0.0.2:4055']", peersOrOptions)
     }
-    const peers = Array.isArray(peersOrOptions) ? peersOrOptions : []
-    const options = (Array.isArray(peersOrOptions) ? maybeOptions : (peersOrOptions as PeerStoreOptions | undefined)) ?? {}
+    const given = isPeerSource(peersOrOptions)
+    const peers: PeerSource = given ? peersOrOptions : []
+    const options = (given ? maybeOptions : peersOrOptions) ?? {}
     this.#options = resolveOptions(peers, options)
     this.#limits = {
       maxSessionBytes: this.#options.maxSessionBytes,
@@ -161,6 +182,11 @@ export class PeerStore extends Store {
         redisDown: (reason) => this.emit('redis:down', { reason }),
       },
     )
+    this.#membership = new Membership(this.#replication, this.#options.cluster, {
+      added: (member) => this.emit('peer:added', member),
+      removed: (member) => this.emit('peer:removed', member),
+      discoveryFailed: (error) => this.#discoveryFailed(error),
+    })
     const persist = this.#options.persist
     if (persist) {
       const snapshots = new Snapshots(persist, {
@@ -179,8 +205,9 @@ export class PeerStore extends Store {
     }
     // The peers are reached once the snapshot is in: state transfer then reconciles it by version.
     const replication = this.#replication
+    // A `peers` function or DNS name is asked once the port is open; ready() waits for that first answer.
     this.#started = replication
-      ? (this.#loading ?? Promise.resolve()).then(() => replication.start())
+      ? (this.#loading ?? Promise.resolve()).then(() => replication.start()).then(() => this.#membership.start())
       : (this.#loading ?? Promise.resolve())
     // A port that cannot be opened is never silent: an `error` listener hears it, whoever called
     // ready() gets it; with neither, it is thrown as an uncaught error, as net.Server's own would be.
@@ -203,8 +230,9 @@ export class PeerStore extends Store {
   }
 
   /**
-   * Resolves when the store serves: its snapshot loaded (with `persist`) and its replication port
-   * open (at once for a plain store); rejects with `ListenError`.
+   * Resolves when the store serves: its snapshot loaded (with `persist`), its replication port open
+   * and, with `peers` from a function or DNS, their first answer applied (a failed one is a
+   * `discovery:error`, not a rejection); at once for a plain store. Rejects with `ListenError`.
    */
   ready(): Promise<void> {
     this.#readyAwaited = true
@@ -216,9 +244,47 @@ export class PeerStore extends Store {
     return this.#replication?.port
   }
 
-  /** The configured peers and their membership state. */
+  /** The current peers and their membership state. */
   members(): Member[] {
     return this.#replication?.members() ?? []
+  }
+
+  /**
+   * Adds a peer while the store runs, given as `peers` takes it (`'10.0.0.3:4055'`,
+   * `'was3@10.0.0.3:4055'` or `{ host, port, nodeId }`). Returns nothing: the peer is dialed in the
+   * background (`peer:up` when reached, then `sync` once state transfer with it is done), and its
+   * connections are let in from now on. Emits `peer:added`. Throws at once: `InvalidArgumentError`
+   * for a bad spec, this node's own address or id, or a peer already there (same address or node
+   * id); `InvalidOptionError` for a store without peers (no `nodeId`/`listen`, or a Redis tier only)
+   * or a non-loopback peer of a store with no secret; `StoreClosedError` after `close()`.
+   *
+   * @example
+   * ```ts
+   * store.addPeer('was3@10.0.0.3:4055')
+   * ```
+   */
+  addPeer(peer: PeerSpec): void {
+    this.#assertOpen('addPeer')
+    this.#membership.add(peer)
+  }
+
+  /**
+   * Removes a peer, named by its node id or by its address as `members()` shows it: sends it a
+   * goodbye (it sees this node leave), closes its connections, never dials it again and refuses its
+   * handshakes from now on. `members()` leaves it out at once and `peer:removed` is emitted; the
+   * promise resolves once the goodbye is sent (within `closeTimeout`). Rejects with
+   * `InvalidArgumentError` for a name no peer has, `InvalidOptionError` for a store without peers,
+   * `StoreClosedError` after `close()`. A peer found by discovery comes back if its source still
+   * lists it at the next round.
+   *
+   * @example
+   * ```ts
+   * await store.removePeer('was3')
+   * ```
+   */
+  async removePeer(peer: string): Promise<void> {
+    this.#assertOpen('removePeer')
+    await this.#membership.remove(peer)
   }
 
   /**
@@ -387,6 +453,7 @@ export class PeerStore extends Store {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#reaper)
+    this.#membership.stop()
     await this.#loading
     if (this.#replication) {
       await this.#started.catch(() => undefined)
@@ -474,6 +541,13 @@ export class PeerStore extends Store {
     debug('%s', error.message)
     if (this.listenerCount('warning') > 0) this.emit('warning', error)
     else if (error.reason !== SnapshotProblems.MISSING) process.emitWarning(error.message, { code: error.code })
+  }
+
+  /** Discovery could not read its source: an event if someone listens, a process warning otherwise. */
+  #discoveryFailed(error: DiscoveryError): void {
+    debug('%s', error.message)
+    if (this.listenerCount('discovery:error') > 0) this.emit('discovery:error', error)
+    else process.emitWarning(error.message, { code: error.code })
   }
 
   #memberChanged(member: Member, previous: MemberState): void {

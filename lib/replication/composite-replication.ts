@@ -1,7 +1,8 @@
+import type { PeerAddress } from '../cluster/address.js'
 import type { Member } from '../cluster/peer-link.js'
 import type { LocalChange, SessionTable } from '../table/session-table.js'
 import type { Version } from '../table/version.js'
-import type { Replication, ReplicationStats } from './replication.js'
+import { noPeersError, type Replication, type ReplicationStats } from './replication.js'
 
 /**
  * Several replications behind the one seam, side by side: the peers and a Redis tier. Every change
@@ -53,6 +54,19 @@ export class CompositeReplication implements Replication {
 
   async stop(): Promise<void> {
     await Promise.all(this.#parts.map((part) => part.stop()))
+  }
+
+  /** Adds the peer to the part that has peers; throws `InvalidOptionError` when none has. */
+  addPeer(address: PeerAddress): Member {
+    const part = this.#parts.find((each) => each.addPeer !== undefined)
+    if (!part?.addPeer) throw noPeersError('addPeer')
+    return part.addPeer(address)
+  }
+
+  removePeer(name: string): { member: Member; goodbye: Promise<void> } {
+    const part = this.#parts.find((each) => each.removePeer !== undefined)
+    if (!part?.removePeer) throw noPeersError('removePeer')
+    return part.removePeer(name)
   }
 }
 

@@ -1,4 +1,5 @@
 import { debugFor } from '../base/debug.js'
+import type { PeerAddress } from '../cluster/address.js'
 import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../base/errors.js'
 import { Cluster, type TransportStats } from '../cluster/cluster.js'
 import type { ClusterConfig } from '../cluster/cluster-options.js'
@@ -116,7 +117,7 @@ export class PeerReplication implements Replication {
       },
     )
     this.#firstConnection = new Promise((resolve) => (this.#connectedOnce = resolve))
-    this.#transferred = options.peers.length === 0 || options.stateTransferTimeout === 0
+    this.#transferred = (options.peers.length === 0 && !config.cluster.discovery) || options.stateTransferTimeout === 0
     if (!this.#transferred) this.#transferDeadline = setTimeout(() => this.#endInitialSync(), options.stateTransferTimeout)
   }
 
@@ -146,6 +147,20 @@ export class PeerReplication implements Replication {
     await this.#cluster.stop(this.#options.closeTimeout)
     this.#expiries.stop()
     clearTimeout(this.#transferDeadline)
+  }
+
+  /** Adds a peer at run time: dialed at once, it gets state transfer as at start (see `#connected`). */
+  addPeer(address: PeerAddress): Member {
+    const link = this.#cluster.addPeer(address)
+    this.#membershipChanged()
+    return link.member()
+  }
+
+  /** Forgets a peer after a goodbye (within `closeTimeout`); its handshakes are refused from now on. */
+  removePeer(name: string): { member: Member; goodbye: Promise<void> } {
+    const removed = this.#cluster.removePeer(name, `removed from the cluster by ${this.#options.nodeId}`, this.#options.closeTimeout)
+    this.#membershipChanged()
+    return removed
   }
 
   /**

@@ -23,7 +23,7 @@ export interface ReplicationOptions {
   replication?: ReplicationMode
   /**
    * When `set`/`destroy` resolve: 'async' at once (Tomcat's channelSendOptions=8), 'ack' once every
-   * live peer has received the change, 'sync' once every live peer has applied it.
+   * live peer (holding the session, in backups mode) has received the change, 'sync' once every one has applied it.
    * @default 'async'
    */
   sendMode?: SendMode

@@ -1,3 +1,5 @@
+import { InvalidOptionError } from '../base/errors.js'
+import type { PeerAddress } from '../cluster/address.js'
 import type { TransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import type { LocalChange } from '../table/session-table.js'
@@ -53,4 +55,24 @@ export interface Replication {
   stats(): Partial<ReplicationStats>
   /** Sends what is pending (within `closeTimeout`), says goodbye, closes everything. */
   stop(): Promise<void>
+  /**
+   * Adds a peer at run time (see `Cluster.addPeer`); it is dialed and gets state transfer as at
+   * start. Absent where there are no peers (the Redis tier alone).
+   */
+  addPeer?(address: PeerAddress): Member
+  /**
+   * Forgets a peer named by node id or address, after a goodbye; throws `InvalidArgumentError` for
+   * an unknown one. Returns what it was and a promise of the goodbye.
+   */
+  removePeer?(name: string): { member: Member; goodbye: Promise<void> }
+}
+
+/** What `addPeer`/`removePeer` throw on a store that has no peers to change. */
+export function noPeersError(method: string): InvalidOptionError {
+  return new InvalidOptionError(
+    'listen',
+    `a \`listen\` address and a \`nodeId\` given to the constructor: ${method}() changes the peers of a store that ` +
+      'replicates to peers, and this one has none (no `listen`, or a Redis tier only)',
+    undefined,
+  )
 }

@@ -6,17 +6,20 @@ import { browse, CookieJar, stopAllWebNodes, WebNode, type WebNodeSpec } from '.
  * (fetching it from its holders and taking it over), and an owner SIGKILLed under load loses no
  * acknowledged write while the survivors restore two copies.
  */
-const HOSTS = ['127.0.10.1', '127.0.10.2', '127.0.10.3', '127.0.10.4', '127.0.10.5']
+const HOSTS = ['127.0.10.1', '127.0.10.2', '127.0.10.3', '127.0.10.4', '127.0.10.5', '127.0.10.6']
 const REPLICATION_PORT = 4055
 const HTTP_PORT = 3055
 const ids = HOSTS.map((_, i) => `was${i + 1}`)
+/** The five nodes the cluster starts with; the sixth joins at run time. */
+const FIRST = 5
 
+/** Node i, configured with the first five (whichever of them it is not). */
 function spec(i: number): WebNodeSpec {
   return {
     framework: 'express5',
     nodeId: ids[i]!,
     listen: `${HOSTS[i]}:${REPLICATION_PORT}`,
-    peers: HOSTS.flatMap((host, j) => (j === i ? [] : [{ host, port: REPLICATION_PORT, nodeId: ids[j]! }])),
+    peers: HOSTS.slice(0, FIRST).flatMap((host, j) => (j === i ? [] : [{ host, port: REPLICATION_PORT, nodeId: ids[j]! }])),
     http: { host: HOSTS[i]!, port: HTTP_PORT },
     options: { replication: { backups: 1 }, sendMode: 'sync' },
   }
@@ -25,21 +28,17 @@ function spec(i: number): WebNodeSpec {
 let nodes: WebNode[] = []
 
 beforeAll(async () => {
-  nodes = await Promise.all(HOSTS.map((_, i) => WebNode.start(spec(i))))
+  nodes = await Promise.all(HOSTS.slice(0, FIRST).map((_, i) => WebNode.start(spec(i))))
   // Every node sees the four others alive: only then do all five agree on who holds what.
-  await Promise.all(
-    nodes.flatMap((node) =>
-      ids
-        .filter((id) => id !== node.spec.nodeId)
-        .map((peer) =>
-          node.waitFor((event) => {
-            const member = event.member as { nodeId?: string; state?: string } | undefined
-            return event.event === 'peer:state' && member?.nodeId === peer && member.state === 'alive'
-          }, 30_000),
-        ),
-    ),
-  )
+  await Promise.all(nodes.flatMap((node) => nodes.filter((other) => other !== node).map((other) => seesAlive(node, other))))
 }, 60_000)
+
+function seesAlive(node: WebNode, peer: WebNode): Promise<unknown> {
+  return node.waitFor((event) => {
+    const member = event.member as { nodeId?: string; state?: string } | undefined
+    return event.event === 'peer:state' && member?.nodeId === peer.spec.nodeId && member.state === 'alive'
+  }, 30_000)
+}
 
 afterAll(() => stopAllWebNodes())
 
@@ -129,4 +128,29 @@ test('an owner SIGKILLed under load: every acknowledged write survives, served e
     users.map((jar) => sidOf(jar)),
     survivors,
   )
+}, 60_000)
+
+test('a sixth node added at run time, then one removed: sessions rebalance, none lost, two copies each', async () => {
+  // The survivors of the previous test, and every session they hold.
+  let live = nodes.filter((node) => node !== nodes[1])
+  const sessions = [...(await copies(live)).keys()]
+  expect(sessions.length).toBeGreaterThanOrEqual(18)
+
+  const sixth = await WebNode.start(spec(FIRST))
+  for (const node of live) await node.call('addPeer', `${sixth.spec.nodeId}@${sixth.spec.listen}`)
+  await Promise.all(live.flatMap((node) => [seesAlive(node, sixth), seesAlive(sixth, node)]))
+  live = [...live, sixth]
+  await expectTwoCopiesOf(sessions, live)
+  // The newcomer took its share (about 2 in 5 of the sessions), not all of them.
+  const held = await sixth.call<string[]>('ids')
+  expect(held.length).toBeGreaterThan(0)
+  expect(held.length).toBeLessThan(sessions.length)
+
+  // was3 leaves: the others forget it, then it stops; its copies are restored from the other holders.
+  const leaving = nodes[2]!
+  live = live.filter((node) => node !== leaving)
+  for (const node of live) await node.call('removePeer', leaving.spec.nodeId)
+  await leaving.kill()
+  await expectTwoCopiesOf(sessions, live)
+  expect([...(await copies(live)).keys()].sort()).toEqual([...sessions].sort())
 }, 60_000)

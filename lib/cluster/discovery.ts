@@ -1,0 +1,251 @@
+import { Resolver } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { debugFor } from '../base/debug.js'
+import { DiscoveryError, InvalidOptionError } from '../base/errors.js'
+import { checkKnownNames, integer } from '../base/option-spec.js'
+import { canonicalHost, parsePeer, type PeerAddress, type PeerSpec } from './address.js'
+
+const debug = debugFor('membership')
+
+/** A function listing the peers now; called at start and every `interval`. */
+export type PeerFunction = () => readonly PeerSpec[] | Promise<readonly PeerSpec[]>
+
+/** Peers listed by a function of yours, asked at start and every `interval` ms. */
+export interface PeerFunctionSource {
+  resolve: PeerFunction
+  /**
+   * Milliseconds between two calls.
+   * @default 30000
+   */
+  interval?: number
+}
+
+/**
+ * Peers found in DNS, resolved at start and every `interval` ms: the A and AAAA records of `dns`
+ * (each address at `port`), or with `srv: true` its SRV records (each target's addresses at the
+ * record's port). Node ids are learnt in the handshake.
+ *
+ * @example
+ * ```ts
+ * const store = new PeerStore({ dns: 'app-peers.internal', port: 4055 }, { nodeId, listen: '0.0.0.0:4055', secret })
+ * ```
+ */
+export interface DnsPeers {
+  /** The name to resolve, such as a Kubernetes headless service (`app-peers.default.svc.cluster.local`). */
+  dns: string
+  /**
+   * The peers' port, for A and AAAA records (SRV records carry their own).
+   * @default this node's listen port
+   */
+  port?: number
+  /**
+   * Resolve SRV records (`_cp._tcp.example`) instead of A and AAAA: each names a target host and a port.
+   * @default false
+   */
+  srv?: boolean
+  /**
+   * Milliseconds between two resolutions.
+   * @default 30000
+   */
+  interval?: number
+  /** DNS servers to ask instead of the system's, as `dns.setServers` takes them (`'10.0.0.53'`, `'10.0.0.53:5353'`). */
+  servers?: readonly string[]
+}
+
+/**
+ * The `peers` argument: a fixed list, or a source asked again and again, so that nodes can come and
+ * go without a restart: a function (`() => specs`, or `{ resolve, interval }`) or a DNS name.
+ *
+ * @example
+ * ```ts
+ * new PeerStore(['was2@10.0.0.2:4055'], options) // fixed
+ * new PeerStore(async () => registry.peers(), options) // asked every 30 s
+ * new PeerStore({ resolve: () => readPeersFile(), interval: 5000 }, options)
+ * new PeerStore({ dns: '_cp._tcp.app.example', srv: true }, options)
+ * ```
+ */
+export type PeerSource = readonly PeerSpec[] | PeerFunction | PeerFunctionSource | DnsPeers
+
+/** A checked source that is not a fixed list. */
+export type DiscoveryConfig =
+  | { readonly kind: 'function'; readonly resolve: PeerFunction; readonly interval: number }
+  | {
+      readonly kind: 'dns'
+      readonly name: string
+      readonly srv: boolean
+      /** Undefined with `srv`. */
+      readonly port: number | undefined
+      readonly interval: number
+      readonly servers: readonly string[] | undefined
+    }
+
+const DEFAULT_INTERVAL = 30_000
+const interval = integer(10, 86_400_000)
+const DNS_FIELDS = ['dns', 'port', 'srv', 'interval', 'servers']
+
+/** True for what may stand in the `peers` place of the constructor (rather than the options). */
+export function isPeerSource(value: unknown): value is PeerSource {
+  if (Array.isArray(value) || typeof value === 'function') return true
+  return typeof value === 'object' && value !== null && ('dns' in value || 'resolve' in value)
+}
+
+/**
+ * Checks a `peers` source that is not a list; `listenPort` is the default port of DNS peers.
+ * Throws `InvalidOptionError`.
+ */
+export function parseDiscovery(value: unknown, listenPort: number): DiscoveryConfig {
+  if (typeof value === 'function') return { kind: 'function', resolve: value as PeerFunction, interval: DEFAULT_INTERVAL }
+  const expected = 'an array of peers, a function returning one, { resolve, interval } or { dns, port, srv, interval, servers }'
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError('peers', expected, value)
+  if ('resolve' in value) {
+    checkKnownNames(value, ['resolve', 'interval'], 'peers')
+    const spec = value as Record<string, unknown>
+    if (typeof spec.resolve !== 'function') throw new InvalidOptionError('peers.resolve', 'a function returning peers', spec.resolve)
+    return {
+      kind: 'function',
+      resolve: spec.resolve as PeerFunction,
+      interval: spec.interval === undefined ? DEFAULT_INTERVAL : interval(spec.interval, 'peers.interval'),
+    }
+  }
+  if (!('dns' in value)) throw new InvalidOptionError('peers', expected, value)
+  checkKnownNames(value, DNS_FIELDS, 'peers')
+  const spec = value as Record<string, unknown>
+  const { dns: name, srv = false, servers } = spec
+  if (typeof name !== 'string' || name.length === 0 || name.length > 253 || /\s/.test(name) || isIP(name) !== 0)
+    throw new InvalidOptionError('peers.dns', 'a DNS name (such as app-peers.internal)', name)
+  if (typeof srv !== 'boolean') throw new InvalidOptionError('peers.srv', 'a boolean', srv)
+  let port: number | undefined
+  if (!srv) {
+    port = spec.port === undefined ? listenPort : integer(1, 65535)(spec.port, 'peers.port')
+    if (port === 0) throw new InvalidOptionError('peers.port', "the peers' port: required when this node listens on port 0", spec.port)
+  } else if (spec.port !== undefined) {
+    throw new InvalidOptionError('peers.port', 'no port with `srv: true`: SRV records give the port', spec.port)
+  }
+  if (servers !== undefined) {
+    if (!Array.isArray(servers) || servers.length === 0 || !servers.every((server) => typeof server === 'string'))
+      throw new InvalidOptionError('peers.servers', "a non-empty list of DNS server addresses, such as ['10.0.0.53']", servers)
+    try {
+      new Resolver().setServers(servers)
+    } catch (error) {
+      throw new InvalidOptionError('peers.servers', `addresses dns.setServers accepts (${(error as Error).message})`, servers)
+    }
+  }
+  return {
+    kind: 'dns',
+    name,
+    srv,
+    port,
+    interval: spec.interval === undefined ? DEFAULT_INTERVAL : interval(spec.interval, 'peers.interval'),
+    servers: servers as readonly string[] | undefined,
+  }
+}
+
+export interface DiscoveryEvents {
+  /** What the source lists now (deduplicated); the caller adds what is new and removes what is gone. */
+  found(peers: readonly PeerAddress[]): void
+  /** The source could not be read: the caller keeps its peers. */
+  failed(error: DiscoveryError): void
+}
+
+/** Asks a `peers` source at start and every `interval`, one round at a time, until `stop()`. */
+export class PeerDiscovery {
+  readonly #config: DiscoveryConfig
+  readonly #events: DiscoveryEvents
+  readonly #resolver: Resolver | undefined
+  readonly #stopped: Promise<void>
+  #stop!: () => void
+  #timer: NodeJS.Timeout | undefined
+  #running = true
+
+  constructor(config: DiscoveryConfig, events: DiscoveryEvents) {
+    this.#config = config
+    this.#events = events
+    if (config.kind === 'dns') {
+      // Short tries: a round that fails keeps the peers and is tried again at the next interval.
+      this.#resolver = new Resolver({ timeout: 2000, tries: 2 })
+      if (config.servers) this.#resolver.setServers(config.servers)
+    }
+    this.#stopped = new Promise((resolve) => (this.#stop = resolve))
+  }
+
+  /** How errors name the source. */
+  get source(): string {
+    const config = this.#config
+    return config.kind === 'function' ? 'the peers function' : `dns ${config.srv ? 'srv ' : ''}${config.name}`
+  }
+
+  /** Runs the first round (resolves when it is over, found or failed; never rejects), then one every interval. */
+  async start(): Promise<void> {
+    if (!this.#running) return
+    await this.#round()
+    this.#schedule()
+  }
+
+  /** No round after this; a round under way is abandoned (its DNS queries cancelled). */
+  stop(): void {
+    this.#running = false
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#resolver?.cancel()
+    this.#stop()
+  }
+
+  #schedule(): void {
+    if (!this.#running) return
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      void this.#round().then(() => this.#schedule())
+    }, this.#config.interval)
+    this.#timer.unref()
+  }
+
+  async #round(): Promise<void> {
+    let found: PeerAddress[]
+    try {
+      const listed = await Promise.race([this.#list(), this.#stopped.then(() => undefined)])
+      if (listed === undefined || !this.#running) return
+      found = listed
+    } catch (error) {
+      if (!this.#running) return
+      const cause = error as Error & { code?: string }
+      debug('%s: %s', this.source, cause.message)
+      this.#events.failed(new DiscoveryError(this.source, cause.code ? `${cause.code}: ${cause.message}` : cause.message, { cause }))
+      return
+    }
+    const unique = new Map<string, PeerAddress>()
+    for (const peer of found) unique.set(`${canonicalHost(peer.host)}|${peer.port}`, peer)
+    debug('%s: %d peers', this.source, unique.size)
+    this.#events.found([...unique.values()])
+  }
+
+  async #list(): Promise<PeerAddress[]> {
+    const config = this.#config
+    if (config.kind === 'function') {
+      const specs: unknown = await config.resolve()
+      if (!Array.isArray(specs)) throw new InvalidOptionError('peers()', "an array of 'host:port' or { host, port, nodeId }", specs)
+      return specs.map((spec: unknown, index) => parsePeer(`peers()[${index}]`, spec))
+    }
+    const resolver = this.#resolver!
+    if (!config.srv) return (await addressesOf(resolver, config.name)).map((host) => ({ host, port: config.port!, nodeId: undefined }))
+    const records = await resolver.resolveSrv(config.name)
+    const peers = await Promise.all(
+      records.map(async ({ name, port }) => (await addressesOf(resolver, name)).map((host) => ({ host, port, nodeId: undefined }))),
+    )
+    return peers.flat()
+  }
+}
+
+/**
+ * The A and AAAA addresses of `name`. A family without records is empty (ENODATA); any other
+ * failure fails the whole round, so a half answer never removes peers.
+ */
+async function addressesOf(resolver: Resolver, name: string): Promise<string[]> {
+  if (isIP(name) !== 0) return [name]
+  const [v4, v6] = await Promise.all([resolver.resolve4(name).catch(noData), resolver.resolve6(name).catch(noData)])
+  return [...v4, ...v6]
+}
+
+function noData(error: NodeJS.ErrnoException): string[] {
+  if (error.code === 'ENODATA') return []
+  throw error
+}
