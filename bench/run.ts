@@ -6,7 +6,8 @@
  *
  * `netns` (sync write latency on a namespaced network) needs root: elsewhere it is skipped, saying why.
  *
- * Flags: `--quick`, `--only=http,replication,...` (one or more of the sections below), `--report`
+ * Flags: `--quick`, `--only=http,replication,...` (one or more of the sections below: http, replication,
+ * wire, transfer, memory, touch, scaling, get, persistence, placement, netns), `--report`
  * (rebuild RESULTS.md and http.svg from an existing results.json, measuring nothing). Environment:
  * BENCH_PROFILE=<dir> writes a CPU profile of every child; BENCH_NODE_ARGS="--trace-gc ..." passes
  * flags to every child; BENCH_PLAINTEXT=1 runs the two-node HTTP variants without a secret, to see
@@ -26,6 +27,7 @@ import { runIdleBaseline, runReplication, runScaling } from './replication.js'
 import { runStoreGet } from './store-get.js'
 import { runTouch } from './touch.js'
 import { runPersistence } from './persistence.js'
+import { runPlacement } from './placement.js'
 import { runTransfer } from './transfer.js'
 import { runWire } from './wire.js'
 
@@ -50,6 +52,15 @@ const plan = quick
       scaling: { sessionCounts: [1000, 10_000], peerCounts: [1, 2], seconds: 2 },
       storeGet: { sizes: [1000, 100_000], rounds: 3 },
       persistence: [10_000],
+      placement: {
+        nodeCounts: [2, 4, 6],
+        rates: [1000, 5000],
+        seconds: 2,
+        rounds: 1,
+        sessions: 1000,
+        memory: { sessions: 20_000, nodeCounts: [2, 4, 6] },
+        latency: { sessions: 4000, samples: 1000 },
+      },
       netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 300, warmUp: 50 },
     }
   : {
@@ -61,6 +72,15 @@ const plan = quick
       scaling: { sessionCounts: [1000, 10_000, 100_000, 1_000_000], peerCounts: [1, 2, 3, 4], seconds: 5 },
       storeGet: { sizes: [1000, 10_000, 100_000, 1_000_000], rounds: 7 },
       persistence: [100_000],
+      placement: {
+        nodeCounts: [2, 3, 4, 5, 6],
+        rates: [1000, 5000],
+        seconds: 5,
+        rounds: 3,
+        sessions: 1000,
+        memory: { sessions: 100_000, nodeCounts: [2, 4, 6] },
+        latency: { sessions: 20_000, samples: 5000 },
+      },
       netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 2000, warmUp: 200 },
     }
 
@@ -120,6 +140,7 @@ async function main(): Promise<void> {
   if (wanted('scaling')) results.scaling = await runScaling(plan.scaling, log)
   if (wanted('get')) results.get = await runStoreGet(plan.storeGet.sizes, plan.storeGet.rounds, log)
   if (wanted('persistence')) results.persistence = await runPersistence(plan.persistence, log)
+  if (wanted('placement')) results.placement = await runPlacement(plan.placement, log)
   if (wanted('netns')) results.netns = await runNetnsSyncLatency(plan.netns, log)
 
   const record = {

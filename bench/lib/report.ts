@@ -3,6 +3,7 @@
  * against each. Nothing here decides a number; it only lays out what the run measured.
  */
 import type { PersistenceRow } from '../persistence.js'
+import type { PlacementCostRow, PlacementResults } from '../placement.js'
 import type { HttpRow } from '../http.js'
 import type { MemoryRow } from '../memory.js'
 import type { NetnsSyncRow } from '../netns-sync-latency.js'
@@ -31,6 +32,7 @@ interface Record {
     scaling?: { bySessions: ReplicationRow[]; byPeers: ReplicationRow[] }
     get?: StoreGetRow[]
     persistence?: PersistenceRow[]
+    placement?: PlacementResults
     netns?: NetnsSyncRow[] | { skipped: string }
   }
 }
@@ -448,8 +450,144 @@ export function report(record: Record, previous?: GoalResults): string {
     }
   }
 
+  if (results.placement) {
+    const { cost, memory, latency } = results.placement
+    const mib = (bytes: number) => round(bytes / 2 ** 20, 1)
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
+    out.push("## 8. Placement: `{ backups: 1 }` against every node holding everything ('all')", '')
+    if (cost.length > 0) {
+      const first = cost[0]!
+      out.push(
+        `Cost per write as the cluster grows: node 1 (core 0) changes one field of ${n(first.sessionBytes)}-byte sessions (at each rate below, ` +
+          'encrypted, async); its peers (a full mesh) share core 1. Bytes and frames: what node 1 sent per write (`stats()` deltas, heartbeats included); ' +
+          'copies: changes the peers applied per write; CPU: `process.cpuUsage` deltas per write, of node 1, of a peer on average (and the CPU of all peers over the copies they applied), and of every node added up; ' +
+          'idle: what the same cluster spends per second with nothing written, for as long afterwards. ' +
+          `Each cell reads 'all / backups'; each number is the median of ${first.rounds} round(s), the two modes alternating on fresh clusters.`,
+        '',
+      )
+      for (const rate of new Set(cost.map((row) => row.rate))) {
+        const atRate = cost.filter((row) => row.rate === rate)
+        const pairs = [...new Set(atRate.map((row) => row.nodes))].flatMap((nodes) => {
+          const all = atRate.find((row) => row.nodes === nodes && row.mode === 'all')
+          const backups = atRate.find((row) => row.nodes === nodes && row.mode === 'backups')
+          return all && backups ? [{ nodes, all, backups }] : []
+        })
+        out.push(`${rate.toLocaleString('en-US')} writes/s:`, '')
+        const both = (all: PlacementCostRow, backups: PlacementCostRow, pick: (row: PlacementCostRow) => number) =>
+          `${n(pick(all))} / ${n(pick(backups))}`
+        out.push(
+          table(
+            [
+              'nodes',
+              'B sent/write',
+              'frames sent/write',
+              'copies/write',
+              'writer CPU µs/write',
+              'peer CPU µs/write',
+              'peer CPU µs/copy applied',
+              'cluster CPU µs/write',
+              'cluster CPU, all over backups',
+              'idle cluster CPU µs/s',
+              'writes/s',
+              'cluster CPU µs/write by round (all; backups)',
+            ],
+            pairs.map(({ nodes, all, backups }) => [
+              nodes,
+              both(all, backups, (row) => row.bytesPerWrite),
+              both(all, backups, (row) => row.framesPerWrite),
+              both(all, backups, (row) => row.copiesPerWrite),
+              both(all, backups, (row) => row.writerCpuMicrosPerWrite),
+              both(all, backups, (row) => row.peerCpuMicrosPerWrite),
+              both(all, backups, (row) => row.peerCpuMicrosPerCopy),
+              both(all, backups, (row) => row.clusterCpuMicrosPerWrite),
+              `${round(all.clusterCpuMicrosPerWrite / backups.clusterCpuMicrosPerWrite, 2)}x`,
+              both(all, backups, (row) => row.idleClusterCpuMicrosPerSecond),
+              both(all, backups, (row) => row.writesPerSecond),
+              `${all.clusterCpuRuns.join(', ')}; ${backups.clusterCpuRuns.join(', ')}`,
+            ]),
+          ),
+          '',
+        )
+      }
+    }
+    if (memory.length > 0) {
+      out.push(
+        `Memory per node: ${n(memory[0]!.sessions)} sessions of about ${n(memory[0]!.sessionBytes)} bytes, each node writing its share, ` +
+          "then, once every copy is in place, each node's heap used + array buffers and RSS after full collections (`--expose-gc`), " +
+          'and the same measured on the empty node before (the "over empty" columns); sessions: `stats().sessions` of each node.',
+        '',
+      )
+      out.push(
+        table(
+          [
+            'nodes',
+            'mode',
+            'sessions held per node (min - max)',
+            'heap + buffers per node, MiB',
+            'over empty, MiB',
+            'RSS per node, MiB',
+            'RSS over empty, MiB',
+            'heap + buffers over empty, all nodes, MiB',
+          ],
+          memory.map((row) => {
+            const over = row.heapBytesPerNode.map((heap, i) => heap - row.emptyHeapBytesPerNode[i]!)
+            const rssOver = row.rssBytesPerNode.map((rss, i) => rss - row.emptyRssBytesPerNode[i]!)
+            return [
+              row.nodes,
+              row.mode,
+              `${n(Math.min(...row.sessionsPerNode))} - ${n(Math.max(...row.sessionsPerNode))}`,
+              mib(mean(row.heapBytesPerNode)),
+              mib(mean(over)),
+              mib(mean(row.rssBytesPerNode)),
+              mib(mean(rssOver)),
+              mib(over.reduce((a, b) => a + b, 0)),
+            ]
+          }),
+        ),
+        '',
+      )
+    }
+    if (latency) {
+      out.push(
+        `Latency of a miss: ${latency.nodes} nodes with \`{ backups: ${latency.backups} }\`; node 2 wrote the sessions, node 1 (core 0) reads them one at a time, ` +
+          'alternately one it holds (a local hit) and one it does not (a miss: it asks the peers that would hold it, one round trip, and keeps the copy); ' +
+          'each miss is of a session not read there before.',
+        '',
+      )
+      out.push(
+        table(
+          [
+            'held / not held on node 1',
+            'gets of each',
+            'hit p50 ms',
+            'hit p99 ms',
+            'miss p50 ms',
+            'miss p99 ms',
+            'miss max ms',
+            'extra p50 ms',
+            'not found',
+          ],
+          [
+            [
+              `${n(latency.held)} / ${n(latency.notHeld)}`,
+              n(latency.samples),
+              latency.hitP50Ms,
+              latency.hitP99Ms,
+              latency.missP50Ms,
+              latency.missP99Ms,
+              latency.missMaxMs,
+              round(latency.missP50Ms - latency.hitP50Ms, 3),
+              latency.notFound,
+            ],
+          ],
+        ),
+        '',
+      )
+    }
+  }
+
   if (results.netns) {
-    out.push('## Sync write latency on a namespaced network', '')
+    out.push('## 9. Sync write latency on a namespaced network', '')
     if ('skipped' in results.netns) {
       out.push(`Not measured in this run: ${results.netns.skipped}.`, '')
     } else {
@@ -491,17 +629,20 @@ export function report(record: Record, previous?: GoalResults): string {
   }
 
   if (targets.length > 0) out.splice(headerLength, 0, '## Targets', '', table(['target', 'measured', ''], targets), '')
-  out.splice(
-    headerLength,
-    0,
-    '## Goals of this round',
-    '',
-    'Last round: bench/results/previous.json' +
-      (previous?.date ? ` (${previous.date.slice(0, 10)})` : '') +
-      '; this run: the tables below.',
-    '',
-    table(['goal', 'target', 'last round', 'this run', ''], goalRows(results, previous)),
-    '',
-  )
+  const goals = goalRows(results, previous)
+  // A partial run that measured none of the goals (placement alone, say) has no goals table.
+  if (goals.some((row) => row[4] !== 'not measured'))
+    out.splice(
+      headerLength,
+      0,
+      '## Goals of this round',
+      '',
+      'Last round: bench/results/previous.json' +
+        (previous?.date ? ` (${previous.date.slice(0, 10)})` : '') +
+        '; this run: the tables below.',
+      '',
+      table(['goal', 'target', 'last round', 'this run', ''], goals),
+      '',
+    )
   return `${out.join('\n')}\n`
 }
