@@ -4,8 +4,10 @@
  * Markdown report and an SVG chart. This process (the load generator) moves itself to core 1; each
  * benchmark pins the systems under test to core 0.
  *
+ * `netns` (sync write latency on a namespaced network) needs root: elsewhere it is skipped, saying why.
+ *
  * Flags: `--quick`, `--only=http,replication,...` (one or more of the sections below: http, replication,
- * wire, transfer, memory, touch, scaling, get, persistence, placement), `--report`
+ * wire, transfer, memory, touch, scaling, get, persistence, placement, netns), `--report`
  * (rebuild RESULTS.md and http.svg from an existing results.json, measuring nothing). Environment:
  * BENCH_PROFILE=<dir> writes a CPU profile of every child; BENCH_NODE_ARGS="--trace-gc ..." passes
  * flags to every child; BENCH_PLAINTEXT=1 runs the two-node HTTP variants without a secret, to see
@@ -20,6 +22,7 @@ import { canPin, coreSpeeds, ROOT } from './lib/process.js'
 import { report, type Machine } from './lib/report.js'
 import { machine, round } from './lib/stats.js'
 import { runMemory } from './memory.js'
+import { runNetnsSyncLatency } from './netns-sync-latency.js'
 import { runIdleBaseline, runReplication, runScaling } from './replication.js'
 import { runStoreGet } from './store-get.js'
 import { runTouch } from './touch.js'
@@ -38,6 +41,7 @@ const variants = process.argv
   .find((arg) => arg.startsWith('--variants='))
   ?.slice('--variants='.length)
   .split(',') as Variant[] | undefined
+const PLACEMENTS: ('all' | { backups: number })[] = ['all', { backups: 1 }]
 const plan = quick
   ? {
       http: { runs: 1, seconds: 2, sessions: 200, connections: 32 },
@@ -57,6 +61,7 @@ const plan = quick
         memory: { sessions: 20_000, nodeCounts: [2, 4, 6] },
         latency: { sessions: 4000, samples: 1000 },
       },
+      netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 300, warmUp: 50 },
     }
   : {
       http: { runs: 5, seconds: 5, sessions: 1000, connections: 32 },
@@ -76,6 +81,7 @@ const plan = quick
         memory: { sessions: 100_000, nodeCounts: [2, 4, 6] },
         latency: { sessions: 20_000, samples: 5000 },
       },
+      netns: { delays: [0.25, 1], placements: PLACEMENTS, sessions: 20, requests: 2000, warmUp: 200 },
     }
 
 const log = (line: string) => console.log(line)
@@ -135,6 +141,7 @@ async function main(): Promise<void> {
   if (wanted('get')) results.get = await runStoreGet(plan.storeGet.sizes, plan.storeGet.rounds, log)
   if (wanted('persistence')) results.persistence = await runPersistence(plan.persistence, log)
   if (wanted('placement')) results.placement = await runPlacement(plan.placement, log)
+  if (wanted('netns')) results.netns = await runNetnsSyncLatency(plan.netns, log)
 
   const record = {
     date: started.toISOString(),

@@ -3,7 +3,8 @@
  * fresh clone before anything is installed):
  *
  *   node scripts/prepare.mjs demo   npm dependencies only (the demo's balancer is in Node)
- *   node scripts/prepare.mjs test   also haproxy, Chromium and redis-server, which the tests run
+ *   node scripts/prepare.mjs test   also haproxy, Chromium and redis-server, which the tests run, and
+ *                                   as root iproute2, iptables and python3 (the namespaced-network tests)
  *
  * What is missing is installed when it can be (npm ci; apt-get as root on Debian), saying so on
  * one line. Otherwise it stops at once with exit code 1 and one line naming the command to run.
@@ -31,7 +32,7 @@ function checkNode() {
   if (major < 20) fail(`connect-peer needs Node.js 20 or newer; this is ${process.version}: install a current Node.js (https://nodejs.org)`)
 }
 
-/** haproxy, Chromium and redis-server: the tests run the real ones. */
+/** haproxy, Chromium and redis-server (and as root iproute2, iptables, python3): the tests run the real ones. */
 function prepareSystemTools() {
   const chromiumPath = process.env.CHROMIUM_PATH
   if (chromiumPath && !isExecutable(chromiumPath)) {
@@ -41,6 +42,14 @@ function prepareSystemTools() {
     { name: 'haproxy', found: onPath('haproxy') },
     { name: 'chromium', found: Boolean(chromiumPath) || isExecutable('/usr/bin/chromium') || onPath('chromium') },
     { name: 'redis-server', found: onPath('redis-server') },
+    // The network tests (__tests__/helpers/netns.ts) need root, so only root is asked for their tools.
+    ...(process.getuid?.() === 0
+      ? [
+          { name: 'iproute2', found: onPath('ip') },
+          { name: 'iptables', found: onPath('iptables') },
+          { name: 'python3', found: onPath('python3') },
+        ]
+      : []),
   ]
     .filter((tool) => !tool.found)
     .map((tool) => tool.name)

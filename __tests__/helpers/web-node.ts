@@ -5,6 +5,7 @@ import request from 'supertest'
 import type { PeerStoreOptions } from '../../lib/index.js'
 import { FIXTURES, ROOT } from './child.js'
 import { EventLog } from './event-log.js'
+import type { NetnsNetwork } from './netns.js'
 
 const FIXTURE = path.join(FIXTURES, 'web-node.main.ts')
 
@@ -18,6 +19,12 @@ export interface WebNodeSpec {
   peers: { host: string; port: number; nodeId: string }[]
   http: { host: string; port: number }
   options?: PeerStoreOptions
+}
+
+/** Where a node runs when not on this machine's own network: node `endpoint` of a namespaced network. */
+export interface WebNodePlacement {
+  network: NetnsNetwork
+  endpoint: number
 }
 
 const running = new Set<WebNode>()
@@ -34,22 +41,24 @@ export class WebNode {
   readonly #exited: Promise<unknown>
   #nextId = 1
 
-  private constructor(spec: WebNodeSpec) {
+  private constructor(spec: WebNodeSpec, placement?: WebNodePlacement) {
     this.spec = spec
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
-      execArgv: ['--import', 'tsx'],
+      // In a namespace: `ip netns exec <ns> node --import tsx ...`, which keeps the IPC channel.
+      ...(placement ? placement.network.forkOptions(placement.endpoint) : { execArgv: ['--import', 'tsx'] }),
       env: { ...process.env, NODE_CONFIG: JSON.stringify(spec) },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     running.add(this)
+    placement?.network.track(this.#child)
     this.#exited = once(this.#child, 'exit').then(() => running.delete(this))
     this.#child.on('message', (message: Record<string, unknown>) => this.#events.push(message))
   }
 
-  static async start(spec: WebNodeSpec): Promise<WebNode> {
-    const node = new WebNode(spec)
+  static async start(spec: WebNodeSpec, placement?: WebNodePlacement): Promise<WebNode> {
+    const node = new WebNode(spec, placement)
     await node.waitFor((event) => event.event === 'ready', 30_000)
     return node
   }

@@ -41,7 +41,11 @@ export class BenchChild {
   readonly #listeners = new Set<(message: Record<string, unknown>) => void>()
   #nextId = 1
 
-  constructor(script: string, env: Record<string, string>, core: Core) {
+  /**
+   * `launcher`: a command the child is run through, before taskset (`['ip', 'netns', 'exec', ns]`
+   * runs it inside a network namespace; each execs the next in place, so IPC is kept).
+   */
+  constructor(script: string, env: Record<string, string>, core: Core, launcher: readonly string[] = []) {
     // taskset pins the exec'd node and everything it starts; fork keeps the IPC channel.
     // BENCH_PROFILE=<dir> writes a CPU profile of every child there (to see where time goes);
     // BENCH_NODE_ARGS adds node flags to every child (--trace-gc, say).
@@ -52,10 +56,11 @@ export class BenchChild {
       'tsx',
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
     ]
+    const command = [...launcher, ...(TASKSET ? [TASKSET, '-c', String(core)] : []), process.execPath, ...nodeArgs]
     this.child = fork(path.join(ROOT, script), [], {
       cwd: ROOT,
-      execPath: TASKSET ?? process.execPath,
-      execArgv: TASKSET ? ['-c', String(core), process.execPath, ...nodeArgs] : nodeArgs,
+      execPath: command[0],
+      execArgv: command.slice(1),
       env: { ...process.env, ...env },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -6,6 +6,7 @@ import type { PersistenceRow } from '../persistence.js'
 import type { PlacementCostRow, PlacementResults } from '../placement.js'
 import type { HttpRow } from '../http.js'
 import type { MemoryRow } from '../memory.js'
+import type { NetnsSyncRow } from '../netns-sync-latency.js'
 import type { StoreGetRow } from '../nodes/store-get-node.js'
 import type { ReplicationRow } from '../replication.js'
 import type { LoopDelay } from './loop-delay.js'
@@ -32,6 +33,7 @@ interface Record {
     get?: StoreGetRow[]
     persistence?: PersistenceRow[]
     placement?: PlacementResults
+    netns?: NetnsSyncRow[] | { skipped: string }
   }
 }
 
@@ -605,6 +607,48 @@ export function report(record: Record, previous?: GoalResults): string {
               n(bystander.bystanderIdleMicrosPerSecond),
             ],
           ],
+        ),
+        '',
+      )
+    }
+  }
+
+  if (results.netns) {
+    out.push('## 9. Sync write latency on a namespaced network', '')
+    if ('skipped' in results.netns) {
+      out.push(`Not measured in this run: ${results.netns.skipped}.`, '')
+    } else {
+      out.push(
+        'Three nodes and an HTTP client, each in its own network namespace, every link delayed each way (bench/netns-sync-latency.ts). ' +
+          'GETs one after another from the client to node 1, rotating through the sessions: /read changes nothing, /write changes the session, ' +
+          "which node 1 sends in `sync` mode and waits for (to both peers with 'all', to the one backup with `{ backups: 1 }`). " +
+          'Round trips are measured (1-byte TCP exchange, median); the delayer adds about 0.1 ms per packet to the delay set.',
+        '',
+      )
+      out.push(
+        table(
+          [
+            'placement',
+            'delay each way ms',
+            'RTT client-node / node-node ms',
+            'route',
+            'requests',
+            'p50 ms',
+            'p99 ms',
+            'mean ms',
+            'copies per session',
+          ],
+          results.netns.map((row) => [
+            row.placement,
+            row.delayMs,
+            `${row.clientRttMs} / ${row.peerRttMs}`,
+            row.route,
+            n(row.requests),
+            row.p50Ms,
+            row.p99Ms,
+            row.meanMs,
+            row.copiesPerSession,
+          ]),
         ),
         '',
       )
