@@ -51,6 +51,12 @@ export class PeerReplication implements Replication {
   readonly #placement: BackupPlacement | undefined
   #rebalanceTimer: NodeJS.Timeout | undefined
   #trimTimer: NodeJS.Timeout | undefined
+  /**
+   * Backups mode: when each copy fetched on a miss was asked for (a fetch without a result is
+   * forgotten at once). A trim leaves these alone for `deadTimeout`: the request that fetched one is
+   * about to serve it, and its write makes this node a holder.
+   */
+  readonly #fetchedAt = new Map<string, number>()
   #stopped = false
   /**
    * The epoch each peer sends its changes in, per connection it sends them on: told by the
@@ -203,16 +209,27 @@ export class PeerReplication implements Replication {
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.fetchTimeout)))
     // Right after start no peer may be connected yet: wait for the first connection, within the same time.
     if (this.#cluster.reachable().length === 0 && this.syncing) await Promise.race([this.#firstConnection, deadline])
-    const candidates = this.#placement?.candidates(sid)
+    const placement = this.#placement
+    const candidates = placement?.candidates(sid)
+    if (placement) this.#fetchedAt.set(sid, Date.now())
+    let found!: () => void
+    // With backups, the first holder's answer is enough: another may be silent (an owner cut off).
+    const first = new Promise<void>((resolve) => (found = resolve))
     // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
     const fetches = this.#cluster
       .reachable()
       .filter(({ link }) => !candidates || candidates.includes(link.nodeId ?? ''))
-      .map(({ link, connection }) => this.#sync.refetch(connection, link, [sid]))
-    if (fetches.length > 0) await Promise.race([Promise.all(fetches), deadline])
+      .map(({ link, connection }) =>
+        this.#sync.refetch(connection, link, [sid]).then(() => {
+          if (placement && this.#table.peek(sid)?.blob) found()
+        }),
+      )
+    if (fetches.length > 0) await Promise.race([Promise.all(fetches), first, deadline])
     clearTimeout(timer)
+    if (!placement || this.#stopped) return
+    if (!this.#table.peek(sid)?.blob) this.#fetchedAt.delete(sid)
     // A copy fetched for a request is this node's until it writes it (then it holds it) or a trim.
-    if (this.#placement && !this.#stopped) this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+    else this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
   }
 
   /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
@@ -438,18 +455,22 @@ export class PeerReplication implements Replication {
     this.#trimTimer = undefined
     const placement = this.#placement!
     const released: string[] = []
+    const recent = Date.now() - this.#options.deadTimeout
+    for (const [sid, at] of this.#fetchedAt) if (at <= recent) this.#fetchedAt.delete(sid)
     let seen = 0
     for (const [sid, entry] of this.#table.entries()) {
-      if (entry.blob !== null && !placement.holdsHere(sid, entry.origin)) released.push(sid)
+      if (entry.blob !== null && !this.#fetchedAt.has(sid) && !placement.holdsHere(sid, entry.origin)) released.push(sid)
       if (++seen % TRIM_SLICE === 0) await new Promise((resolve) => setImmediate(resolve))
       if (this.#stopped) return
     }
     for (const sid of released) {
       const entry = this.#table.peek(sid)
       // Written or moved while the trim looked elsewhere: held again, or no longer a copy to let go.
-      if (entry && entry.blob !== null && !placement.holdsHere(sid, entry.origin)) this.#table.release(sid)
+      if (entry && entry.blob !== null && !this.#fetchedAt.has(sid) && !placement.holdsHere(sid, entry.origin)) this.#table.release(sid)
     }
     debug('trim: let go of %d sessions this node no longer holds', released.length)
+    // Copies fetched too recently to let go: looked at again once they are old enough.
+    if (this.#fetchedAt.size > 0 && !this.#stopped) this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
   }
 
   #notify(sid: string | null, change: ReplicatedChange, from: string): void {

@@ -3,7 +3,6 @@
  * replication on port 4055, every link with 1 ms of delay each way and 1% loss, `sync` send mode;
  * the HTTP client in a namespace of its own (10.10.10.100). See helpers/netns.ts. Needs root.
  */
-import { FAST } from '../../helpers/sessions.js'
 import { NetnsClient } from '../../helpers/netns-client.js'
 import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
 import { CookieJar, WebNode, type WebNodeSpec } from '../../helpers/web-node.js'
@@ -95,10 +94,6 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     const ada = users[0]!
     const oldSid = sids.get('ada')!
     const held = await holders(oldSid)
-    // Let the trims that the last membership change scheduled (deadTimeout after it) run first: one
-    // that fires while a non-holder's miss is being fetched lets go of the fetched copy, and the
-    // request then starts a fresh session (a race in backups mode, reported; not what this test is about).
-    await new Promise((resolve) => setTimeout(resolve, FAST.deadTimeout + 200))
     const target = [2, 3, 4, 5].find((i) => !held.includes(i)) ?? 2
     await network.cut(ada.owner)
     const failedOver = await client.browse(ada.jar, url(target, '/whoami'))
