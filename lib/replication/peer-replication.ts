@@ -1,7 +1,7 @@
 import { debugFor } from '../base/debug.js'
 import type { PeerAddress } from '../cluster/address.js'
 import { ConnectionClosedError, ProtocolError, ReplicationTimeoutError } from '../base/errors.js'
-import { Cluster, type TransportStats } from '../cluster/cluster.js'
+import { Cluster } from '../cluster/cluster.js'
 import type { ClusterConfig } from '../cluster/cluster-options.js'
 import type { Connection, OutgoingData } from '../cluster/connection.js'
 import type { Member, PeerLink } from '../cluster/peer-link.js'
@@ -9,11 +9,12 @@ import { applyFields } from '../codec/field-delta.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import { MAX_BATCH } from '../protocol/limits.js'
 import { AckLevel, MessageType, type ExpiryChange, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
-import type { LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
-import { compareVersions, versionOf, type Version } from '../table/version.js'
+import type { Entry, LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
+import { routeOf } from '../table/session-id.js'
+import { compareVersions, sameVersion, versionOf, type Version } from '../table/version.js'
 import { ExpiryBatcher } from './expiry-batcher.js'
 import { BackupPlacement } from './placement.js'
-import type { Replication, ReplicatedChange, ReplicationEvents } from './replication.js'
+import type { BackupStats, Replication, ReplicatedChange, ReplicationEvents, ReplicationStats } from './replication.js'
 import type { ReplicationConfig } from './replication-options.js'
 import { StateSync } from './state-sync.js'
 
@@ -57,6 +58,7 @@ export class PeerReplication implements Replication {
    * about to serve it, and its write makes this node a holder.
    */
   readonly #fetchedAt = new Map<string, number>()
+  readonly #backupStats: BackupStats = { trims: 0, released: 0 }
   #stopped = false
   /**
    * The epoch each peer sends its changes in, per connection it sends them on: told by the
@@ -113,7 +115,7 @@ export class PeerReplication implements Replication {
       },
       {
         admit: (epoch) => this.#admit(epoch),
-        holds: this.#placement && ((node, sid, origin) => this.#placement!.holders(sid, origin).includes(node ?? options.nodeId)),
+        holdsHere: this.#placement && ((sid, origin) => this.#placement!.holdsHere(sid, origin)),
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
         completed: (peer, fetched, durationMs) => {
           debug('sync with %s done: %d entries in %d ms', peer.name, fetched, durationMs)
@@ -140,8 +142,8 @@ export class PeerReplication implements Replication {
     return this.#cluster.members()
   }
 
-  stats(): TransportStats {
-    return { ...this.#cluster.stats }
+  stats(): Partial<ReplicationStats> {
+    return { ...this.#cluster.stats, ...(this.#placement && { backups: { ...this.#backupStats } }) }
   }
 
   /** Sends pending expiry changes, then queued changes to live peers (within `closeTimeout`), says goodbye. */
@@ -200,8 +202,9 @@ export class PeerReplication implements Replication {
 
   /**
    * A session this node does not have may exist on a peer: with backups, on the peers that would
-   * hold it (one round trip); with every peer holding everything, only during the initial transfer,
-   * on every reachable peer. Waits at most `fetchTimeout`.
+   * hold it and the node its id is routed to (one round trip, done at the first answer with it);
+   * with every peer holding everything, only during the initial transfer, on every reachable peer.
+   * Waits at most `fetchTimeout`.
    */
   async fetchMissing(sid: string): Promise<void> {
     if (!this.#placement && !this.syncing) return
@@ -211,6 +214,9 @@ export class PeerReplication implements Replication {
     if (this.#cluster.reachable().length === 0 && this.syncing) await Promise.race([this.#firstConnection, deadline])
     const placement = this.#placement
     const candidates = placement?.candidates(sid)
+    // The node the id is routed to wrote it last, unless someone took it over: ask it too.
+    const route = routeOf(sid)
+    if (candidates && route !== undefined && route !== this.#options.nodeId && !candidates.includes(route)) candidates.push(route)
     if (placement) this.#fetchedAt.set(sid, Date.now())
     let found!: () => void
     // With backups, the first holder's answer is enough: another may be silent (an owner cut off).
@@ -260,9 +266,6 @@ export class PeerReplication implements Replication {
         if (!this.#senderIsCurrent(connection)) return
         const killed: string[] = []
         const result: RemoteResult = this.#table.applyRename(message, now, killed)
-        // Backups: the old id's copy moved here, but the new id may be held by others (the mover has it).
-        if (result === 'applied' && this.#placement && !this.#placement.holdsHere(message.to, message.version.origin))
-          this.#table.release(message.to)
         if (result !== 'stale') this.#notify(message.from, 'destroy', from)
         if (result === 'applied') this.#notify(message.to, 'upsert', from)
         else if (result === 'needs-target' && (this.#placement?.holdsHere(message.to, message.version.origin) ?? true))
@@ -324,13 +327,6 @@ export class PeerReplication implements Replication {
 
   #applyUpsert(message: Upsert, connection: Connection, peer: PeerLink, now: number): void {
     const from = peer.name
-    const held = this.#placement && this.#table.peek(message.sid)
-    if (held?.blob && held.origin !== message.version.origin && !this.#placement!.holdsHere(message.sid, message.version.origin)) {
-      // Sent here because this node held it for its last writer: the new writer's holders have it now.
-      // (A change from the same writer is kept even so: this node may just see other members than it.)
-      this.#table.release(message.sid)
-      return
-    }
     const limits = this.#limits.session
     const result = this.#table.applyDelta(message, now, (current) => {
       const blob = applyFields(current, message)
@@ -450,27 +446,63 @@ export class PeerReplication implements Replication {
     this.#trimTimer = setTimeout(() => void this.#trim(), this.#options.deadTimeout)
   }
 
-  /** Lets go of the live sessions this node no longer holds, a slice at a time. */
+  /**
+   * Lets go of the live sessions this node no longer holds, once every one of their holders has
+   * shown it has the same version or a newer one (asked with a fetch, which also brings here
+   * whatever is newer there). A copy not yet confirmed is kept and looked at again later: a trim
+   * never lets go of what may be the last copy, however long a handover takes.
+   */
   async #trim(): Promise<void> {
     this.#trimTimer = undefined
     const placement = this.#placement!
-    const released: string[] = []
+    const self = this.#options.nodeId
     const recent = Date.now() - this.#options.deadTimeout
     for (const [sid, at] of this.#fetchedAt) if (at <= recent) this.#fetchedAt.delete(sid)
+    const letGo = (sid: string, entry: Readonly<Entry> | undefined): entry is Readonly<Entry> =>
+      entry !== undefined && entry.blob !== null && !this.#fetchedAt.has(sid) && !placement.holdsHere(sid, entry.origin)
+    // The copies to let go, grouped by the holders that must confirm them, with the version confirmed.
+    const asks = new Map<string, string[]>()
+    const pending = new Map<string, { version: Version; unconfirmed: number }>()
     let seen = 0
     for (const [sid, entry] of this.#table.entries()) {
-      if (entry.blob !== null && !this.#fetchedAt.has(sid) && !placement.holdsHere(sid, entry.origin)) released.push(sid)
+      if (letGo(sid, entry)) {
+        const holders = placement.holders(sid, entry.origin).filter((node) => node !== self)
+        pending.set(sid, { version: versionOf(entry), unconfirmed: holders.length })
+        for (const holder of holders) {
+          const sids = asks.get(holder)
+          if (sids) sids.push(sid)
+          else asks.set(holder, [sid])
+        }
+      }
       if (++seen % TRIM_SLICE === 0) await new Promise((resolve) => setImmediate(resolve))
       if (this.#stopped) return
     }
-    for (const sid of released) {
-      const entry = this.#table.peek(sid)
-      // Written or moved while the trim looked elsewhere: held again, or no longer a copy to let go.
-      if (entry && entry.blob !== null && !this.#fetchedAt.has(sid) && !placement.holdsHere(sid, entry.origin)) this.#table.release(sid)
+    const reachable = new Map(this.#cluster.reachable().map((each) => [each.link.nodeId, each]))
+    for (const [holder, sids] of asks) {
+      const peer = reachable.get(holder)
+      const versions = peer && (await this.#sync.versionsAt(peer.connection, peer.link, sids))
+      if (this.#stopped) return
+      if (!versions) continue
+      for (const sid of sids) {
+        const theirs = versions.get(sid)
+        const wanted = pending.get(sid)!
+        if (theirs && compareVersions(theirs, false, wanted.version, false) >= 0) wanted.unconfirmed -= 1
+      }
     }
-    debug('trim: let go of %d sessions this node no longer holds', released.length)
-    // Copies fetched too recently to let go: looked at again once they are old enough.
-    if (this.#fetchedAt.size > 0 && !this.#stopped) this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+    let released = 0
+    for (const [sid, { version, unconfirmed }] of pending) {
+      const entry = this.#table.peek(sid)
+      // Written, moved or destroyed meanwhile: held again, or no longer the copy that was confirmed.
+      if (unconfirmed > 0 || !letGo(sid, entry) || !sameVersion(entry, version)) continue
+      this.#table.release(sid)
+      released += 1
+    }
+    this.#backupStats.trims += 1
+    this.#backupStats.released += released
+    debug('trim: let go of %d of %d sessions this node no longer holds', released, pending.size)
+    // Copies not confirmed yet, or fetched too recently to let go: looked at again later.
+    if ((released < pending.size || this.#fetchedAt.size > 0) && !this.#stopped)
+      this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
   }
 
   #notify(sid: string | null, change: ReplicatedChange, from: string): void {

@@ -52,8 +52,8 @@ export class BackupPlacement {
 
   /**
    * The peers a change of `sid` made here goes to: its holders now that this node wrote it, and,
-   * when someone else wrote it last, that writer's holders too (their copies would go stale, and
-   * they learn from the change that they may let them go).
+   * when someone else wrote it last, that writer's holders too (their copies would go stale until a
+   * trim lets them go).
    */
   peersFor(sid: string, previousOrigin: string): string[] {
     const peers = new Set(this.holders(sid, this.#self))

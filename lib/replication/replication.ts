@@ -6,9 +6,18 @@ import type { LocalChange } from '../table/session-table.js'
 import type { Version } from '../table/version.js'
 import type { RedisTierStats } from './redis/redis-replication.js'
 
-/** What a replication counts: the transport's counters, and the Redis tier's when there is one. */
+/** Backups mode: the trims that let go of copies this node no longer holds. */
+export interface BackupStats {
+  /** Trim passes run (after membership changes, and again while copies wait for confirmation). */
+  trims: number
+  /** Copies let go, each once every holder had shown it has that version or a newer one. */
+  released: number
+}
+
+/** What a replication counts: the transport's counters, the Redis tier's and the backups' when there are. */
 export interface ReplicationStats extends TransportStats {
   readonly redis?: RedisTierStats
+  readonly backups?: BackupStats
 }
 
 /** The kind of change a `session:replicated` event reports. */

@@ -28,11 +28,12 @@ export interface StateSyncEvents {
   /** Whether data of `epoch` may be applied here; a newer epoch is adopted first (see `Clear`). */
   admit(epoch: Version): boolean
   /**
-   * Backups mode: whether `node` (a peer, or undefined for this node) holds the live session `sid`
-   * last written by `origin`. A digest offers a peer only what it holds (tombstones go to all), and
-   * a move learnt from a digest is followed here only to a session this node holds. Absent: all hold all.
+   * Backups mode: whether this node holds the live session `sid` last written by `origin`. Digests
+   * still list everything (a copy this node should no longer hold may be stale, and must hear of
+   * newer versions until it is let go); from a digest, this node fetches a session it has no copy
+   * of, or follows a move, only if it holds it. Absent: every node holds everything.
    */
-  readonly holds?: (node: string | undefined, sid: string, origin: string) => boolean
+  readonly holdsHere?: (sid: string, origin: string) => boolean
 }
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
@@ -108,6 +109,8 @@ interface PendingFetch {
   readonly reply: Promise<boolean>
   readonly resolve: (complete: boolean) => void
   readonly timer: NodeJS.Timeout
+  /** Filled with the version of every entry the reply brings (the peer's, whether newer or not). */
+  readonly seen?: Map<string, Version>
 }
 
 /**
@@ -171,12 +174,12 @@ export class StateSync {
     // Never refused: at most one push waits per connection, whatever the peer asks besides.
     this.#serialise(channel, () => {
       channel.pushQueued = false
-      return this.#streamDigest(connection, peer, 0)
+      return this.#streamDigest(connection, 0)
     })
   }
 
   handleSyncRequest(syncId: number, connection: Connection, peer: PeerLink): void {
-    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#streamDigest(connection, peer, syncId))
+    this.#serialise(this.#limited(this.#channel(connection, peer)), () => this.#streamDigest(connection, syncId))
   }
 
   handleDigest(message: Digest, connection: Connection, peer: PeerLink): void {
@@ -238,6 +241,20 @@ export class StateSync {
     return Promise.resolve(false)
   }
 
+  /**
+   * The versions `peer` holds of `sids` (a fetch: whatever it has newer is applied here too), in
+   * requests of at most `BULK_FETCH_IDS`, one at a time; undefined if a reply did not come whole.
+   * An id missing from the map is one the peer does not have.
+   */
+  async versionsAt(connection: Connection, peer: PeerLink, sids: readonly string[]): Promise<Map<string, Version> | undefined> {
+    this.#channel(connection, peer)
+    const seen = new Map<string, Version>()
+    for (let i = 0; i < sids.length; i += BULK_FETCH_IDS) {
+      if (!(await this.#request(connection, sids.slice(i, i + BULK_FETCH_IDS), seen))) return undefined
+    }
+    return seen
+  }
+
   handleFetch(message: Fetch, connection: Connection, peer: PeerLink): void {
     // A few sessions (a request waiting for one) are answered at once, not behind a transfer.
     if (message.sids.length <= URGENT_FETCH) {
@@ -261,6 +278,7 @@ export class StateSync {
       let applied = 0
       for (const snapshot of message.snapshots) {
         if (!pending.sids.has(snapshot.sid)) continue // not asked for: ignore
+        pending.seen?.set(snapshot.sid, snapshot.version)
         // The blob is a view into the received frame: the table keeps a copy of its own.
         const state = snapshot.blob === null ? snapshot : { ...snapshot, blob: ownedCopy(snapshot.blob) }
         const result = this.#table.applySnapshot(snapshot.sid, state, now, killed)
@@ -295,13 +313,14 @@ export class StateSync {
       }
       const result = this.#table.applySnapshot(remote.sid, state, now, killed)
       if (result !== 'stale') this.#events.applied(remote.sid, true, peer.name)
-      const holds = this.#events.holds
-      if (result === 'needs-target' && (!holds || holds(undefined, remote.movedTo!, remote.version.origin))) wanted.push(remote.movedTo!)
+      const holdsHere = this.#events.holdsHere
+      if (result === 'needs-target' && (!holdsHere || holdsHere(remote.movedTo!, remote.version.origin))) wanted.push(remote.movedTo!)
       return
     }
     const stored = this.#table.peek(remote.sid)
     const localEntry = stored && (stored.blob === null || stored.expiresAt > now) ? stored : undefined
     if (!localEntry) {
+      if (this.#events.holdsHere && !this.#events.holdsHere(remote.sid, remote.version.origin)) return
       wanted.push(remote.sid)
       versions.set(remote.sid, remote.version)
       return
@@ -367,13 +386,13 @@ export class StateSync {
     return behind
   }
 
-  #request(connection: Connection, sids: readonly string[]): Promise<boolean> {
+  #request(connection: Connection, sids: readonly string[], seen?: Map<string, Version>): Promise<boolean> {
     const channel = this.#channels.get(connection)
     const requestId = this.#nextId++
     let resolve!: (complete: boolean) => void
     const reply = new Promise<boolean>((done) => (resolve = done))
     const timer = setTimeout(() => this.#finishFetch(requestId, false), this.#options.requestTimeoutMs)
-    this.#fetches.set(requestId, { connection, sids: new Set(sids), reply, resolve, timer })
+    this.#fetches.set(requestId, { connection, sids: new Set(sids), reply, resolve, timer, seen })
     if (channel) channel.outstanding += 1
     for (const sid of sids) this.#inFlight.set(sid, reply)
     // A reply can never come over a closed connection: give up on it then.
@@ -431,17 +450,15 @@ export class StateSync {
     })
   }
 
-  async #streamDigest(connection: Connection, peer: PeerLink, syncId: number): Promise<void> {
+  async #streamDigest(connection: Connection, syncId: number): Promise<void> {
     const started = Date.now()
     const epoch = this.#table.epoch
     const frameBytes = connection.frameBudget - ENVELOPE_BYTES
     let batch: DigestEntry[] = []
     let batchBytes = 0
     let sent = 0
-    const holds = this.#events.holds
     for (const [sid, entry] of this.#table.entries()) {
       if (entry.expiresAt <= Date.now()) continue
-      if (holds && entry.blob !== null && !holds(peer.nodeId ?? '', sid, entry.origin)) continue
       const bytes = ITEM_BYTES + byteLength(sid) + byteLength(entry.origin) + byteLength(entry.movedTo)
       if (batch.length >= this.#options.chunkSize || batchBytes + bytes > frameBytes) {
         // A send refused means the queue overflowed: the resync after it streams a digest afresh.
