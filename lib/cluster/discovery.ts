@@ -14,7 +14,8 @@ export type PeerFunction = () => readonly PeerSpec[] | Promise<readonly PeerSpec
 export interface PeerFunctionSource {
   resolve: PeerFunction
   /**
-   * Milliseconds between two calls.
+   * Milliseconds between two calls; also a call's deadline (at least 1 s, at most 10 s): a promise not
+   * settled by then fails the round.
    * @default 30000
    */
   interval?: number
@@ -44,7 +45,7 @@ export interface DnsPeers {
    */
   srv?: boolean
   /**
-   * Milliseconds between two resolutions.
+   * Milliseconds between two resolutions; also a resolution's deadline (at least 1 s, at most 10 s).
    * @default 30000
    */
   interval?: number
@@ -80,6 +81,10 @@ export type DiscoveryConfig =
     }
 
 const DEFAULT_INTERVAL = 30_000
+/** The deadline of a round: its interval, but at least 1 s and at most 10 s. */
+function roundDeadline(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, 1000), 10_000)
+}
 const interval = integer(10, 86_400_000)
 const DNS_FIELDS = ['dns', 'port', 'srv', 'interval', 'servers']
 
@@ -156,10 +161,13 @@ export class PeerDiscovery {
   #stop!: () => void
   #timer: NodeJS.Timeout | undefined
   #running = true
+  /** Milliseconds a round may take before it is given up and reported. */
+  readonly #deadline: number
 
   constructor(config: DiscoveryConfig, events: DiscoveryEvents) {
     this.#config = config
     this.#events = events
+    this.#deadline = roundDeadline(config.interval)
     if (config.kind === 'dns') {
       // Short tries: a round that fails keeps the peers and is tried again at the next interval.
       this.#resolver = new Resolver({ timeout: 2000, tries: 2 })
@@ -174,7 +182,10 @@ export class PeerDiscovery {
     return config.kind === 'function' ? 'the peers function' : `dns ${config.srv ? 'srv ' : ''}${config.name}`
   }
 
-  /** Runs the first round (resolves when it is over, found or failed; never rejects), then one every interval. */
+  /**
+   * Runs the first round (resolves when it is over: found, failed or past its deadline; never
+   * rejects), then one every interval.
+   */
   async start(): Promise<void> {
     if (!this.#running) return
     await this.#round()
@@ -199,23 +210,44 @@ export class PeerDiscovery {
     this.#timer.unref()
   }
 
+  /**
+   * One round, over within its deadline: a source that never answers is given up (its DNS queries
+   * cancelled, a late answer ignored) and reported, and the next round comes at the next interval.
+   */
   async #round(): Promise<void> {
     let found: PeerAddress[]
+    let deadline: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      deadline = setTimeout(() => resolve('timeout'), this.#deadline)
+    })
     try {
-      const listed = await Promise.race([this.#list(), this.#stopped.then(() => undefined)])
+      const listing = this.#list()
+      listing.catch(() => undefined) // a round given up may still fail later: nobody waits for it then
+      const listed = await Promise.race([listing, this.#stopped.then(() => undefined), timedOut])
       if (listed === undefined || !this.#running) return
+      if (listed === 'timeout') {
+        this.#resolver?.cancel()
+        this.#fail(`no answer within ${this.#deadline} ms`)
+        return
+      }
       found = listed
     } catch (error) {
       if (!this.#running) return
       const cause = error as Error & { code?: string }
-      debug('%s: %s', this.source, cause.message)
-      this.#events.failed(new DiscoveryError(this.source, cause.code ? `${cause.code}: ${cause.message}` : cause.message, { cause }))
+      this.#fail(cause.code ? `${cause.code}: ${cause.message}` : cause.message, cause)
       return
+    } finally {
+      clearTimeout(deadline)
     }
     const unique = new Map<string, PeerAddress>()
     for (const peer of found) unique.set(`${canonicalHost(peer.host)}|${peer.port}`, peer)
     debug('%s: %d peers', this.source, unique.size)
     this.#events.found([...unique.values()])
+  }
+
+  #fail(message: string, cause?: Error): void {
+    debug('%s: %s', this.source, message)
+    this.#events.failed(new DiscoveryError(this.source, message, cause ? { cause } : undefined))
   }
 
   async #list(): Promise<PeerAddress[]> {

@@ -264,6 +264,20 @@ describe('peers from a function', () => {
     await syncWith(a, 'was24')
     expect(addresses(a).sort()).toEqual(['127.0.9.24:4055', '127.0.9.25:4055'])
   }, 20_000)
+  test('a function whose promise never settles: the round is given up at its deadline and reported, ready() resolves, the next round runs', async () => {
+    let answer: () => Promise<string[]> = () => new Promise(() => {}) // never settles
+    const a = node(26, { resolve: () => answer(), interval: 50 })
+    const failed = nextEvent(a, 'discovery:error')
+    await a.ready()
+    const [failure] = await failed
+    expect(failure).toBeInstanceOf(DiscoveryError)
+    expect(failure.message).toBe('Peer discovery (the peers function) failed: no answer within 1000 ms; the current peers are kept.')
+    expect(a.members()).toEqual([])
+
+    const added = nextEvent(a, 'peer:added')
+    answer = () => Promise.resolve(['127.0.9.27:4055'])
+    expect((await added)[0]).toMatchObject({ address: '127.0.9.27:4055' })
+  }, 10_000)
 })
 
 describe('peers from DNS', () => {
