@@ -146,7 +146,10 @@ export function parseDiscovery(value: unknown, listenPort: number): DiscoveryCon
 }
 
 export interface DiscoveryEvents {
-  /** What the source lists now (deduplicated); the caller adds what is new and removes what is gone. */
+  /**
+   * What the source lists now (deduplicated, never empty: a round that finds no peer fails); the
+   * caller adds what is new and removes what is gone.
+   */
   found(peers: readonly PeerAddress[]): void
   /** The source could not be read: the caller keeps its peers. */
   failed(error: DiscoveryError): void
@@ -213,6 +216,7 @@ export class PeerDiscovery {
   /**
    * One round, over within its deadline: a source that never answers is given up (its DNS queries
    * cancelled, a late answer ignored) and reported, and the next round comes at the next interval.
+   * A round that finds no peer fails too: the peers are kept.
    */
   async #round(): Promise<void> {
     let found: PeerAddress[]
@@ -242,6 +246,9 @@ export class PeerDiscovery {
     const unique = new Map<string, PeerAddress>()
     for (const peer of found) unique.set(`${canonicalHost(peer.host)}|${peer.port}`, peer)
     debug('%s: %d peers', this.source, unique.size)
+    // An empty answer is more likely a transient fault (a DNS update under way, a registry restarting)
+    // than a cluster of one: removing every peer at once is not worth that risk.
+    if (unique.size === 0) return this.#fail('no peers found')
     this.#events.found([...unique.values()])
   }
 

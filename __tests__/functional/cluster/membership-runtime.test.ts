@@ -278,6 +278,16 @@ describe('peers from a function', () => {
     answer = () => Promise.resolve(['127.0.9.27:4055'])
     expect((await added)[0]).toMatchObject({ address: '127.0.9.27:4055' })
   }, 10_000)
+  test('a list of no peers fails the round and keeps the peers', async () => {
+    let listed: string[] = ['127.0.9.29:4055']
+    const a = node(28, { resolve: () => listed, interval: 50 })
+    await a.ready()
+    expect(addresses(a)).toEqual(['127.0.9.29:4055'])
+    listed = []
+    const [empty] = await nextEvent(a, 'discovery:error')
+    expect(empty.message).toBe('Peer discovery (the peers function) failed: no peers found; the current peers are kept.')
+    expect(addresses(a)).toEqual(['127.0.9.29:4055'])
+  }, 20_000)
 })
 
 describe('peers from DNS', () => {
@@ -352,6 +362,17 @@ describe('peers from DNS', () => {
     await new Promise((resolve) => setTimeout(resolve, 200)) // ten intervals: a live timer would have asked again
     expect(dns.questions.length).toBe(asked)
   })
+
+  test('an answer with no records fails the round and keeps the peers', async () => {
+    dns.set('app-peers.test', { a: ['127.0.9.37', '127.0.9.38'] })
+    const a = node(37, { dns: 'app-peers.test', interval: 50, servers: [dns.address] })
+    await a.ready()
+    expect(addresses(a)).toEqual(['127.0.9.38:4055'])
+    dns.set('app-peers.test', {}) // the name exists, with no A and no AAAA record: a successful empty answer
+    const [empty] = await nextEvent(a, 'discovery:error')
+    expect(empty.message).toBe('Peer discovery (dns app-peers.test) failed: no peers found; the current peers are kept.')
+    expect(addresses(a)).toEqual(['127.0.9.38:4055'])
+  }, 20_000)
 
   test('a wrong peers source is an InvalidOptionError at construction', () => {
     const listen = { nodeId: 'was36', listen: '127.0.9.36:4055' }
