@@ -81,6 +81,10 @@ export type DiscoveryConfig =
     }
 
 const DEFAULT_INTERVAL = 30_000
+/** The most peers one round may list (after removing duplicates); a longer answer fails the round. */
+const MAX_DISCOVERED_PEERS = 256
+/** How many SRV targets are resolved at once. */
+const SRV_CONCURRENCY = 8
 /** The deadline of a round: its interval, but at least 1 s and at most 10 s. */
 function roundDeadline(intervalMs: number): number {
   return Math.min(Math.max(intervalMs, 1000), 10_000)
@@ -216,7 +220,7 @@ export class PeerDiscovery {
   /**
    * One round, over within its deadline: a source that never answers is given up (its DNS queries
    * cancelled, a late answer ignored) and reported, and the next round comes at the next interval.
-   * A round that finds no peer fails too: the peers are kept.
+   * A round that finds no peer, or more than `MAX_DISCOVERED_PEERS`, fails too: the peers are kept.
    */
   async #round(): Promise<void> {
     let found: PeerAddress[]
@@ -238,7 +242,8 @@ export class PeerDiscovery {
     } catch (error) {
       if (!this.#running) return
       const cause = error as Error & { code?: string }
-      this.#fail(cause.code ? `${cause.code}: ${cause.message}` : cause.message, cause)
+      const detail = cause.message.replace(/\.$/, '')
+      this.#fail(cause.code && !(cause instanceof InvalidOptionError) ? `${cause.code}: ${detail}` : detail, cause)
       return
     } finally {
       clearTimeout(deadline)
@@ -249,6 +254,7 @@ export class PeerDiscovery {
     // An empty answer is more likely a transient fault (a DNS update under way, a registry restarting)
     // than a cluster of one: removing every peer at once is not worth that risk.
     if (unique.size === 0) return this.#fail('no peers found')
+    if (unique.size > MAX_DISCOVERED_PEERS) return this.#fail(`${unique.size} peers listed, more than ${MAX_DISCOVERED_PEERS}`)
     this.#events.found([...unique.values()])
   }
 
@@ -257,21 +263,54 @@ export class PeerDiscovery {
     this.#events.failed(new DiscoveryError(this.source, message, cause ? { cause } : undefined))
   }
 
+  /** What the source lists, each peer checked as a configured one (`parsePeer`). */
   async #list(): Promise<PeerAddress[]> {
     const config = this.#config
     if (config.kind === 'function') {
       const specs: unknown = await config.resolve()
       if (!Array.isArray(specs)) throw new InvalidOptionError('peers()', "an array of 'host:port' or { host, port, nodeId }", specs)
+      tooMany(specs.length, 'peers()')
       return specs.map((spec: unknown, index) => parsePeer(`peers()[${index}]`, spec))
     }
     const resolver = this.#resolver!
-    if (!config.srv) return (await addressesOf(resolver, config.name)).map((host) => ({ host, port: config.port!, nodeId: undefined }))
+    if (!config.srv) {
+      const hosts = await addressesOf(resolver, config.name)
+      tooMany(hosts.length, `the A and AAAA records of ${config.name}`)
+      return hosts.map((host, index) => parsePeer(`${this.source}[${index}]`, { host, port: config.port }))
+    }
     const records = await resolver.resolveSrv(config.name)
-    const peers = await Promise.all(
-      records.map(async ({ name, port }) => (await addressesOf(resolver, name)).map((host) => ({ host, port, nodeId: undefined }))),
+    tooMany(records.length, `the SRV records of ${config.name}`)
+    // Each record checked as a configured peer; a target of "." (given as '') says the service is
+    // decidedly not available there (RFC 2782): skipped.
+    const targets = records.flatMap(({ name, port }, index) =>
+      name === '' || name === '.'
+        ? []
+        : [{ option: `${this.source}[${index}]`, ...parsePeer(`${this.source}[${index}]`, { host: name, port }) }],
+    )
+    const peers = await mapLimited(targets, SRV_CONCURRENCY, async ({ option, host: name, port }) =>
+      (await addressesOf(resolver, name)).map((host) => parsePeer(option, { host, port })),
     )
     return peers.flat()
   }
+}
+
+/** A DNS answer or a function's list longer than a round takes fails the round before anything is parsed. */
+function tooMany(count: number, what: string): void {
+  if (count > MAX_DISCOVERED_PEERS) throw new Error(`${what}: ${count} entries, more than ${MAX_DISCOVERED_PEERS}`)
+}
+
+/** `map` over `items`, at most `limit` at a time, results in order; the first rejection rejects. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await map(items[index]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
 }
 
 /**
