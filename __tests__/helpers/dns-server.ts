@@ -26,6 +26,8 @@ const TYPE = { A: 1, AAAA: 28, SRV: 33 } as const
 export class DnsServer {
   readonly #socket: Socket
   readonly #records = new Map<string, DnsRecords>()
+  /** Names whose questions are counted and never answered. */
+  readonly #silent = new Set<string>()
   /** Questions received, as `name/type`. */
   readonly questions: string[] = []
   readonly #waiters = new Set<{ count: number; resolve: () => void }>()
@@ -56,6 +58,11 @@ export class DnsServer {
   /** Forgets `name`: questions about it get NXDOMAIN. */
   delete(name: string): void {
     this.#records.delete(name.toLowerCase())
+  }
+
+  /** Never answers questions about `name` (they are still counted), as a server that hangs would not. */
+  ignore(name: string): void {
+    this.#silent.add(name.toLowerCase())
   }
 
   /** Resolves once `count` questions have been received in all. */
@@ -91,6 +98,7 @@ export class DnsServer {
       this.#waiters.delete(waiter)
       waiter.resolve()
     }
+    if (this.#silent.has(name)) return
     const records = this.#records.get(name)
     const answers = records ? answersFor(records, type) : []
     const header = Buffer.alloc(12)

@@ -246,6 +246,7 @@ export class Cluster {
     }
     this.#links.splice(index, 1)
     this.#removed.add(link)
+    if (!this.#links.some((each) => each.address.host === link.address.host)) this.#resolvedHosts.delete(link.address.host)
     this.#reservePeerHosts()
     const member = link.member()
     const bye: Message = { type: MessageType.BYE, reason }
@@ -360,6 +361,8 @@ export class Cluster {
       if (isIP(host)) continue
       lookup(host, { all: true }).then(
         (addresses) => {
+          // Removed while the name was being resolved: nothing to reserve for it any more.
+          if (!this.#links.some((link) => link.address.host === host)) return
           this.#resolvedHosts.set(
             host,
             addresses.map(({ address }) => canonicalHost(address)),
@@ -369,6 +372,11 @@ export class Cluster {
         (error: Error) => debug('cannot resolve peer %s: %s', host, error.message),
       )
     }
+  }
+
+  /** The peer host names whose addresses are known (for tests: pruned when their last peer is removed). */
+  get resolvedHostNames(): string[] {
+    return [...this.#resolvedHosts.keys()]
   }
 
   /** The hosts with handshake slots of their own: those of the current peers. */

@@ -14,7 +14,8 @@ export type PeerFunction = () => readonly PeerSpec[] | Promise<readonly PeerSpec
 export interface PeerFunctionSource {
   resolve: PeerFunction
   /**
-   * Milliseconds between two calls.
+   * Milliseconds between two calls; also a call's deadline (at least 1 s, at most 10 s): a promise not
+   * settled by then fails the round.
    * @default 30000
    */
   interval?: number
@@ -44,7 +45,7 @@ export interface DnsPeers {
    */
   srv?: boolean
   /**
-   * Milliseconds between two resolutions.
+   * Milliseconds between two resolutions; also a resolution's deadline (at least 1 s, at most 10 s).
    * @default 30000
    */
   interval?: number
@@ -80,6 +81,14 @@ export type DiscoveryConfig =
     }
 
 const DEFAULT_INTERVAL = 30_000
+/** The most peers one round may list (after removing duplicates); a longer answer fails the round. */
+const MAX_DISCOVERED_PEERS = 256
+/** How many SRV targets are resolved at once. */
+const SRV_CONCURRENCY = 8
+/** The deadline of a round: its interval, but at least 1 s and at most 10 s. */
+function roundDeadline(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, 1000), 10_000)
+}
 const interval = integer(10, 86_400_000)
 const DNS_FIELDS = ['dns', 'port', 'srv', 'interval', 'servers']
 
@@ -141,7 +150,10 @@ export function parseDiscovery(value: unknown, listenPort: number): DiscoveryCon
 }
 
 export interface DiscoveryEvents {
-  /** What the source lists now (deduplicated); the caller adds what is new and removes what is gone. */
+  /**
+   * What the source lists now (deduplicated, never empty: a round that finds no peer fails); the
+   * caller adds what is new and removes what is gone.
+   */
   found(peers: readonly PeerAddress[]): void
   /** The source could not be read: the caller keeps its peers. */
   failed(error: DiscoveryError): void
@@ -156,10 +168,13 @@ export class PeerDiscovery {
   #stop!: () => void
   #timer: NodeJS.Timeout | undefined
   #running = true
+  /** Milliseconds a round may take before it is given up and reported. */
+  readonly #deadline: number
 
   constructor(config: DiscoveryConfig, events: DiscoveryEvents) {
     this.#config = config
     this.#events = events
+    this.#deadline = roundDeadline(config.interval)
     if (config.kind === 'dns') {
       // Short tries: a round that fails keeps the peers and is tried again at the next interval.
       this.#resolver = new Resolver({ timeout: 2000, tries: 2 })
@@ -174,7 +189,10 @@ export class PeerDiscovery {
     return config.kind === 'function' ? 'the peers function' : `dns ${config.srv ? 'srv ' : ''}${config.name}`
   }
 
-  /** Runs the first round (resolves when it is over, found or failed; never rejects), then one every interval. */
+  /**
+   * Runs the first round (resolves when it is over: found, failed or past its deadline; never
+   * rejects), then one every interval.
+   */
   async start(): Promise<void> {
     if (!this.#running) return
     await this.#round()
@@ -199,40 +217,100 @@ export class PeerDiscovery {
     this.#timer.unref()
   }
 
+  /**
+   * One round, over within its deadline: a source that never answers is given up (its DNS queries
+   * cancelled, a late answer ignored) and reported, and the next round comes at the next interval.
+   * A round that finds no peer, or more than `MAX_DISCOVERED_PEERS`, fails too: the peers are kept.
+   */
   async #round(): Promise<void> {
     let found: PeerAddress[]
+    let deadline: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      deadline = setTimeout(() => resolve('timeout'), this.#deadline)
+    })
     try {
-      const listed = await Promise.race([this.#list(), this.#stopped.then(() => undefined)])
+      const listing = this.#list()
+      listing.catch(() => undefined) // a round given up may still fail later: nobody waits for it then
+      const listed = await Promise.race([listing, this.#stopped.then(() => undefined), timedOut])
       if (listed === undefined || !this.#running) return
+      if (listed === 'timeout') {
+        this.#resolver?.cancel()
+        this.#fail(`no answer within ${this.#deadline} ms`)
+        return
+      }
       found = listed
     } catch (error) {
       if (!this.#running) return
       const cause = error as Error & { code?: string }
-      debug('%s: %s', this.source, cause.message)
-      this.#events.failed(new DiscoveryError(this.source, cause.code ? `${cause.code}: ${cause.message}` : cause.message, { cause }))
+      const detail = cause.message.replace(/\.$/, '')
+      this.#fail(cause.code && !(cause instanceof InvalidOptionError) ? `${cause.code}: ${detail}` : detail, cause)
       return
+    } finally {
+      clearTimeout(deadline)
     }
     const unique = new Map<string, PeerAddress>()
     for (const peer of found) unique.set(`${canonicalHost(peer.host)}|${peer.port}`, peer)
     debug('%s: %d peers', this.source, unique.size)
+    // An empty answer is more likely a transient fault (a DNS update under way, a registry restarting)
+    // than a cluster of one: removing every peer at once is not worth that risk.
+    if (unique.size === 0) return this.#fail('no peers found')
+    if (unique.size > MAX_DISCOVERED_PEERS) return this.#fail(`${unique.size} peers listed, more than ${MAX_DISCOVERED_PEERS}`)
     this.#events.found([...unique.values()])
   }
 
+  #fail(message: string, cause?: Error): void {
+    debug('%s: %s', this.source, message)
+    this.#events.failed(new DiscoveryError(this.source, message, cause ? { cause } : undefined))
+  }
+
+  /** What the source lists, each peer checked as a configured one (`parsePeer`). */
   async #list(): Promise<PeerAddress[]> {
     const config = this.#config
     if (config.kind === 'function') {
       const specs: unknown = await config.resolve()
       if (!Array.isArray(specs)) throw new InvalidOptionError('peers()', "an array of 'host:port' or { host, port, nodeId }", specs)
+      tooMany(specs.length, 'peers()')
       return specs.map((spec: unknown, index) => parsePeer(`peers()[${index}]`, spec))
     }
     const resolver = this.#resolver!
-    if (!config.srv) return (await addressesOf(resolver, config.name)).map((host) => ({ host, port: config.port!, nodeId: undefined }))
+    if (!config.srv) {
+      const hosts = await addressesOf(resolver, config.name)
+      tooMany(hosts.length, `the A and AAAA records of ${config.name}`)
+      return hosts.map((host, index) => parsePeer(`${this.source}[${index}]`, { host, port: config.port }))
+    }
     const records = await resolver.resolveSrv(config.name)
-    const peers = await Promise.all(
-      records.map(async ({ name, port }) => (await addressesOf(resolver, name)).map((host) => ({ host, port, nodeId: undefined }))),
+    tooMany(records.length, `the SRV records of ${config.name}`)
+    // Each record checked as a configured peer; a target of "." (given as '') says the service is
+    // decidedly not available there (RFC 2782): skipped.
+    const targets = records.flatMap(({ name, port }, index) =>
+      name === '' || name === '.'
+        ? []
+        : [{ option: `${this.source}[${index}]`, ...parsePeer(`${this.source}[${index}]`, { host: name, port }) }],
+    )
+    const peers = await mapLimited(targets, SRV_CONCURRENCY, async ({ option, host: name, port }) =>
+      (await addressesOf(resolver, name)).map((host) => parsePeer(option, { host, port })),
     )
     return peers.flat()
   }
+}
+
+/** A DNS answer or a function's list longer than a round takes fails the round before anything is parsed. */
+function tooMany(count: number, what: string): void {
+  if (count > MAX_DISCOVERED_PEERS) throw new Error(`${what}: ${count} entries, more than ${MAX_DISCOVERED_PEERS}`)
+}
+
+/** `map` over `items`, at most `limit` at a time, results in order; the first rejection rejects. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, map: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await map(items[index]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
 }
 
 /**

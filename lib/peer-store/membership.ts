@@ -85,7 +85,10 @@ export class Membership {
     return member
   }
 
-  /** Adds what discovery lists that is new, removes what it added that is gone. */
+  /**
+   * Adds what discovery lists that is new, removes what it added that is gone. `found` is never
+   * empty: discovery reports a round that finds no peer as failed, so an empty answer removes nothing.
+   */
   #apply(found: readonly PeerAddress[]): void {
     const replication = this.#replication
     const cluster = this.#cluster

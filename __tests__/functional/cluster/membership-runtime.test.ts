@@ -264,6 +264,49 @@ describe('peers from a function', () => {
     await syncWith(a, 'was24')
     expect(addresses(a).sort()).toEqual(['127.0.9.24:4055', '127.0.9.25:4055'])
   }, 20_000)
+  test('a function whose promise never settles: the round is given up at its deadline and reported, ready() resolves, the next round runs', async () => {
+    let answer: () => Promise<string[]> = () => new Promise(() => {}) // never settles
+    const a = node(26, { resolve: () => answer(), interval: 50 })
+    const failed = nextEvent(a, 'discovery:error')
+    await a.ready()
+    const [failure] = await failed
+    expect(failure).toBeInstanceOf(DiscoveryError)
+    expect(failure.message).toBe('Peer discovery (the peers function) failed: no answer within 1000 ms; the current peers are kept.')
+    expect(a.members()).toEqual([])
+
+    const added = nextEvent(a, 'peer:added')
+    answer = () => Promise.resolve(['127.0.9.27:4055'])
+    expect((await added)[0]).toMatchObject({ address: '127.0.9.27:4055' })
+  }, 10_000)
+
+  test('a list of no peers fails the round and keeps the peers', async () => {
+    let listed: string[] = ['127.0.9.29:4055']
+    const a = node(28, { resolve: () => listed, interval: 50 })
+    await a.ready()
+    expect(addresses(a)).toEqual(['127.0.9.29:4055'])
+    listed = []
+    const [empty] = await nextEvent(a, 'discovery:error')
+    expect(empty.message).toBe('Peer discovery (the peers function) failed: no peers found; the current peers are kept.')
+    expect(addresses(a)).toEqual(['127.0.9.29:4055'])
+  }, 20_000)
+
+  test('a list of more than 256 peers fails the round and keeps the peers; 256 are taken', async () => {
+    const many = (count: number) => Array.from({ length: count }, (_, index) => `127.0.10.${index % 250}:${4000 + index}`)
+    let listed: string[] = ['127.0.9.29:4055']
+    const a = node(30, { resolve: () => listed, interval: 50 })
+    await a.ready()
+    listed = many(300)
+    const [tooMany] = await nextEvent(a, 'discovery:error')
+    expect(tooMany.message).toBe(
+      'Peer discovery (the peers function) failed: peers(): 300 entries, more than 256; the current peers are kept.',
+    )
+    expect(addresses(a)).toEqual(['127.0.9.29:4055'])
+
+    const removed = nextEvent(a, 'peer:removed', (member) => member.address === '127.0.9.29:4055')
+    listed = many(256)
+    await removed
+    expect(a.members()).toHaveLength(256)
+  }, 20_000)
 })
 
 describe('peers from DNS', () => {
@@ -338,6 +381,71 @@ describe('peers from DNS', () => {
     await new Promise((resolve) => setTimeout(resolve, 200)) // ten intervals: a live timer would have asked again
     expect(dns.questions.length).toBe(asked)
   })
+
+  test('an answer with no records fails the round and keeps the peers', async () => {
+    dns.set('app-peers.test', { a: ['127.0.9.37', '127.0.9.38'] })
+    const a = node(37, { dns: 'app-peers.test', interval: 50, servers: [dns.address] })
+    await a.ready()
+    expect(addresses(a)).toEqual(['127.0.9.38:4055'])
+    dns.set('app-peers.test', {}) // the name exists, with no A and no AAAA record: a successful empty answer
+    const [empty] = await nextEvent(a, 'discovery:error')
+    expect(empty.message).toBe('Peer discovery (dns app-peers.test) failed: no peers found; the current peers are kept.')
+    expect(addresses(a)).toEqual(['127.0.9.38:4055'])
+  }, 20_000)
+
+  test('SRV: a "." target is skipped, a record with port 0 fails the round (the peers are kept)', async () => {
+    dns.set('_cp._tcp.test', {
+      srv: [
+        { target: '.', port: 0 },
+        { target: 'n43.test', port: 4063 },
+      ],
+    })
+    dns.set('n43.test', { a: ['127.0.9.43'] })
+    dns.set('n45.test', { a: ['127.0.9.45'] })
+    const a = open(
+      { dns: '_cp._tcp.test', srv: true, interval: 50, servers: [dns.address] },
+      { nodeId: 'was44', listen: '127.0.9.44:4064' },
+    )
+    await a.ready()
+    expect(addresses(a)).toEqual(['127.0.9.43:4063'])
+
+    dns.set('_cp._tcp.test', {
+      srv: [
+        { target: 'n43.test', port: 0 },
+        { target: 'n45.test', port: 4065 },
+      ],
+    })
+    const [failure] = await nextEvent(a, 'discovery:error')
+    expect(failure.message).toBe(
+      'Peer discovery (dns srv _cp._tcp.test) failed: Invalid option `dns srv _cp._tcp.test[0].port`: expected a port number from 1 to 65535, received number 0; the current peers are kept.',
+    )
+    expect(addresses(a)).toEqual(['127.0.9.43:4063'])
+
+    dns.set('_none._tcp.test', { srv: [{ target: '.', port: 0 }] }) // "service not available" only: no peers
+    const b = open(
+      { dns: '_none._tcp.test', srv: true, interval: 50, servers: [dns.address] },
+      { nodeId: 'was39', listen: '127.0.9.39:4055' },
+    )
+    const [none] = await nextEvent(b, 'discovery:error')
+    expect(none.message).toBe('Peer discovery (dns srv _none._tcp.test) failed: no peers found; the current peers are kept.')
+  }, 20_000)
+
+  test('SRV targets are resolved 8 at a time; a server that never answers ends the round at its deadline', async () => {
+    const targets = Array.from({ length: 12 }, (_, index) => `t${index}.test`)
+    dns.set('_cp._tcp.test', { srv: targets.map((target) => ({ target, port: 4066 })) })
+    for (const target of targets) dns.ignore(target)
+    const a = open(
+      { dns: '_cp._tcp.test', srv: true, interval: 50, servers: [dns.address] },
+      { nodeId: 'was46', listen: '127.0.9.46:4066' },
+    )
+    const failed = nextEvent(a, 'discovery:error')
+    await a.ready()
+    const [failure] = await failed
+    expect(failure.message).toBe('Peer discovery (dns srv _cp._tcp.test) failed: no answer within 1000 ms; the current peers are kept.')
+    const asked = new Set(dns.questions.map((question) => question.split('/')[0]).filter((name) => name !== '_cp._tcp.test'))
+    expect(asked.size).toBe(8)
+    expect(a.members()).toEqual([])
+  }, 20_000)
 
   test('a wrong peers source is an InvalidOptionError at construction', () => {
     const listen = { nodeId: 'was36', listen: '127.0.9.36:4055' }
