@@ -473,14 +473,15 @@ export class PeerStore extends Store {
     debug('closed')
   }
 
-  /** The live entry for `sid`; while a transfer runs, a miss asks the peers first. */
   /**
    * The live entry for `sid`. A miss asks the replication, which decides whether anyone could have it:
-   * the peers while this node is still receiving its state, the Redis tier always.
+   * the peers while this node is still receiving its state (with backups, the holders always), the
+   * Redis tier always. A copy the replication does not keep current here is asked for the same way.
    */
   async #find(sid: string) {
     const entry = this.#table.get(sid, Date.now())
-    if (entry || !this.#replication || replicationSuppressed()) return entry
+    if (!this.#replication || replicationSuppressed()) return entry
+    if (entry && (this.#replication.isCurrent?.(sid, entry.origin) ?? true)) return entry
     await this.#replication.fetchMissing(sid)
     return this.#table.get(sid, Date.now())
   }

@@ -37,6 +37,10 @@ export class CompositeReplication implements Replication {
     return all(this.#parts.map((part) => part.publishClear(epoch)))
   }
 
+  isCurrent(sid: string, origin: string): boolean {
+    return this.#parts.every((part) => part.isCurrent?.(sid, origin) ?? true)
+  }
+
   async fetchMissing(sid: string): Promise<void> {
     for (const part of this.#parts) {
       await part.fetchMissing(sid)

@@ -26,6 +26,8 @@ const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel
 const REBALANCE_DELAY_MS = 50
 /** Entries a trim looks at before it lets the event loop breathe. */
 const TRIM_SLICE = 1000
+/** A trim that leaves copies unconfirmed comes back later and later, up to this (ms). */
+const MAX_TRIM_DELAY_MS = 5 * 60_000
 
 /**
  * Replication between peers, in one of two placements: every node holds every session (Tomcat's
@@ -52,6 +54,13 @@ export class PeerReplication implements Replication {
   readonly #placement: BackupPlacement | undefined
   #rebalanceTimer: NodeJS.Timeout | undefined
   #trimTimer: NodeJS.Timeout | undefined
+  /** A trim pass is running; another is due after it. */
+  #trimming = false
+  #trimAgain = false
+  /** Delay before the next trim: `deadTimeout`, doubling while copies stay unconfirmed. */
+  #trimDelay = 0
+  /** Moves on with every change of the live members: a trim pass that saw an older one lets nothing go. */
+  #generation = 0
   /**
    * Backups mode: when each copy fetched on a miss was asked for (a fetch without a result is
    * forgotten at once). A trim leaves these alone for `deadTimeout`: the request that fetched one is
@@ -219,7 +228,8 @@ export class PeerReplication implements Replication {
     if (candidates && route !== undefined && route !== this.#options.nodeId && !candidates.includes(route)) candidates.push(route)
     if (placement) this.#fetchedAt.set(sid, Date.now())
     let found!: () => void
-    // With backups, the first holder's answer is enough: another may be silent (an owner cut off).
+    // With backups, an answer from a holder of the newest version here is enough: another peer may
+    // be silent (an owner cut off). A copy from a node that no longer holds it may be stale: wait on.
     const first = new Promise<void>((resolve) => (found = resolve))
     // Its own small fetch, not a share of a bulk one: that could arrive long after the timeout.
     const fetches = this.#cluster
@@ -227,7 +237,8 @@ export class PeerReplication implements Replication {
       .filter(({ link }) => !candidates || candidates.includes(link.nodeId ?? ''))
       .map(({ link, connection }) =>
         this.#sync.refetch(connection, link, [sid]).then(() => {
-          if (placement && this.#table.peek(sid)?.blob) found()
+          const entry = this.#table.peek(sid)
+          if (placement && entry?.blob && placement.holders(sid, entry.origin).includes(link.nodeId ?? '')) found()
         }),
       )
     if (fetches.length > 0) await Promise.race([Promise.all(fetches), first, deadline])
@@ -235,7 +246,16 @@ export class PeerReplication implements Replication {
     if (!placement || this.#stopped) return
     if (!this.#table.peek(sid)?.blob) this.#fetchedAt.delete(sid)
     // A copy fetched for a request is this node's until it writes it (then it holds it) or a trim.
-    else this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+    else this.#scheduleTrim()
+  }
+
+  /**
+   * Whether a copy here may be served as it is: with backups, only one this node holds is kept up
+   * to date; any other (fetched for a request, or left from before a change of writer or members)
+   * is refreshed from the holders first.
+   */
+  isCurrent(sid: string, origin: string): boolean {
+    return this.#placement?.holdsHere(sid, origin) ?? true
   }
 
   /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
@@ -334,6 +354,8 @@ export class PeerReplication implements Replication {
       return blob
     })
     if (result === 'applied') this.#notify(message.sid, 'upsert', from)
+    // Sent here as a holder for the previous writer: the copy is no longer this node's to keep.
+    if (this.#placement && !this.#placement.holdsHere(message.sid, message.version.origin)) this.#scheduleTrim()
     // Made on a version this node lacks (a lost message, a concurrent write): fetch it whole.
     else if (result === 'needs-full') void this.#sync.refetch(connection, peer, [message.sid])
   }
@@ -442,8 +464,32 @@ export class PeerReplication implements Replication {
     this.#rebalanceTimer = setTimeout(() => {
       for (const { link, connection } of this.#cluster.reachable()) this.#sync.push(connection, link)
     }, REBALANCE_DELAY_MS)
+    this.#generation += 1
+    this.#trimDelay = 0
     clearTimeout(this.#trimTimer)
-    this.#trimTimer = setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+    this.#trimTimer = undefined
+    this.#scheduleTrim()
+  }
+
+  /** A trim in `#trimDelay` (unless one is due already); one pass at a time, another after it if asked. */
+  #scheduleTrim(): void {
+    if (this.#stopped) return
+    if (this.#trimming) {
+      this.#trimAgain = true
+      return
+    }
+    this.#trimDelay ||= this.#options.deadTimeout
+    this.#trimTimer ??= setTimeout(() => {
+      this.#trimTimer = undefined
+      this.#trimming = true
+      void this.#trim().finally(() => {
+        this.#trimming = false
+        if (this.#trimAgain) {
+          this.#trimAgain = false
+          this.#scheduleTrim()
+        }
+      })
+    }, this.#trimDelay)
   }
 
   /**
@@ -453,8 +499,8 @@ export class PeerReplication implements Replication {
    * never lets go of what may be the last copy, however long a handover takes.
    */
   async #trim(): Promise<void> {
-    this.#trimTimer = undefined
     const placement = this.#placement!
+    const generation = this.#generation
     const self = this.#options.nodeId
     const recent = Date.now() - this.#options.deadTimeout
     for (const [sid, at] of this.#fetchedAt) if (at <= recent) this.#fetchedAt.delete(sid)
@@ -490,6 +536,8 @@ export class PeerReplication implements Replication {
       }
     }
     let released = 0
+    // The members changed during the pass: the holders asked may not be the holders now.
+    if (generation !== this.#generation) pending.clear()
     for (const [sid, { version, unconfirmed }] of pending) {
       const entry = this.#table.peek(sid)
       // Written, moved or destroyed meanwhile: held again, or no longer the copy that was confirmed.
@@ -500,9 +548,9 @@ export class PeerReplication implements Replication {
     this.#backupStats.trims += 1
     this.#backupStats.released += released
     debug('trim: let go of %d of %d sessions this node no longer holds', released, pending.size)
-    // Copies not confirmed yet, or fetched too recently to let go: looked at again later.
-    if ((released < pending.size || this.#fetchedAt.size > 0) && !this.#stopped)
-      this.#trimTimer ??= setTimeout(() => void this.#trim(), this.#options.deadTimeout)
+    // Copies not confirmed yet (later and later), or fetched too recently to let go: looked at again.
+    if (released < pending.size) this.#trimDelay = Math.min(this.#trimDelay * 2, MAX_TRIM_DELAY_MS)
+    if (released < pending.size || this.#fetchedAt.size > 0) this.#trimAgain = true
   }
 
   #notify(sid: string | null, change: ReplicatedChange, from: string): void {

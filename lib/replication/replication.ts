@@ -58,6 +58,11 @@ export interface Replication {
   publishClear(epoch: Version): Promise<void> | undefined
   /** A miss here: asks wherever the session may be (bounded by `fetchTimeout`); resolves when done. */
   fetchMissing(sid: string): Promise<void>
+  /**
+   * Whether a copy here, last written by `origin`, may be served as it is; when not (a copy this
+   * node does not hold in backups mode), it is asked for like a miss first. Absent: always.
+   */
+  isCurrent?(sid: string, origin: string): boolean
   /** The peers and their state. */
   members(): Member[]
   /** Its counters; the store fills in zeros for whatever it leaves out. */

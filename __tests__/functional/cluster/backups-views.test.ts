@@ -16,7 +16,7 @@ const PORT = 4071
 const OPTIONS: PeerStoreOptions = { ...FAST, replication: { backups: 1 }, sendMode: 'sync' }
 const stores: PeerStore[] = []
 const proxies: FaultProxy[] = []
-const names = ['a', 'b', 'c']
+const names = ['a', 'b', 'c', 'd']
 const host = (name: string) => `127.0.14.${names.indexOf(name) + 1}`
 const spec = (name: string) => `${name}@${host(name)}:${PORT}`
 
@@ -110,6 +110,33 @@ test('a change from a node that sees other members than the receiver is kept, no
       () => `${name} lost the acknowledged write`,
     )
   }
+})
+
+test('a former holder never serves its old copy, and a miss does not take a stale answer', async () => {
+  // Ranked b > a > c > d: written by a, s is held by a and b; written by c, by c and b.
+  const sid = idRanked('b', 'a', 'c', 'd')
+  const all = ['a', 'b', 'c', 'd']
+  const [a, b, c, d] = all.map((name) =>
+    open(
+      name,
+      all.filter((other) => other !== name),
+    ),
+  )
+  await Promise.all(
+    [a, b, c, d].map((store, i) =>
+      seesAlive(
+        store!,
+        all.filter((_, j) => j !== i),
+      ),
+    ),
+  )
+  await a!.set(sid, session({ v: 1 }))
+  expect(await c!.get(sid)).toMatchObject({ v: 1 })
+  await c!.set(sid, session({ v: 2 })) // to c's holders, and to a's (a keeps a copy it no longer holds)
+  await c!.set(sid, session({ v: 3 })) // to c's holders only
+  expect(await a!.get(sid)).toMatchObject({ v: 3 })
+  // d holds nothing: it asks b (v3) and a (whatever it has), and must not settle for an older copy.
+  expect(await d!.get(sid)).toMatchObject({ v: 3 })
 })
 
 test('a node joining: no copy is let go before the new holders have it, however long the handover takes', async () => {
