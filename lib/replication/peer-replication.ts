@@ -211,7 +211,8 @@ export class PeerReplication implements Replication {
 
   /**
    * A session this node does not have may exist on a peer: with backups, on the peers that would
-   * hold it and the node its id is routed to (one round trip, done at the first answer with it);
+   * hold it and the node its id is routed to (one round trip, done at the first answer from a
+   * holder of the newest version received);
    * with every peer holding everything, only during the initial transfer, on every reachable peer.
    * Waits at most `fetchTimeout`.
    */
