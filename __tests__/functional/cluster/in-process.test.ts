@@ -1,19 +1,11 @@
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { ErrorCodes, ListenError, PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
+import { ErrorCodes, ListenError, type PeerStore, type PeerStoreOptions } from '../../../lib/index.js'
 import { FaultProxy } from '../../helpers/fault-proxy.js'
+import { storesClosedAfterEach } from '../../helpers/stores.js'
 import { FAST, session } from '../../helpers/sessions.js'
 
-const stores: PeerStore[] = []
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((store) => store.close()))
-})
-
-function open(peers: ConstructorParameters<typeof PeerStore>[0], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers, { ...FAST, ...options })
-  stores.push(store)
-  return store
-}
+const open = storesClosedAfterEach(FAST)
 
 function nextEvent<T extends unknown[]>(store: PeerStore, event: string, match: (...args: T) => boolean = () => true): Promise<T> {
   return new Promise((resolve) => {

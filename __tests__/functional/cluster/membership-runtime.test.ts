@@ -12,21 +12,13 @@ import {
   type PeerStoreOptions,
 } from '../../../lib/index.js'
 import { DnsServer } from '../../helpers/dns-server.js'
+import { storesClosedAfterEach } from '../../helpers/stores.js'
 import { FAST, session } from '../../helpers/sessions.js'
 
 // Loopback addresses 127.0.9.1 to 127.0.9.60 are this file's alone.
 const PORT = 4055
 
-const stores: PeerStore[] = []
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((store) => store.close()))
-})
-
-function open(peers: ConstructorParameters<typeof PeerStore>[0], options: PeerStoreOptions): PeerStore {
-  const store = new PeerStore(peers, { ...FAST, ...options })
-  stores.push(store)
-  return store
-}
+const open = storesClosedAfterEach(FAST)
 
 /** A node of this file: `was<n>` at 127.0.9.<n>. */
 function node(n: number, peers: ConstructorParameters<typeof PeerStore>[0] = [], options: PeerStoreOptions = {}): PeerStore {
