@@ -4,8 +4,10 @@
  * the HTTP client in a namespace of its own (10.10.10.100). See helpers/netns.ts. Needs root.
  */
 import { NetnsClient } from '../../helpers/netns-client.js'
+import { holdersOf, startMesh } from '../../helpers/netns-mesh.js'
 import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
-import { CookieJar, WebNode, type WebNodeSpec } from '../../helpers/web-node.js'
+import { settles } from '../../helpers/settle.js'
+import { CookieJar, type WebNode } from '../../helpers/web-node.js'
 
 /** Where sessions are placed: 'all' (every node holds every session) or `{ backups: k }`. */
 const REPLICATION = { backups: 1 } as 'all' | { backups: number }
@@ -20,11 +22,6 @@ const unavailable = netnsUnavailable()
 if (unavailable) console.log(`netns-backups.test.ts skipped: ${unavailable}`)
 const describeNetns = unavailable ? describe.skip : describe
 
-interface Member {
-  nodeId: string | null
-  state: string
-}
-
 describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sync, replication ${JSON.stringify(REPLICATION)}`, () => {
   let network: NetnsNetwork
   let client: NetnsClient
@@ -33,23 +30,10 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
 
   beforeAll(async () => {
     network = await NetnsNetwork.create({ nodes: NODES, link: { delayMs: 1, lossPercent: 1 } })
-    const all = Array.from({ length: NODES }, (_, i) => i + 1)
-    const spec = (i: number): WebNodeSpec => ({
-      framework: 'express5',
-      nodeId: `node${i}`,
-      listen: `${network.address(i)}:${PORT}`,
-      peers: all.filter((j) => j !== i).map((j) => ({ host: network.address(j), port: PORT, nodeId: `node${j}` })),
-      http: { host: network.address(i), port: HTTP_PORT },
-      // Not loopback: the cluster needs a secret.
-      options: { secret: SECRET, ...(REPLICATION === 'all' ? {} : { replication: REPLICATION }) },
-    })
-    const started = await Promise.all(all.map((i) => WebNode.start(spec(i), { network, endpoint: i })))
-    nodes.push(...started)
+    // Not loopback: the cluster needs a secret.
+    const options = { secret: SECRET, ...(REPLICATION === 'all' ? {} : { replication: REPLICATION }) }
+    nodes.push(...(await startMesh(network, NODES, { port: PORT, httpPort: HTTP_PORT, options })))
     client = await NetnsClient.start(network)
-    await until('every node sees every other alive', async () => {
-      const views = await Promise.all(nodes.map((node) => node.call<Member[]>('members')))
-      return views.every((members) => members.length === NODES - 1 && members.every((member) => member.state === 'alive'))
-    })
   }, 45_000)
 
   afterAll(async () => {
@@ -58,20 +42,7 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     await network?.destroy()
   })
 
-  /** Polls `check` every 100 ms until it holds; fails with `what` after `timeoutMs`. */
-  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-
-  /** The nodes (1-based) whose store holds `sid`. */
-  async function holders(sid: string): Promise<number[]> {
-    const ids = await Promise.all(nodes.map((node) => node.call<string[]>('ids')))
-    return ids.flatMap((held, i) => (held.includes(sid) ? [i + 1] : []))
-  }
+  const holders = (sid: string) => holdersOf(nodes, sid)
 
   test('the owner cut off: its session is served with its data by the others, writes are acknowledged, and after healing every holder converges', async () => {
     // Three users, each logged in through a different node (which owns the session).
@@ -122,16 +93,26 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     // Healed: the cut node catches up. Every holder of Ada's session has count 5, the old id is
     // held nowhere, and the nodes together hold each session exactly COPIES times.
     await network.heal(ada.owner)
-    await until(`Ada's session (${newSid}) converged on ${COPIES} holders, the old id gone everywhere`, async () => {
-      const holding = await holders(newSid)
-      if (holding.length !== COPIES || (await holders(oldSid)).length > 0) return false
-      const copies = await Promise.all(holding.map((i) => nodes[i - 1]!.call<{ user?: string; count?: number } | null>('get', newSid)))
-      return copies.every((copy) => copy?.user === 'ada' && copy.count === 5)
-    })
-    await until(`the nodes' stats add up to ${users.length} sessions x ${COPIES} copies`, async () => {
-      const stats = await Promise.all(nodes.map((node) => node.call<{ sessions: number }>('stats')))
-      return stats.reduce((sum, each) => sum + each.sessions, 0) === users.length * COPIES
-    })
+    await settles(
+      async () => {
+        const holding = await holders(newSid)
+        if (holding.length !== COPIES || (await holders(oldSid)).length > 0) return false
+        const copies = await Promise.all(holding.map((i) => nodes[i - 1]!.call<{ user?: string; count?: number } | null>('get', newSid)))
+        return copies.every((copy) => copy?.user === 'ada' && copy.count === 5)
+      },
+      20_000,
+      () => `Ada's session (${newSid}) did not converge on ${COPIES} holders, the old id gone everywhere`,
+      100,
+    )
+    await settles(
+      async () => {
+        const stats = await Promise.all(nodes.map((node) => node.call<{ sessions: number }>('stats')))
+        return stats.reduce((sum, each) => sum + each.sessions, 0) === users.length * COPIES
+      },
+      20_000,
+      () => `the nodes' stats do not add up to ${users.length} sessions x ${COPIES} copies`,
+      100,
+    )
     if (COPIES === NODES) expect(await holders(newSid)).toContain(ada.owner)
     // And Ada goes on where she was, on the node the balancer sticks her to.
     expect((await client.browse(ada.jar, url(target, '/whoami'))).body).toMatchObject({ node: `node${target}`, user: 'ada', count: 6 })

@@ -11,9 +11,10 @@
  */
 import { weight } from '../../../lib/replication/placement.js'
 import { NetnsClient } from '../../helpers/netns-client.js'
+import { holdersOf, startMesh } from '../../helpers/netns-mesh.js'
 import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
 import { FAST } from '../../helpers/sessions.js'
-import { CookieJar, WebNode, type WebNodeSpec } from '../../helpers/web-node.js'
+import { CookieJar, type WebNode } from '../../helpers/web-node.js'
 
 const NODES = 5
 const PORT = 4055
@@ -33,24 +34,9 @@ describeNetns('backups: a trim during a miss fetched from the backup', () => {
 
   beforeAll(async () => {
     network = await NetnsNetwork.create({ nodes: NODES, link: { delayMs: 1 } })
-    const all = Array.from({ length: NODES }, (_, i) => i + 1)
-    const spec = (i: number): WebNodeSpec => ({
-      framework: 'express5',
-      nodeId: `node${i}`,
-      listen: `${network.address(i)}:${PORT}`,
-      peers: all.filter((j) => j !== i).map((j) => ({ host: network.address(j), port: PORT, nodeId: `node${j}` })),
-      http: { host: network.address(i), port: HTTP_PORT },
-      options: { secret: 'netns test cluster secret', replication: { backups: 1 } },
-    })
-    nodes.push(...(await Promise.all(all.map((i) => WebNode.start(spec(i), { network, endpoint: i })))))
+    const options = { secret: 'netns test cluster secret', replication: { backups: 1 } }
+    nodes.push(...(await startMesh(network, NODES, { port: PORT, httpPort: HTTP_PORT, options })))
     client = await NetnsClient.start(network)
-    const deadline = Date.now() + 20_000
-    for (;;) {
-      const views = await Promise.all(nodes.map((node) => node.call<{ state: string }[]>('members')))
-      if (views.every((members) => members.length === NODES - 1 && members.every((member) => member.state === 'alive'))) break
-      if (Date.now() > deadline) throw new Error('the nodes did not all see each other alive')
-      await sleep(100)
-    }
   }, 45_000)
 
   afterAll(async () => {
@@ -60,8 +46,7 @@ describeNetns('backups: a trim during a miss fetched from the backup', () => {
   })
 
   test('the owner cut off, a trim pending on a non-holder: the session is still served there', async () => {
-    const holders = async (sid: string) =>
-      (await Promise.all(nodes.map((node) => node.call<string[]>('ids')))).flatMap((ids, i) => (ids.includes(sid) ? [i + 1] : []))
+    const holders = (sid: string) => holdersOf(nodes, sid)
     // The candidates a node asks on a miss (BackupPlacement.candidates): the top 2 of the others.
     const asks = (node: number, sid: string) =>
       Array.from({ length: NODES }, (_, i) => `node${i + 1}`)
