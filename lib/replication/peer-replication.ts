@@ -512,8 +512,9 @@ export class PeerReplication implements Replication {
     const pending = new Map<string, { version: Version; unconfirmed: number }>()
     let seen = 0
     for (const [sid, entry] of this.#table.entries()) {
-      if (letGo(sid, entry)) {
-        const holders = placement.holders(sid, entry.origin).filter((node) => node !== self)
+      // The holders are computed once per copy: this node among them means the copy stays.
+      const holders = entry.blob !== null && !this.#fetchedAt.has(sid) ? placement.holders(sid, entry.origin) : undefined
+      if (holders && !holders.includes(self)) {
         pending.set(sid, { version: versionOf(entry), unconfirmed: holders.length })
         for (const holder of holders) {
           const sids = asks.get(holder)
