@@ -36,7 +36,33 @@ export interface ReplicationEvents {
   redisUp?(sessions: number, durationMs: number): void
   /** The Redis tier lost Redis (`reason`: the connection event): changes wait, requests go on. */
   redisDown?(reason: string): void
+  /** A state transfer from `peer` advanced (see `SyncProgress`). */
+  syncProgress?(progress: SyncProgress): void
+  /** A timing for monitoring (see `Measurement`); called on hot paths, so it must be cheap. */
+  measured?(measurement: Measurement): void
 }
+
+/** How far a state transfer from one peer has got: done so far, and what the peer's digest promised. */
+export interface SyncProgress {
+  readonly peer: string
+  readonly sessions: number
+  readonly bytes: number
+  readonly expectedSessions: number
+  readonly expectedBytes: number
+}
+
+/**
+ * Timings the replication takes for monitoring (the metrics entry turns them into histograms):
+ * - `lag`: from the sender's clock in a batch to its arrival here (receiver side);
+ * - `apply`: applying one received batch of changes here;
+ * - `ack`: from a local write to its confirmation by the peers (`sendMode` 'ack' or 'sync');
+ * - `transfer`: one whole state transfer from `peer`, with the sessions it brought.
+ */
+export type Measurement =
+  | { readonly kind: 'lag'; readonly peer: string; readonly seconds: number }
+  | { readonly kind: 'apply'; readonly peer: string; readonly seconds: number }
+  | { readonly kind: 'ack'; readonly seconds: number }
+  | { readonly kind: 'transfer'; readonly peer: string; readonly seconds: number; readonly sessions: number }
 
 /**
  * Where sessions go besides this node's memory, and where a miss is looked up: the one seam between
