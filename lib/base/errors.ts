@@ -26,6 +26,7 @@ export const ErrorCodes = {
   FRAME_TOO_LARGE: 'EPEER_FRAME_TOO_LARGE',
   SNAPSHOT: 'EPEER_SNAPSHOT',
   DISCOVERY: 'EPEER_DISCOVERY',
+  SESSION_LIMIT: 'EPEER_SESSION_LIMIT',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
@@ -110,6 +111,26 @@ export class SessionTooLargeError extends PeerStoreError {
         'store less in the session or raise the `maxSessionBytes` option.',
     )
     this.size = size
+    this.limit = limit
+  }
+}
+
+/**
+ * A session was not stored because a limit was reached: `maxSessions` (this node is full of
+ * sessions that have a principal, and the new one has none) or `maxSessionsPerPrincipal` with the
+ * `'refuse'` policy (the user has that many sessions already). Counted in `stats().refused`.
+ */
+export class SessionLimitError extends PeerStoreError {
+  override readonly name = 'SessionLimitError'
+  /** The option whose limit was reached. */
+  readonly limit: 'maxSessions' | 'maxSessionsPerPrincipal'
+
+  constructor(limit: 'maxSessions' | 'maxSessionsPerPrincipal', max: number) {
+    const why =
+      limit === 'maxSessions'
+        ? `this node holds ${max} sessions (\`maxSessions\`), all of logged-in users, and a new anonymous session may not evict one`
+        : `this user has ${max} sessions already (\`maxSessionsPerPrincipal\`, policy 'refuse')`
+    super(ErrorCodes.SESSION_LIMIT, `Session not stored: ${why}.`)
     this.limit = limit
   }
 }

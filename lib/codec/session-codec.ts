@@ -1,10 +1,11 @@
 import type { SessionData } from 'express-session'
 import { InvalidArgumentError, NotReplicableError, SessionTooLargeError } from '../base/errors.js'
-import { diffLayouts, fullDelta, type FieldDelta } from './field-delta.js'
+import { applyFields, diffFields, diffLayouts, fullDelta, type FieldDelta } from './field-delta.js'
 import { decode, ownedCopy, packr } from './msgpack.js'
 import type { ScanLimits } from './msgpack-scan.js'
 import { assertReplicable, joinPath } from './replicable.js'
 import { layoutOf } from './session-layout.js'
+import { META_KEY, metaValue, type SessionMeta } from './session-meta.js'
 
 /** Longest accepted session id, in UTF-16 code units, from a caller or from the network. */
 export const MAX_SESSION_ID_LENGTH = 256
@@ -39,10 +40,11 @@ export interface SessionLimits extends ScanLimits {
  * Encodes a session, once. Given the bytes stored for it (`stored`), compares field by field: when
  * nothing changed it returns `stored` itself, and only changed fields are checked for
  * replicability (an unchanged field encodes to bytes that were checked when they were stored; its
- * top-level value is still checked to be of a plain kind). Throws `InvalidArgumentError`,
- * `NotReplicableError` or `SessionTooLargeError`; never stores anything.
+ * top-level value is still checked to be of a plain kind). `meta`, when given, is stored as the last
+ * field (see `session-meta.ts`). Throws `InvalidArgumentError`, `NotReplicableError` or
+ * `SessionTooLargeError`; never stores anything.
  */
-export function encodeSession(session: unknown, limits: SessionLimits, stored: Buffer | null = null): EncodedSession {
+export function encodeSession(session: unknown, limits: SessionLimits, stored: Buffer | null = null, meta?: SessionMeta): EncodedSession {
   if (typeof session !== 'object' || session === null || Array.isArray(session)) {
     throw new InvalidArgumentError('session', 'an object', session)
   }
@@ -57,9 +59,11 @@ export function encodeSession(session: unknown, limits: SessionLimits, stored: B
       copy.cookie = cookie.json
     } else {
       if (key === '__proto__') throw new NotReplicableError('["__proto__"]', 'the key "__proto__" is reserved')
+      if (key === META_KEY) throw new NotReplicableError(JSON.stringify([key]), 'this key is reserved for the store')
       copy[key] = value
     }
   }
+  if (meta) copy[META_KEY] = metaValue(meta)
   let packed: Uint8Array
   try {
     packed = packr.pack(copy)
@@ -91,6 +95,19 @@ export function encodeSession(session: unknown, limits: SessionLimits, stored: B
 }
 
 const NO_CHANGE: FieldDelta = { set: [], remove: [] }
+
+/**
+ * Merge on save: `mine` is a request's session encoded against the bytes it loaded, so its delta is
+ * what the request changed; `stored` is a newer version another request stored since. The result is
+ * `stored` with the request's changes applied, key by key: keys the request did not touch keep
+ * their stored value, keys it set or removed take its change. Throws `SessionTooLargeError`.
+ */
+export function mergeSession(stored: Buffer, mine: EncodedSession, limits: SessionLimits): EncodedSession {
+  const { set, remove } = mine.delta
+  const blob = set.length === 0 && remove.length === 0 ? stored : applyFields(stored, mine.delta)
+  if (blob.length > limits.maxSessionBytes) throw new SessionTooLargeError(blob.length, limits.maxSessionBytes)
+  return { blob, cookieExpires: mine.cookieExpires, delta: diffFields(stored, blob), base: stored }
+}
 
 function checkFields(copy: Record<string, unknown>, keys: readonly string[], maxDepth: number, session: object): void {
   for (const key of keys) {
@@ -126,9 +143,13 @@ export function encodeCookie(cookie: unknown, maxDepth: number): { bytes: Buffer
   return { bytes: Buffer.from(packr.pack(normalised.json)), expires: normalised.expires }
 }
 
-/** Rebuilds the session object: a fresh object every time, so callers may mutate it freely. */
+/**
+ * Rebuilds the session object: a fresh object every time, so callers may mutate it freely. The
+ * store's own facts (`META_KEY`) are left out.
+ */
 export function decodeSession(blob: Uint8Array, cookieExpires: number | null): SessionData {
   const session = decode(blob) as SessionData & Record<string, unknown>
+  delete session[META_KEY]
   if (session.cookie && cookieExpires !== null) {
     ;(session.cookie as { expires?: Date | null }).expires = new Date(cookieExpires)
   }

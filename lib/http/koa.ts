@@ -42,15 +42,17 @@ export interface KoaExternalStore {
 export function koaStore(store: PeerStore): KoaExternalStore {
   const internals = internalsOf(store)
   return {
-    async get(key) {
-      const found = await internals.readExternal(key)
+    // koa-session hands the request's context to both: it ties a save to what that request loaded.
+    async get(key, _maxAge, options) {
+      const found = await internals.readExternal(key, options?.ctx)
       if (!found) return null
       return found.cookieExpires === null ? found.data : { ...found.data, _expire: found.cookieExpires }
     },
-    async set(key, session, maxAge) {
+    async set(key, session, maxAge, options) {
       const { _expire: expire, ...data } = session
       // koa-session passes its maxAge plus 10 s, so the store outlives the cookie; 'session' has no end.
-      await internals.writeExternal(key, data, typeof expire === 'number' ? expire : null, typeof maxAge === 'number' ? maxAge : undefined)
+      const maxAgeMs = typeof maxAge === 'number' ? maxAge : undefined
+      await internals.writeExternal(key, data, typeof expire === 'number' ? expire : null, maxAgeMs, options?.ctx)
     },
     async destroy(key) {
       await internals.destroy(key)

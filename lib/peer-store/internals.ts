@@ -22,10 +22,22 @@ export interface StoreInternals {
    * working on every node. Returns the new id, or undefined when there is no such session here.
    */
   rebind(sid: string): Promise<string | undefined>
-  /** Reads a session stored by an adapter with `writeExternal`, fetching it during a transfer. */
-  readExternal(sid: string): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null>
-  /** Stores a session whose expiry the adapter decides (Koa: `maxAge`, possibly 'session'). */
-  writeExternal(sid: string, data: Record<string, unknown>, cookieExpires: number | null, maxAgeMs: number | undefined): Promise<void>
+  /**
+   * Reads a session stored by an adapter with `writeExternal`, fetching it during a transfer.
+   * `loadedBy` (the request's context) remembers what was loaded, for merge on save.
+   */
+  readExternal(sid: string, loadedBy?: object): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null>
+  /**
+   * Stores a session whose expiry the adapter decides (Koa: `maxAge`, possibly 'session'), merged
+   * with what was stored since the same `loadedBy` read it (see `PeerStore.set`).
+   */
+  writeExternal(
+    sid: string,
+    data: Record<string, unknown>,
+    cookieExpires: number | null,
+    maxAgeMs: number | undefined,
+    loadedBy?: object,
+  ): Promise<void>
   /** Destroys a session; as `Store.destroy`. */
   destroy(sid: string): Promise<void>
 }

@@ -1,6 +1,17 @@
 import type { SessionData } from 'express-session'
 import { InvalidOptionError } from '../base/errors.js'
-import { boolean, checkKnownNames, integer, resolveTable, seconds, type OptionTable, type ResolvedTable } from '../base/option-spec.js'
+import {
+  boolean,
+  checkKnownNames,
+  func,
+  integer,
+  oneOf,
+  optional,
+  resolveTable,
+  seconds,
+  type OptionTable,
+  type ResolvedTable,
+} from '../base/option-spec.js'
 import type { PeerSource } from '../cluster/discovery.js'
 import { CLUSTER_OPTIONS, resolveCluster, type ClusterConfig, type ClusterOptions } from '../cluster/cluster-options.js'
 import {
@@ -64,6 +75,37 @@ export interface SessionOptions {
    * @default 1000
    */
   reapInterval?: number
+  /**
+   * Whose session this is: a function of the session returning the user's id (a string or number),
+   * or undefined for an anonymous session. Enables `sessionsOf`, `destroyAllOf`,
+   * `maxSessionsPerPrincipal`, and protects these sessions from `maxSessions` eviction. Called on
+   * every write.
+   * @example (session) => session.userId
+   */
+  principal?: (session: SessionData) => string | number | null | undefined
+  /**
+   * Most sessions one principal may have. A new one beyond it (a login, a new device) is handled
+   * as `principalLimitPolicy` says.
+   */
+  maxSessionsPerPrincipal?: number
+  /**
+   * With `maxSessionsPerPrincipal`: `'evict-oldest'` destroys the principal's oldest sessions to make
+   * room; `'refuse'` fails the new session's `set` with `SessionLimitError`.
+   * @default 'evict-oldest'
+   */
+  principalLimitPolicy?: 'evict-oldest' | 'refuse'
+  /**
+   * Most sessions this node holds. A new session beyond it evicts the least recently used anonymous
+   * session (in the whole cluster: the eviction is a destroy); sessions with a principal are evicted
+   * only to make room for another one, and a new anonymous session that finds only those is refused
+   * with `SessionLimitError`. Counted in `stats().evicted` and `stats().refused`.
+   */
+  maxSessions?: number
+  /**
+   * Longest a session may live, in seconds from its creation, however active it is (OWASP's
+   * absolute timeout). Sessions then expire as usual (`session:expired`).
+   */
+  absoluteTimeout?: number
 }
 
 /**
@@ -87,9 +129,15 @@ const SESSION_OPTIONS = {
   tombstoneTtl: { default: 600, parse: seconds({ allowZero: true }) },
   maxRebinds: { default: 10, parse: integer(0, 1000) },
   reapInterval: { default: 1000, parse: integer(10, 3_600_000) },
+  principal: { parse: optional(func<PrincipalFunction>('a function of the session returning a user id, such as (s) => s.userId')) },
+  maxSessionsPerPrincipal: { parse: optional(integer(1, 1_000_000)) },
+  principalLimitPolicy: { default: 'evict-oldest', parse: oneOf('evict-oldest', 'refuse') },
+  maxSessions: { parse: optional(integer(1, 100_000_000)) },
+  absoluteTimeout: { parse: optional(seconds({ allowZero: false })) },
 } as const satisfies OptionTable<SessionOptions>
 
 type TtlFunction = (session: SessionData) => number
+type PrincipalFunction = NonNullable<SessionOptions['principal']>
 
 /** Every option name, for the check that refuses unknown ones. */
 const KNOWN_OPTIONS = [SESSION_OPTIONS, CLUSTER_OPTIONS, REPLICATION_OPTIONS, PERSIST_OPTIONS, REDIS_OPTIONS].flatMap((table) =>
@@ -134,6 +182,9 @@ export function resolveOptions(peers: PeerSource, options: PeerStoreOptions): Re
   checkKnownNames(options, KNOWN_OPTIONS)
   const values = options as Readonly<Record<string, unknown>>
   const session = resolveTable(SESSION_OPTIONS, values)
+  if (session.maxSessionsPerPrincipal !== undefined && session.principal === undefined) {
+    throw new InvalidOptionError('principal', 'a function such as (s) => s.userId when `maxSessionsPerPrincipal` is set', undefined)
+  }
   const ttlFunction = typeof session.ttl === 'function' ? session.ttl : undefined
   const replication = resolveReplication(values)
   const clusterValues = resolveTable(CLUSTER_OPTIONS, values)

@@ -1,10 +1,20 @@
 import { Store, type SessionData } from 'express-session'
+import type { Request } from 'express'
 import type { PeerSpec } from '../cluster/address.js'
 import { isPeerSource, type PeerSource } from '../cluster/discovery.js'
 import { emptyTransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import { applyFields } from '../codec/field-delta.js'
-import { decodeSession, encodeCookie, encodeSession, MAX_SESSION_ID_LENGTH, type SessionLimits } from '../codec/session-codec.js'
+import {
+  decodeSession,
+  encodeCookie,
+  encodeSession,
+  mergeSession,
+  MAX_SESSION_ID_LENGTH,
+  type EncodedSession,
+  type SessionLimits,
+} from '../codec/session-codec.js'
+import { MAX_PRINCIPAL_LENGTH, readMeta, type SessionMeta } from '../codec/session-meta.js'
 import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
 import {
@@ -24,7 +34,11 @@ import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
 import { Membership } from './membership.js'
 import { replicationSuppressed } from './replication-scope.js'
-import { SessionTable, type LocalChange } from '../table/session-table.js'
+import { SessionTable, type Entry, type LocalChange } from '../table/session-table.js'
+import { SessionIndex } from '../table/session-index.js'
+import { sameVersion, versionOf, type Version } from '../table/version.js'
+import { Admission } from './admission.js'
+import { SessionEvents, type SessionEventMap } from './session-events.js'
 
 const debug = debugFor('store')
 
@@ -36,10 +50,27 @@ export interface PeerStoreStats extends ReplicationStats {
   readonly tombstones: number
   /** True while this node is still receiving its state from a peer. */
   readonly syncing: boolean
+  /** Sessions this node evicted for `maxSessions` or `maxSessionsPerPrincipal` ('evict-oldest'). */
+  readonly evicted: number
+  /** Sessions refused with `SessionLimitError`. */
+  readonly refused: number
+  /** Saves merged with a change another request stored since this one loaded the session. */
+  readonly merged: number
+}
+
+/** One session of a principal, as `sessionsOf` lists it. Never its data. */
+export interface PrincipalSession {
+  readonly id: string
+  readonly createdAt: Date
+  /** When it was last read, written or touched on this node (or replicated here). */
+  readonly lastAccess: Date
+  /** The node that last wrote it. */
+  readonly servedBy: string
+  readonly expiresAt: Date
 }
 
 /** Events of a PeerStore, with their arguments. */
-export interface PeerStoreEvents {
+export interface PeerStoreEvents extends SessionEventMap {
   /** A peer became reachable (from `connecting` or `dead`). */
   'peer:up': [member: Member]
   /** A peer was verified unreachable, or said goodbye. */
@@ -82,6 +113,15 @@ export interface PeerStoreEvents {
 
 type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
 
+/** What a request loaded, to merge its save with what others stored since (see `set`). */
+interface Loaded {
+  readonly blob: Buffer
+  readonly version: Version
+}
+
+/** How long the tombstone of a session evicted for `maxSessions` lasts: long enough to replicate. */
+const EVICTED_TOMBSTONE_MS = 30_000
+
 /**
  * An express-session store that keeps sessions in this process's memory and, given peers,
  * replicates every change to them over TCP.
@@ -103,6 +143,13 @@ export class PeerStore extends Store {
   readonly #options: ResolvedOptions
   readonly #limits: SessionLimits
   readonly #table: SessionTable
+  /** Sessions by principal and by recency; present with `principal`, `maxSessions` or `maxSessionsPerPrincipal`. */
+  readonly #index: SessionIndex | undefined
+  readonly #admission: Admission | undefined
+  readonly #events: SessionEvents
+  /** What each session object handed out by `get` was loaded from (see `createSession`). */
+  readonly #loaded = new WeakMap<object, Loaded>()
+  #merged = 0
   readonly #reaper: NodeJS.Timeout
   readonly #replication: Replication | undefined
   readonly #snapshots: Snapshots | undefined
@@ -140,6 +187,18 @@ export class PeerStore extends Store {
       maxDepth: this.#options.maxDepth,
       maxContainerLength: this.#options.maxContainerLength,
     }
+    const { principal, maxSessions, maxSessionsPerPrincipal } = this.#options
+    const index = principal || maxSessions !== undefined ? new SessionIndex() : undefined
+    this.#index = index
+    this.#admission =
+      index && (maxSessions !== undefined || maxSessionsPerPrincipal !== undefined) ? new Admission(this.#options, index) : undefined
+    this.#events = new SessionEvents({
+      nodeId: this.#options.nodeId,
+      members: () => (this.#options.cluster ? this.members() : undefined),
+      holders: (sid, origin) => this.#replication?.holders?.(sid, origin),
+      listening: (event) => this.listenerCount(event) > 0,
+      emit: (event, ...args) => this.emit(event, ...args),
+    })
     this.#table = new SessionTable(
       {
         nodeId: this.#options.nodeId,
@@ -149,6 +208,13 @@ export class PeerStore extends Store {
         touchAfterMs: this.#options.touchAfter,
       },
       Date.now(),
+      {
+        stored: (sid, entry, now) => index?.stored(sid, entry, now),
+        removed: (sid, entry, reason) => {
+          index?.removed(sid)
+          if (reason === 'expired') this.#events.expired(sid, entry)
+        },
+      },
     )
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapInterval)
     this.#reaper.unref()
@@ -166,8 +232,8 @@ export class PeerStore extends Store {
       genid: () => createSessionId(route),
       reserveId: (request, sid) => this.#reservedIds.set(request, sid),
       rebind: (sid) => this.#rebind(sid),
-      readExternal: (sid) => this.#readExternal(sid),
-      writeExternal: (sid, data, cookieExpires, maxAgeMs) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs),
+      readExternal: (sid, loadedBy) => this.#readExternal(sid, loadedBy),
+      writeExternal: (sid, data, cookieExpires, maxAgeMs, loadedBy) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs, loadedBy),
       destroy: (sid) => this.destroy(sid),
     })
     this.#replication = createReplication(
@@ -298,8 +364,23 @@ export class PeerStore extends Store {
       this.#assertUsable('get', sid)
       if (this.#loading) await this.#loading
       const entry = await this.#find(sid)
-      return entry?.blob ? decodeSession(entry.blob, entry.cookieExpires) : null
+      if (!entry?.blob) return null
+      const session = decodeSession(entry.blob, entry.cookieExpires)
+      this.#loaded.set(session, { blob: entry.blob, version: versionOf(entry) })
+      return session
     }, callback)
+  }
+
+  /**
+   * express-session builds `req.session` from what `get` returned through this method: the store
+   * notes which stored version the request's session came from, so that its save merges with what
+   * other requests stored since (see `set`). Nothing changes for express-session.
+   */
+  override createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
+    const loaded = this.#loaded.get(session)
+    const created = super.createSession(req, session)
+    if (loaded) this.#loaded.set(created, loaded)
+    return created
   }
 
   /**
@@ -308,6 +389,11 @@ export class PeerStore extends Store {
    * session whose expiry has passed is destroyed. Writes to a destroyed id are ignored while its
    * tombstone lasts (see `tombstoneTtl`). With `sendMode` 'ack' or 'sync', resolves once the live
    * peers have received or applied the change.
+   *
+   * Merge on save: when `session` came from this store's `get` (through express-session) and
+   * another request stored a newer version since, only the top-level keys this request changed are
+   * written over it; the other request's changes are kept. A key both changed takes this save's
+   * value (the later save wins that key). Throws `SessionLimitError` when a session limit refuses it.
    */
   set(sid: string, session: SessionData): Promise<void>
   set(sid: string, session: SessionData, callback: (error?: unknown) => void): void
@@ -315,14 +401,11 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      // Encoded once, against what is stored: unchanged sessions come back as the stored bytes.
-      const encoded = encodeSession(session, this.#limits, this.#table.peek(sid)?.blob ?? null)
-      const now = Date.now()
-      const expiresAt = this.#expiryOf(session, encoded.cookieExpires, now)
-      if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-      const change = this.#table.upsert(sid, encoded, expiresAt, now)
-      if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
-      return this.#publish(change)
+      await this.#save(sid, session, this.#loaded.get(session), undefined, (cookieExpires, now) =>
+        this.#expiryOf(session, cookieExpires, now),
+      )
+      const entry = this.#table.peek(sid)
+      if (entry?.blob) this.#loaded.set(session, { blob: entry.blob, version: versionOf(entry) })
     }, callback)
   }
 
@@ -345,8 +428,8 @@ export class PeerStore extends Store {
       const cookie =
         session.cookie === undefined || session.cookie === null ? undefined : encodeCookie(session.cookie, this.#options.maxDepth)
       const cookieExpires = cookie ? cookie.expires : null
-      const expiresAt = this.#expiryOf(session, cookieExpires, now)
-      if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
+      const expiresAt = this.#capped(this.#expiryOf(session, cookieExpires, now), readMeta(entry.blob))
+      if (expiresAt <= now) return this.#expireNow(sid, entry, now)
       const start = findField(entry.blob, 'cookie')
       const same = start !== -1 && cookie !== undefined && sameBytes(entry.blob, start, skipTrusted(entry.blob, start), cookie.bytes)
       if (cookie && !same) {
@@ -366,8 +449,59 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('destroy', sid)
       if (this.#loading) await this.#loading
-      return this.#publish(this.#table.destroy(sid, Date.now()))
+      return this.#destroy(sid, Date.now(), 'destroyed')
     }, callback)
+  }
+
+  /**
+   * The live sessions of `principal` (see the `principal` option): id, creation, last access, the
+   * node that last wrote it, expiry; never their data. Every node knows them all in all-to-all
+   * mode; a store in backups mode or with a Redis tier refuses (`InvalidOptionError`): no node there
+   * knows every session.
+   *
+   * @example
+   * ```ts
+   * const mine = await store.sessionsOf(req.session.userId)
+   * ```
+   */
+  async sessionsOf(principal: string | number): Promise<PrincipalSession[]> {
+    const index = this.#principalIndex('sessionsOf')
+    if (this.#loading) await this.#loading
+    const now = Date.now()
+    const sessions: PrincipalSession[] = []
+    for (const sid of index.sessionsOf(principalKey(principal))) {
+      const entry = this.#table.get(sid, now)
+      const indexed = index.get(sid)
+      if (!entry || !indexed) continue
+      sessions.push({
+        id: sid,
+        createdAt: new Date(indexed.createdAt),
+        lastAccess: new Date(indexed.lastAccess),
+        servedBy: entry.origin,
+        expiresAt: new Date(entry.expiresAt),
+      })
+    }
+    return sessions.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
+  }
+
+  /**
+   * Destroys every session of `principal` on every node (tombstones: none comes back), but the ids
+   * in `except` (say, the session of the request that changed the password). Resolves with how many
+   * were destroyed, once the destroys were sent as `sendMode` says. Refused as `sessionsOf` is.
+   *
+   * @example
+   * ```ts
+   * await store.destroyAllOf(req.session.userId, { except: [req.sessionID] })
+   * ```
+   */
+  async destroyAllOf(principal: string | number, options: { except?: readonly string[] } = {}): Promise<number> {
+    const index = this.#principalIndex('destroyAllOf')
+    if (this.#loading) await this.#loading
+    const except = new Set(options.except ?? [])
+    const now = Date.now()
+    const victims = index.sessionsOf(principalKey(principal)).filter((sid) => !except.has(sid))
+    await Promise.all(victims.map((sid) => this.#destroy(sid, now, 'destroyed')))
+    return victims.length
   }
 
   /** Every live session, as an object keyed by session id (the shape MemoryStore returns). */
@@ -434,6 +568,9 @@ export class PeerStore extends Store {
       sessions: this.#table.liveCount,
       tombstones: this.#table.tombstoneCount,
       syncing: this.#replication?.syncing ?? false,
+      evicted: this.#admission?.evicted ?? 0,
+      refused: this.#admission?.refused ?? 0,
+      merged: this.#merged,
       ...transport,
     }
   }
@@ -514,11 +651,12 @@ export class PeerStore extends Store {
     return to
   }
 
-  async #readExternal(sid: string): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null> {
+  async #readExternal(sid: string, loadedBy?: object): Promise<{ data: Record<string, unknown>; cookieExpires: number | null } | null> {
     this.#assertUsable('get', sid)
     if (this.#loading) await this.#loading
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
+    if (loadedBy) this.#loaded.set(loadedBy, { blob: entry.blob, version: versionOf(entry) })
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
 
@@ -527,14 +665,116 @@ export class PeerStore extends Store {
     data: Record<string, unknown>,
     cookieExpires: number | null,
     maxAgeMs: number | undefined,
+    loadedBy?: object,
   ): Promise<void> {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
-    const encoded = { ...encodeSession(data, this.#limits, this.#table.peek(sid)?.blob ?? null), cookieExpires }
+    const loaded = loadedBy && this.#loaded.get(loadedBy)
+    await this.#save(sid, data, loaded, cookieExpires, (_, now) => now + (maxAgeMs ?? this.#options.ttl))
+  }
+
+  /**
+   * Stores a session from a framework: merged with what was stored since `loaded` (see `set`),
+   * with its facts (`session-meta.ts`), within the session limits; replicates it, and any eviction.
+   * `cookieExpires`, when given, replaces the cookie's own expiry (Koa keeps it outside the data).
+   */
+  async #save(
+    sid: string,
+    session: object,
+    loaded: Loaded | undefined,
+    cookieExpires: number | null | undefined,
+    expiryOf: (cookieExpires: number | null, now: number) => number,
+  ): Promise<void> {
     const now = Date.now()
-    const expiresAt = maxAgeMs === undefined ? now + this.#options.ttl : now + maxAgeMs
-    if (expiresAt <= now) return this.#publish(this.#table.destroy(sid, now))
-    return this.#publish(this.#table.upsert(sid, encoded, expiresAt, now))
+    const live = this.#table.get(sid, now)
+    const stored = this.#table.peek(sid)?.blob ?? null
+    const meta = this.#metaOf(session as SessionData, live, now)
+    let encoded: EncodedSession
+    if (loaded && live && !sameVersion(live, loaded.version)) {
+      // Another request stored a newer version since this one loaded: keep its changes.
+      encoded = mergeSession(live.blob!, encodeSession(session, this.#limits, loaded.blob, meta), this.#limits)
+      this.#merged += 1
+    } else {
+      // Encoded once, against what is stored: unchanged sessions come back as the stored bytes.
+      encoded = encodeSession(session, this.#limits, stored, meta)
+    }
+    if (cookieExpires !== undefined) encoded = { ...encoded, cookieExpires }
+    const expiresAt = this.#capped(expiryOf(encoded.cookieExpires, now), meta)
+    if (expiresAt <= now) return live ? this.#expireNow(sid, live, now) : this.#publish(this.#table.destroy(sid, now))
+    // A destroyed id ignores the write (see `upsert`): nothing to admit.
+    const evictions = this.#table.peek(sid)?.blob === null ? [] : this.#admit(sid, meta, !live, now)
+    const change = this.#table.upsert(sid, encoded, expiresAt, now)
+    if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
+    if (change?.kind === 'upsert' && change.previous === null) this.#events.created(sid, change.entry)
+    await Promise.all([...evictions, this.#publish(change)])
+  }
+
+  /** Evicts what the session limits ask before `sid` is stored (throws `SessionLimitError` when refused). */
+  #admit(sid: string, meta: SessionMeta | undefined, isNew: boolean, now: number): Array<Promise<void>> {
+    if (!this.#admission) return []
+    const principal = meta?.principal ?? null
+    const { oldest, forRoom } = this.#admission.admit(sid, principal, isNew, this.#table.liveCount)
+    const sent = oldest.map((victim) => this.#destroy(victim, now, 'evicted'))
+    for (let i = 0; i < forRoom; i++) {
+      const victim = this.#admission.nextVictim(sid, principal)
+      if (victim === undefined) break
+      sent.push(this.#destroy(victim, now, 'evicted', now + EVICTED_TOMBSTONE_MS))
+    }
+    this.#admission.evicted += sent.length
+    return sent
+  }
+
+  /** Destroys a live session here and everywhere, reporting it once (`session:destroyed`). */
+  #destroy(sid: string, now: number, reason: 'destroyed' | 'evicted', keepUntil?: number): Promise<void> {
+    const entry = this.#table.get(sid, now)
+    if (entry) this.#events.destroyed(sid, entry, reason)
+    return this.#publish(this.#table.destroy(sid, now, keepUntil)) ?? Promise.resolve()
+  }
+
+  /** A write or touch found the session's end already passed: it expires now, reported here. */
+  #expireNow(sid: string, entry: Readonly<Entry>, now: number): Promise<void> | undefined {
+    this.#events.expiredHere(sid, entry)
+    return this.#publish(this.#table.destroy(sid, now))
+  }
+
+  /** The facts stored with a session: kept only when a principal or an absolute timeout needs them. */
+  #metaOf(session: SessionData, live: Readonly<Entry> | undefined, now: number): SessionMeta | undefined {
+    const { principal, absoluteTimeout } = this.#options
+    if (!principal && absoluteTimeout === undefined) return undefined
+    const createdAt = (live?.blob && readMeta(live.blob)?.createdAt) ?? now
+    if (!principal) return { createdAt, principal: null }
+    const value = principal(session)
+    if (value === undefined || value === null) return { createdAt, principal: null }
+    if ((typeof value !== 'string' && typeof value !== 'number') || String(value).length > MAX_PRINCIPAL_LENGTH) {
+      throw new InvalidOptionError(
+        'principal',
+        `a function returning a string (up to ${MAX_PRINCIPAL_LENGTH} characters), a number or undefined`,
+        value,
+      )
+    }
+    return { createdAt, principal: String(value) }
+  }
+
+  /** `expiresAt`, no later than the session's creation plus `absoluteTimeout`. */
+  #capped(expiresAt: number, meta: SessionMeta | undefined): number {
+    const { absoluteTimeout } = this.#options
+    return absoluteTimeout === undefined || !meta ? expiresAt : Math.min(expiresAt, meta.createdAt + absoluteTimeout)
+  }
+
+  /** The principal index, for a store where this node knows every session of a principal. */
+  #principalIndex(method: string): SessionIndex {
+    this.#assertOpen(method)
+    if (!this.#options.principal || !this.#index) {
+      throw new InvalidOptionError('principal', `a function such as (s) => s.userId: ${method}() lists sessions by it`, undefined)
+    }
+    if (this.#options.replication.replication !== 'all' || this.#options.redis) {
+      throw new InvalidOptionError(
+        'replication',
+        `'all' without a Redis tier for ${method}(): in backups mode or with a Redis tier no node knows every session of a user`,
+        this.#options.replication.replication,
+      )
+    }
+    return this.#index
   }
 
   /** A snapshot could not be loaded or written: an event if someone listens, a process warning otherwise. */
@@ -552,6 +792,7 @@ export class PeerStore extends Store {
   }
 
   #memberChanged(member: Member, previous: MemberState): void {
+    this.#events.memberChanged(member)
     this.emit('peer:state', member, previous)
     if (member.state === 'alive' && (previous === 'connecting' || previous === 'dead')) this.emit('peer:up', member)
     if (member.state === 'dead' && (previous === 'alive' || previous === 'suspect')) this.emit('peer:down', member)
@@ -579,6 +820,14 @@ export class PeerStore extends Store {
       throw new InvalidArgumentError('session id', `a string of 1 to ${MAX_SESSION_ID_LENGTH} characters`, sid)
     }
   }
+}
+
+/** Principals are kept as strings: a numeric user id and its string are the same user. */
+function principalKey(principal: string | number): string {
+  if ((typeof principal !== 'string' && typeof principal !== 'number') || String(principal).length > MAX_PRINCIPAL_LENGTH) {
+    throw new InvalidArgumentError('principal', `a string of up to ${MAX_PRINCIPAL_LENGTH} characters or a number`, principal)
+  }
+  return String(principal)
 }
 
 function sameBytes(blob: Buffer, start: number, end: number, bytes: Buffer): boolean {

@@ -250,6 +250,11 @@ export class PeerReplication implements Replication {
     else this.#scheduleTrim()
   }
 
+  /** With backups, the holders of `sid` last written by `origin`; undefined in all-to-all mode. */
+  holders(sid: string, origin: string): readonly string[] | undefined {
+    return this.#placement?.holders(sid, origin)
+  }
+
   /**
    * Whether a copy here may be served as it is: with backups, only one this node holds is kept up
    * to date; any other (fetched for a request, or left from before a change of writer or members)

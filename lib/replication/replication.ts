@@ -89,6 +89,8 @@ export interface Replication {
    * node does not hold in backups mode), it is asked for like a miss first. Absent: always.
    */
   isCurrent?(sid: string, origin: string): boolean
+  /** The nodes that hold `sid` last written by `origin`, best first; undefined where every node holds every session. */
+  holders?(sid: string, origin: string): readonly string[] | undefined
   /** The peers and their state. */
   members(): Member[]
   /** Its counters; the store fills in zeros for whatever it leaves out. */

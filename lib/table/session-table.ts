@@ -89,6 +89,34 @@ export interface SessionTableOptions {
   readonly touchAfterMs: number
 }
 
+/** Why a live session left the table (see `TableWatcher.removed`). */
+export type RemovalReason =
+  /** Its expiry passed (found by a sweep, a read, or a write that came too late). */
+  | 'expired'
+  /** Destroyed, here or by a peer, or ended because the move that made it lost. */
+  | 'destroyed'
+  /** Moved to another id by a rebind: it lives on under that id. */
+  | 'moved'
+  /** Replaced whole by a newer copy from a peer: `stored` follows at once. */
+  | 'replaced'
+  /** Let go in backups mode: the holders keep it. */
+  | 'released'
+  /** Everything was cleared. */
+  | 'cleared'
+
+/**
+ * Told of every change to the live sessions, whoever made it (a local write, a peer, a sweep): what
+ * keeps the store's indexes and events true without the table knowing of them.
+ */
+export interface TableWatcher {
+  /** A live session was stored, or its bytes or expiry changed. */
+  stored(sid: string, entry: Readonly<Entry>, now: number): void
+  /** A live session left the table; `entry` still holds its last bytes. */
+  removed(sid: string, entry: Readonly<Entry>, reason: RemovalReason): void
+}
+
+const NO_WATCHER: TableWatcher = { stored: () => undefined, removed: () => undefined }
+
 /** Where a session's expiry stands: when it expires, and its cookie's `expires`. */
 export interface Expiry {
   readonly expiresAt: number
@@ -120,12 +148,14 @@ export class SessionTable {
   readonly #entries = new Map<string, Entry>()
   readonly #wheel: ExpiryWheel
   readonly #options: SessionTableOptions
+  readonly #watcher: TableWatcher
   #liveCount = 0
   #epoch: Version = NO_VERSION
   #changes = 0
 
-  constructor(options: SessionTableOptions, now: number) {
+  constructor(options: SessionTableOptions, now: number, watcher: TableWatcher = NO_WATCHER) {
     this.#options = options
+    this.#watcher = watcher
     this.#wheel = new ExpiryWheel(options.expiryResolutionMs, now)
   }
 
@@ -157,7 +187,7 @@ export class SessionTable {
     const entry = this.#entries.get(sid)
     if (!entry || entry.blob === null) return undefined
     if (entry.expiresAt <= now) {
-      this.#forget(sid, entry)
+      this.#forget(sid, entry, 'expired')
       return undefined
     }
     return entry
@@ -183,7 +213,7 @@ export class SessionTable {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
     if (!entry || entry.expiresAt <= now) {
-      if (entry) this.#forget(sid, entry)
+      if (entry) this.#forget(sid, entry, 'expired')
       const created = this.#newEntry(
         {
           ...LIVE,
@@ -194,7 +224,7 @@ export class SessionTable {
         },
         now,
       )
-      this.#insert(sid, created)
+      this.#insert(sid, created, now)
       const delta = session.delta !== undefined && session.base === null ? session.delta : fullDelta(session.blob)
       return { kind: 'upsert', sid, base: NO_VERSION, entry: created, previous: null, delta }
     }
@@ -219,6 +249,7 @@ export class SessionTable {
     entry.counter += 1
     entry.origin = this.#options.nodeId
     entry.expiryWrittenAt = now
+    this.#watcher.stored(sid, entry, now)
     return { kind: 'upsert', sid, base, entry, previous, delta: changed }
   }
 
@@ -235,19 +266,22 @@ export class SessionTable {
     this.#moveExpiry(sid, entry, expiresAt)
     entry.cookieExpires = cookieExpires
     entry.expiryWrittenAt = now
+    this.#watcher.stored(sid, entry, now)
     return { kind: 'expiry', sid, entry }
   }
 
   /**
    * Turns a session into a tombstone, so that no late write or stale copy brings it back. A tombstone
-   * is kept until the session would have expired, and at least `tombstoneTtlMs`. A tombstone already
-   * there (destroyed, or moved: the session lives on under its new id) is left as it is.
+   * is kept until the session would have expired, and at least `tombstoneTtlMs`; `keepUntil` sets
+   * another time (an evicted session's tombstone need not outlive its replication). A tombstone
+   * already there (destroyed, or moved: the session lives on under its new id) is left as it is.
    */
-  destroy(sid: string, now: number): LocalChange | undefined {
+  destroy(sid: string, now: number, keepUntil?: number): LocalChange | undefined {
     const entry = this.#entries.get(sid)
     if (entry?.blob === null) return undefined
     const version = { counter: (entry?.counter ?? 0) + 1, origin: this.#options.nodeId }
-    const tombstone = this.#put(sid, entry, { ...DESTROYED, version, expiresAt: this.#keepUntil(entry, now) }, now)
+    const expiresAt = keepUntil ?? this.#keepUntil(entry, now)
+    const tombstone = this.#put(sid, entry, { ...DESTROYED, version, expiresAt }, now)
     return { kind: 'destroy', sid, entry: tombstone }
   }
 
@@ -273,7 +307,7 @@ export class SessionTable {
       now,
     )
     const tombstone = this.#put(sid, entry, { ...MOVED, version, movedTo: to, expiresAt: this.#keepUntil(entry, now) }, now)
-    this.#insert(to, moved)
+    this.#insert(to, moved, now)
     return { kind: 'rename', sid, to, base, entry: moved, tombstone }
   }
 
@@ -283,7 +317,7 @@ export class SessionTable {
    */
   release(sid: string): void {
     const entry = this.#entries.get(sid)
-    if (entry && entry.blob !== null) this.#forget(sid, entry)
+    if (entry && entry.blob !== null) this.#forget(sid, entry, 'released')
   }
 
   /**
@@ -292,6 +326,7 @@ export class SessionTable {
    * the cleared sessions back.
    */
   clear(epoch: Version = this.#epoch): void {
+    for (const [sid, entry] of this.#entries) if (entry.blob !== null) this.#watcher.removed(sid, entry, 'cleared')
     this.#entries.clear()
     this.#wheel.clear()
     this.#liveCount = 0
@@ -309,7 +344,7 @@ export class SessionTable {
     this.#wheel.sweep(now, (sid) => {
       const entry = this.#entries.get(sid)
       if (!entry) return
-      if (entry.expiresAt <= now) this.#forget(sid, entry)
+      if (entry.expiresAt <= now) this.#forget(sid, entry, 'expired')
       else this.#wheel.add(sid, entry.expiresAt) // rewritten after it was bucketed: keep watching
     })
   }
@@ -333,7 +368,7 @@ export class SessionTable {
     const current: Version = entry ?? NO_VERSION
     if (!sameVersion(current, base)) return compareVersions(version, false, current, false) <= 0 ? 'stale' : 'needs-full'
     if (expiresAt <= now) {
-      if (entry) this.#forget(sid, entry)
+      if (entry) this.#forget(sid, entry, 'expired')
       return 'applied'
     }
     const blob = apply(entry?.blob ?? null)
@@ -344,8 +379,9 @@ export class SessionTable {
       entry.counter = version.counter
       entry.origin = version.origin
       entry.expiryWrittenAt = now
+      this.#watcher.stored(sid, entry, now)
     } else {
-      this.#insert(sid, this.#newEntry({ ...LIVE, version, blob, expiresAt, cookieExpires }, now))
+      this.#insert(sid, this.#newEntry({ ...LIVE, version, blob, expiresAt, cookieExpires }, now), now)
     }
     return 'applied'
   }
@@ -415,6 +451,7 @@ export class SessionTable {
     if (!entry || !sameVersion(entry, version) || expiresAt <= entry.expiresAt) return 'stale'
     this.#moveExpiry(sid, entry, expiresAt)
     entry.cookieExpires = cookieExpires
+    this.#watcher.stored(sid, entry, now)
     return 'applied'
   }
 
@@ -448,7 +485,7 @@ export class SessionTable {
   #liveOrTombstone(sid: string, now: number): Entry | undefined {
     const entry = this.#entries.get(sid)
     if (entry && entry.blob !== null && entry.expiresAt <= now) {
-      this.#forget(sid, entry)
+      this.#forget(sid, entry, 'expired')
       return undefined
     }
     return entry
@@ -456,9 +493,9 @@ export class SessionTable {
 
   /** Replaces whatever is under `sid` with `state`. */
   #put(sid: string, entry: Entry | undefined, state: EntryState, now: number): Entry {
-    if (entry) this.#forget(sid, entry)
+    if (entry) this.#forget(sid, entry, state.blob !== null ? 'replaced' : state.movedTo !== null ? 'moved' : 'destroyed')
     const replacement = this.#newEntry(state, now)
-    this.#insert(sid, replacement)
+    this.#insert(sid, replacement, now)
     return replacement
   }
 
@@ -481,18 +518,22 @@ export class SessionTable {
     entry.expiresAt = expiresAt
   }
 
-  #insert(sid: string, entry: Entry): void {
+  #insert(sid: string, entry: Entry, now: number): void {
     this.#changes += 1
     this.#entries.set(sid, entry)
     this.#wheel.add(sid, entry.expiresAt)
-    if (entry.blob !== null) this.#liveCount += 1
+    if (entry.blob === null) return
+    this.#liveCount += 1
+    this.#watcher.stored(sid, entry, now)
   }
 
-  #forget(sid: string, entry: Entry): void {
+  #forget(sid: string, entry: Entry, reason: RemovalReason): void {
     this.#changes += 1
     this.#entries.delete(sid)
     this.#wheel.remove(sid, entry.expiresAt)
-    if (entry.blob !== null) this.#liveCount -= 1
+    if (entry.blob === null) return
+    this.#liveCount -= 1
+    this.#watcher.removed(sid, entry, reason)
   }
 }
 

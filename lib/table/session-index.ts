@@ -1,0 +1,108 @@
+import { readMeta } from '../codec/session-meta.js'
+import type { Entry, TableWatcher } from './session-table.js'
+
+/** What the index knows of one live session. */
+export interface IndexedSession {
+  /** The user it belongs to, or null for an anonymous session. */
+  readonly principal: string | null
+  /** When it was created (ms since the epoch), as its bytes say; when first seen here otherwise. */
+  readonly createdAt: number
+  /** When it was last read, written or touched here (ms since the epoch). */
+  readonly lastAccess: number
+}
+
+interface Record extends IndexedSession {
+  principal: string | null
+  createdAt: number
+  lastAccess: number
+  /** The bytes the principal was read from: a change of bytes is the only reason to read it again. */
+  blob: Buffer
+}
+
+/**
+ * The live sessions by principal, and by recency of use: what `sessionsOf`, `destroyAllOf` and the
+ * session limits ask. Kept by the session table's watcher, so every change counts, whoever made it
+ * (a local write, a peer, an expiry): an index entry lives exactly as long as its session.
+ *
+ * Recency is kept in two insertion-ordered maps, anonymous sessions and sessions with a principal,
+ * each re-inserted on use: the first key of each is its least recently used session, found in O(1).
+ */
+export class SessionIndex implements TableWatcher {
+  readonly #records = new Map<string, Record>()
+  readonly #anonymous = new Map<string, Record>()
+  readonly #owned = new Map<string, Record>()
+  readonly #byPrincipal = new Map<string, Set<string>>()
+
+  stored(sid: string, entry: Readonly<Entry>, now: number): void {
+    const blob = entry.blob!
+    let record = this.#records.get(sid)
+    if (record === undefined || record.blob !== blob) {
+      const meta = readMeta(blob)
+      const principal = meta?.principal ?? null
+      if (record !== undefined && record.principal !== principal) this.#unlink(sid, record)
+      if (record === undefined || record.principal !== principal) {
+        record = { principal, createdAt: meta?.createdAt ?? record?.createdAt ?? now, lastAccess: now, blob }
+        this.#link(sid, record)
+      } else {
+        record.blob = blob
+        if (meta) record.createdAt = meta.createdAt
+      }
+    }
+    this.#used(sid, record, now)
+  }
+
+  removed(sid: string): void {
+    const record = this.#records.get(sid)
+    if (record !== undefined) this.#unlink(sid, record)
+  }
+
+  /** A read of `sid` here: it counts as a use for the eviction order. */
+  accessed(sid: string, now: number): void {
+    const record = this.#records.get(sid)
+    if (record !== undefined) this.#used(sid, record, now)
+  }
+
+  get(sid: string): IndexedSession | undefined {
+    return this.#records.get(sid)
+  }
+
+  /** Ids of the live sessions of `principal` (a copy: safe to destroy them while iterating). */
+  sessionsOf(principal: string): string[] {
+    return [...(this.#byPrincipal.get(principal) ?? [])]
+  }
+
+  countOf(principal: string): number {
+    return this.#byPrincipal.get(principal)?.size ?? 0
+  }
+
+  /** The least recently used anonymous session, then (only when `orOwned`) one with a principal. */
+  leastRecentlyUsed(orOwned: boolean): string | undefined {
+    for (const sid of this.#anonymous.keys()) return sid
+    if (orOwned) for (const sid of this.#owned.keys()) return sid
+    return undefined
+  }
+
+  #used(sid: string, record: Record, now: number): void {
+    record.lastAccess = now
+    const recency = record.principal === null ? this.#anonymous : this.#owned
+    recency.delete(sid)
+    recency.set(sid, record)
+  }
+
+  #link(sid: string, record: Record): void {
+    this.#records.set(sid, record)
+    if (record.principal === null) return
+    let sids = this.#byPrincipal.get(record.principal)
+    if (sids === undefined) this.#byPrincipal.set(record.principal, (sids = new Set()))
+    sids.add(sid)
+  }
+
+  #unlink(sid: string, record: Record): void {
+    this.#records.delete(sid)
+    ;(record.principal === null ? this.#anonymous : this.#owned).delete(sid)
+    if (record.principal === null) return
+    const sids = this.#byPrincipal.get(record.principal)
+    sids?.delete(sid)
+    if (sids?.size === 0) this.#byPrincipal.delete(record.principal)
+  }
+}
