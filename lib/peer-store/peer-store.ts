@@ -365,6 +365,7 @@ export class PeerStore extends Store {
       if (this.#loading) await this.#loading
       const entry = await this.#find(sid)
       if (!entry?.blob) return null
+      this.#index?.accessed(sid, Date.now())
       const session = decodeSession(entry.blob, entry.cookieExpires)
       this.#loaded.set(session, { blob: entry.blob, version: versionOf(entry) })
       return session
@@ -656,6 +657,7 @@ export class PeerStore extends Store {
     if (this.#loading) await this.#loading
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
+    this.#index?.accessed(sid, Date.now())
     if (loadedBy) this.#loaded.set(loadedBy, { blob: entry.blob, version: versionOf(entry) })
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
