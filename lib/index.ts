@@ -2,7 +2,8 @@
  * connect-peer: sessions kept in each server's memory and replicated to fixed peers over TCP.
  * Everything a user may import is exported here; other modules are internal.
  */
-export { PeerStore, type PeerStoreStats, type PeerStoreEvents } from './peer-store/peer-store.js'
+export { PeerStore, type PeerStoreStats, type PeerStoreEvents, type PrincipalSession } from './peer-store/peer-store.js'
+export type { DestroyReason } from './peer-store/session-events.js'
 export type { PeerStoreOptions, SessionOptions } from './peer-store/options.js'
 export type { ClusterOptions, TlsOptions } from './cluster/cluster-options.js'
 export type { ReplicationOptions, SendMode } from './replication/replication-options.js'
@@ -26,6 +27,7 @@ export {
   InvalidArgumentError,
   NotReplicableError,
   SessionTooLargeError,
+  SessionLimitError,
   StoreClosedError,
   MalformedDataError,
   ProtocolError,

@@ -145,10 +145,10 @@ test('links between README.md and docs/ lead to files and headings that exist', 
   expect(problems.map(format)).toEqual([])
 })
 
-test('the README stays a front door: at most 400 lines and 20 KB, with no unexplained "seed"', () => {
+test('the README stays a front door: at most 400 lines and 24 KB, with no unexplained "seed"', () => {
   const readme = texts.get('README.md')!
   expect(readme.split('\n').length).toBeLessThanOrEqual(400)
-  expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(20 * 1024)
+  expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(24 * 1024)
   for (const file of files) expect(`${file}: ${texts.get(file)!.match(/the seed's?\b.*/i)?.[0] ?? 'none'}`).toBe(`${file}: none`)
 })
 
