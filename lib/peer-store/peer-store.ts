@@ -188,7 +188,7 @@ export class PeerStore extends Store {
       maxContainerLength: this.#options.maxContainerLength,
     }
     const { principal, maxSessions, maxSessionsPerPrincipal } = this.#options
-    const index = principal || maxSessions !== undefined ? new SessionIndex() : undefined
+    const index = principal || maxSessions !== undefined ? new SessionIndex(this.#options.nodeId) : undefined
     this.#index = index
     this.#admission =
       index && (maxSessions !== undefined || maxSessionsPerPrincipal !== undefined) ? new Admission(this.#options, index) : undefined

@@ -1,4 +1,5 @@
 import { readMeta } from '../codec/session-meta.js'
+import { routeOf } from './session-id.js'
 import type { Entry, TableWatcher } from './session-table.js'
 
 /** What the index knows of one live session. */
@@ -17,6 +18,8 @@ interface Record extends IndexedSession {
   lastAccess: number
   /** The bytes the principal was read from: a change of bytes is the only reason to read it again. */
   blob: Buffer
+  /** Owned by this node: its id is routed here (or, without a route, it was first seen written here). */
+  readonly here: boolean
 }
 
 /**
@@ -24,14 +27,22 @@ interface Record extends IndexedSession {
  * session limits ask. Kept by the session table's watcher, so every change counts, whoever made it
  * (a local write, a peer, an expiry): an index entry lives exactly as long as its session.
  *
- * Recency is kept in two insertion-ordered maps, anonymous sessions and sessions with a principal,
- * each re-inserted on use: the first key of each is its least recently used session, found in O(1).
+ * Recency is kept in insertion-ordered maps, each re-inserted on use, so that the first key of each
+ * is its least recently used session, found in O(1): anonymous sessions owned by this node,
+ * anonymous sessions owned by others, and sessions with a principal. Evicting this node's own
+ * sessions first keeps two nodes that both make room from evicting the same session at once.
  */
 export class SessionIndex implements TableWatcher {
+  readonly #nodeId: string
   readonly #records = new Map<string, Record>()
-  readonly #anonymous = new Map<string, Record>()
+  readonly #anonymousHere = new Map<string, Record>()
+  readonly #anonymousElsewhere = new Map<string, Record>()
   readonly #owned = new Map<string, Record>()
   readonly #byPrincipal = new Map<string, Set<string>>()
+
+  constructor(nodeId: string) {
+    this.#nodeId = nodeId
+  }
 
   stored(sid: string, entry: Readonly<Entry>, now: number): void {
     const blob = entry.blob!
@@ -41,7 +52,8 @@ export class SessionIndex implements TableWatcher {
       const principal = meta?.principal ?? null
       if (record !== undefined && record.principal !== principal) this.#unlink(sid, record)
       if (record === undefined || record.principal !== principal) {
-        record = { principal, createdAt: meta?.createdAt ?? record?.createdAt ?? now, lastAccess: now, blob }
+        const here = record?.here ?? (routeOf(sid) ?? entry.origin) === this.#nodeId
+        record = { principal, createdAt: meta?.createdAt ?? record?.createdAt ?? now, lastAccess: now, blob, here }
         this.#link(sid, record)
       } else {
         record.blob = blob
@@ -75,18 +87,27 @@ export class SessionIndex implements TableWatcher {
     return this.#byPrincipal.get(principal)?.size ?? 0
   }
 
-  /** The least recently used anonymous session, then (only when `orOwned`) one with a principal. */
+  /**
+   * The least recently used anonymous session, this node's own first; then (only when `orOwned`)
+   * the least recently used one with a principal.
+   */
   leastRecentlyUsed(orOwned: boolean): string | undefined {
-    for (const sid of this.#anonymous.keys()) return sid
+    for (const sid of this.#anonymousHere.keys()) return sid
+    for (const sid of this.#anonymousElsewhere.keys()) return sid
     if (orOwned) for (const sid of this.#owned.keys()) return sid
     return undefined
   }
 
   #used(sid: string, record: Record, now: number): void {
     record.lastAccess = now
-    const recency = record.principal === null ? this.#anonymous : this.#owned
+    const recency = this.#recencyOf(record)
     recency.delete(sid)
     recency.set(sid, record)
+  }
+
+  #recencyOf(record: Record): Map<string, Record> {
+    if (record.principal !== null) return this.#owned
+    return record.here ? this.#anonymousHere : this.#anonymousElsewhere
   }
 
   #link(sid: string, record: Record): void {
@@ -99,7 +120,7 @@ export class SessionIndex implements TableWatcher {
 
   #unlink(sid: string, record: Record): void {
     this.#records.delete(sid)
-    ;(record.principal === null ? this.#anonymous : this.#owned).delete(sid)
+    this.#recencyOf(record).delete(sid)
     if (record.principal === null) return
     const sids = this.#byPrincipal.get(record.principal)
     sids?.delete(sid)
