@@ -154,6 +154,21 @@ describe('maxSessions', () => {
     expect(store.stats().evicted).toBe(21)
   })
 
+  test("a node evicts its own anonymous sessions before other nodes' (they evict theirs)", async () => {
+    open({ nodeId: 'was1', maxSessions: 3 })
+    await store.set('old.was2', session({}))
+    await store.set('a.was1', session({}))
+    await store.set('b.was1', session({}))
+    await store.set('c.was1', session({}))
+    expect((await store.ids()).sort()).toEqual(['b.was1', 'c.was1', 'old.was2'])
+    await store.set('d.was1', session({ user: 'ann' }))
+    await store.set('e.was1', session({ user: 'bob' }))
+    expect((await store.ids()).sort()).toEqual(['d.was1', 'e.was1', 'old.was2'])
+    // None of its own left: the other node's goes before any logged-in user's.
+    await store.set('f.was1', session({ user: 'cat' }))
+    expect((await store.ids()).sort()).toEqual(['d.was1', 'e.was1', 'f.was1'])
+  })
+
   test('a new anonymous session that finds only logged-in users is refused; a new login evicts the idlest one', async () => {
     open({ maxSessions: 2 })
     await store.set('u1', session({ user: 'ann' }))
