@@ -5,6 +5,7 @@ import { InvalidOptionError } from '../base/errors.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
+import { asOneRequest } from '../peer-store/request-scope.js'
 import { appendSetCookie, resolveRouteCookie, type RouteCookieOptions } from './route-cookie.js'
 import { routeOf } from '../table/session-id.js'
 import { pathOf, staticMatcher, type StaticFilter } from './static-filter.js'
@@ -68,9 +69,11 @@ const plugin: FastifyPluginCallback<PeerFastifySessionOptions> = (fastify: Fasti
 
   fastify.decorateRequest('previousSessionId', null)
 
+  // Everything after this hook (@fastify/session's read, the handler, its save) runs as one request:
+  // the store ties the save to the read, to merge it with what others stored since.
   fastify.addHook('onRequest', (request, _reply, next) => {
-    if (matches(request, pathOf(request.raw.url))) withoutReplication(() => next())
-    else next()
+    if (matches(request, pathOf(request.raw.url))) withoutReplication(() => asOneRequest(next))
+    else asOneRequest(next)
   })
 
   // preHandler runs after every onRequest hook, so @fastify/session has loaded the session.

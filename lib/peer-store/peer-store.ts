@@ -34,6 +34,7 @@ import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
 import { Membership } from './membership.js'
 import { replicationSuppressed } from './replication-scope.js'
+import { currentRequest } from './request-scope.js'
 import { SessionTable, type Entry, type LocalChange } from '../table/session-table.js'
 import { SessionIndex } from '../table/session-index.js'
 import { sameVersion, versionOf, type Version } from '../table/version.js'
@@ -115,6 +116,7 @@ type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) =
 
 /** What a request loaded, to merge its save with what others stored since (see `set`). */
 interface Loaded {
+  readonly sid: string
   readonly blob: Buffer
   readonly version: Version
 }
@@ -367,7 +369,7 @@ export class PeerStore extends Store {
       if (!entry?.blob) return null
       this.#index?.accessed(sid, Date.now())
       const session = decodeSession(entry.blob, entry.cookieExpires)
-      this.#loaded.set(session, { blob: entry.blob, version: versionOf(entry) })
+      this.#noteLoaded(sid, entry, session, currentRequest())
       return session
     }, callback)
   }
@@ -402,11 +404,12 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      await this.#save(sid, session, this.#loaded.get(session), undefined, (cookieExpires, now) =>
-        this.#expiryOf(session, cookieExpires, now),
-      )
+      const request = currentRequest()
+      const loaded = this.#loadedFor(sid, session, request)
+      await this.#save(sid, session, loaded, undefined, (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now))
+      // A second save by the same request merges against this one.
       const entry = this.#table.peek(sid)
-      if (entry?.blob) this.#loaded.set(session, { blob: entry.blob, version: versionOf(entry) })
+      if (entry?.blob) this.#noteLoaded(sid, entry, session, request)
     }, callback)
   }
 
@@ -658,7 +661,7 @@ export class PeerStore extends Store {
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
     this.#index?.accessed(sid, Date.now())
-    if (loadedBy) this.#loaded.set(loadedBy, { blob: entry.blob, version: versionOf(entry) })
+    this.#noteLoaded(sid, entry, loadedBy)
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
 
@@ -671,7 +674,7 @@ export class PeerStore extends Store {
   ): Promise<void> {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
-    const loaded = loadedBy && this.#loaded.get(loadedBy)
+    const loaded = this.#loadedFor(sid, loadedBy)
     await this.#save(sid, data, loaded, cookieExpires, (_, now) => now + (maxAgeMs ?? this.#options.ttl))
   }
 
@@ -709,6 +712,22 @@ export class PeerStore extends Store {
     if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
     if (change?.kind === 'upsert' && change.previous === null) this.#events.created(sid, change.entry)
     await Promise.all([...evictions, this.#publish(change)])
+  }
+
+  /** Notes, under each of `keys`, which version of `sid` a request read (see `set`). */
+  #noteLoaded(sid: string, entry: Readonly<Entry>, ...keys: Array<object | undefined>): void {
+    const loaded: Loaded = { sid, blob: entry.blob!, version: versionOf(entry) }
+    for (const key of keys) if (key) this.#loaded.set(key, loaded)
+  }
+
+  /** What the request that saves `sid` had read of it, under the first of `keys` that knows. */
+  #loadedFor(sid: string, ...keys: Array<object | undefined>): Loaded | undefined {
+    for (const key of keys) {
+      const loaded = key && this.#loaded.get(key)
+      // A request may read other sessions too: only a read of this one counts.
+      if (loaded && loaded.sid === sid) return loaded
+    }
+    return undefined
   }
 
   /** Evicts what the session limits ask before `sid` is stored (throws `SessionLimitError` when refused). */
