@@ -28,6 +28,15 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   app.disable('x-powered-by')
   // Before the session middleware: an icon has nothing to do with sessions.
   app.get('/favicon.ico', (_req, res) => res.sendFile(path.join(__dirname, 'public', 'favicon.ico'), { maxAge: '1d' }))
+  // Against cross-site form posts: the session cookie is SameSite=Lax (not sent with them), and a
+  // POST a browser sends from another origin is refused (login CSRF would otherwise still work),
+  // before its session is even loaded.
+  app.use((req, res, next) => {
+    const origin = req.headers.origin
+    if (req.method === 'POST' && origin !== undefined && hostOf(origin) !== req.headers.host) {
+      res.status(403).type('text').send('Cross-site form posts are refused.\n')
+    } else next()
+  })
   app.use(
     peerSession({
       store,
@@ -41,14 +50,6 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   // replicating anything (express-session would otherwise touch the session for every file).
   app.use('/public', express.static(path.join(__dirname, 'public'), { maxAge: 0 }))
   app.use(express.urlencoded({ extended: false, limit: '4kb' }))
-  // Against cross-site form posts: the session cookie is SameSite=Lax (not sent with them), and a
-  // POST a browser sends from another origin is refused (login CSRF would otherwise still work).
-  app.use((req, res, next) => {
-    const origin = req.headers.origin
-    if (req.method === 'POST' && origin !== undefined && origin !== 'null' && hostOf(origin) !== req.headers.host) {
-      res.status(403).type('text').send('Cross-site form posts are refused.\n')
-    } else next()
-  })
   // A takeover gives the session a new id; keep the old one so the page can show both, also on
   // the requests after the one that took it over (a +1 is a POST whose redirect shows the page).
   app.use((req, _res, next) => {
