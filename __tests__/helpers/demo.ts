@@ -6,8 +6,8 @@ import { EXAMPLE } from './demo-nodes.js'
 import { WatchedProcess } from './process-lines.js'
 
 /**
- * Where a test's demo listens: addresses of 127.0.7.x only (never the real demo's 127.0.0.1:3000
- * and 127.0.0.11/.12), a few per test file so that files can run side by side.
+ * Where a test's demo listens: addresses of 127.0.7.x or 127.0.19.x only (never the real demo's
+ * 127.0.0.1:3000 and 127.0.0.11/.12), a few per test file so that files can run side by side.
  */
 export interface DemoAddresses {
   /** The balancer's address (DEMO_HOST), and the nodes' on the fallback. */

@@ -2,7 +2,7 @@ import express from 'express'
 import path from 'node:path'
 import { peerSession, type PeerStore } from 'connect-peer'
 import type { Config } from './config.js'
-import { page } from './views.js'
+import { page, sessionsPage } from './views.js'
 
 declare module 'express-session' {
   interface SessionData {
@@ -10,18 +10,33 @@ declare module 'express-session' {
     note?: string
     /** The id this session had before a node took it over (failover), shown on the page from then on. */
     previousId?: string
+    /** The name logged in with (no password: a demo); the store's `principal`, see server.ts. */
+    user?: string
   }
 }
 
+/** A name to log in with: 1 to 64 characters once trimmed, no control characters. */
+const NAME = /^[^\p{Cc}]{1,64}$/u
+
 /**
- * The demo app: one page showing the node, the session and the cluster. Everything it imports from
- * connect-peer is the public API, exactly as an application would use it.
+ * The demo app: a page showing the node, the session and the cluster, and a "your sessions" page
+ * for a logged-in name. Everything it imports from connect-peer is the public API, exactly as an
+ * application would use it. The store must have been made with `principal: (s) => s.user`.
  */
 export function createApp(store: PeerStore, config: Config): express.Express {
   const app = express()
   app.disable('x-powered-by')
   // Before the session middleware: an icon has nothing to do with sessions.
   app.get('/favicon.ico', (_req, res) => res.sendFile(path.join(__dirname, 'public', 'favicon.ico'), { maxAge: '1d' }))
+  // Against cross-site form posts: the session cookie is SameSite=Lax (not sent with them), and a
+  // POST a browser sends from another origin is refused (login CSRF would otherwise still work),
+  // before its session is even loaded.
+  app.use((req, res, next) => {
+    const origin = req.headers.origin
+    if (req.method === 'POST' && origin !== undefined && hostOf(origin) !== req.headers.host) {
+      res.status(403).type('text').send('Cross-site form posts are refused.\n')
+    } else next()
+  })
   app.use(
     peerSession({
       store,
@@ -57,6 +72,8 @@ export function createApp(store: PeerStore, config: Config): express.Express {
         previousSessionId: req.session.previousId ?? null,
         routeCookie: parseRoute(req.headers.cookie),
         members: store.members(),
+        user: req.session.user ?? null,
+        loggedOut: typeof req.query.out === 'string' && /^\d{1,6}$/.test(req.query.out) ? Number(req.query.out) : null,
       }),
     )
   })
@@ -68,6 +85,7 @@ export function createApp(store: PeerStore, config: Config): express.Express {
       note: req.session.note ?? null,
       sessionId: storedId(req),
       previousSessionId: req.session.previousId ?? null,
+      user: req.session.user ?? null,
       members: store.members().map(({ nodeId, state }) => ({ nodeId, state })),
     })
   })
@@ -85,6 +103,57 @@ export function createApp(store: PeerStore, config: Config): express.Express {
     res.redirect(303, '/')
   })
 
+  // Logging in: a new session id (the old one may have been seen by others: session fixation),
+  // keeping what the demo showed so far.
+  app.post('/login', (req, res, next) => {
+    const body = req.body as { name?: unknown } | undefined
+    const name = typeof body?.name === 'string' ? body.name.trim() : ''
+    if (!NAME.test(name)) {
+      res.status(400).type('text').send('A name is 1 to 64 characters.\n')
+      return
+    }
+    const { count, note } = req.session
+    req.session.regenerate((error) => {
+      if (error) return next(error)
+      if (count !== undefined) req.session.count = count
+      if (note !== undefined) req.session.note = note
+      req.session.user = name
+      res.redirect(303, '/sessions')
+    })
+  })
+
+  app.post('/logout', (req, res, next) => {
+    req.session.destroy((error) => {
+      if (error) return next(error)
+      res.clearCookie('connect.sid').redirect(303, '/')
+    })
+  })
+
+  // "Your sessions": every session of this name in the cluster (every node knows them all).
+  app.get('/sessions', async (req, res) => {
+    const user = req.session.user ?? null
+    const sessions = user === null ? [] : await store.sessionsOf(user)
+    res.type('html').send(sessionsPage({ node: config.nodeId, user, sessions, currentId: req.sessionID }))
+  })
+
+  // Every session of this name on every node, this one included: as after a password change.
+  app.post('/sessions/logout-everywhere', async (req, res, next) => {
+    const user = req.session.user
+    if (user === undefined) return res.redirect(303, '/')
+    const ended = await store.destroyAllOf(user)
+    // Already destroyed in the store; this only keeps express-session from saving or touching it.
+    req.session.destroy((error) => {
+      if (error) return next(error)
+      res.clearCookie('connect.sid').redirect(303, `/?out=${ended}`)
+    })
+  })
+
+  app.post('/sessions/logout-others', async (req, res) => {
+    const user = req.session.user
+    if (user !== undefined) await store.destroyAllOf(user, { except: [req.sessionID] })
+    res.redirect(303, '/sessions')
+  })
+
   return app
 }
 
@@ -94,6 +163,14 @@ export function createApp(store: PeerStore, config: Config): express.Express {
  */
 function storedId(req: express.Request): string | null {
   return Object.keys(req.session).some((key) => key !== 'cookie') ? req.sessionID : null
+}
+
+function hostOf(origin: string): string | null {
+  try {
+    return new URL(origin).host
+  } catch {
+    return null
+  }
 }
 
 function parseRoute(cookieHeader: string | undefined): string | null {

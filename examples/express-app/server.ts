@@ -24,6 +24,8 @@ async function main(): Promise<void> {
     nodeId: config.nodeId,
     listen: config.listen,
     ...(config.clusterSecret ? { secret: config.clusterSecret } : {}),
+    // The logged-in name: what store.sessionsOf and store.destroyAllOf look sessions up by.
+    principal: (session) => session.user,
     heartbeatInterval: 500,
     suspectTimeout: 1500,
     deadTimeout: 4000,

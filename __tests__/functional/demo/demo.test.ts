@@ -62,10 +62,14 @@ test('the page says no session is stored until the first write, then shows the s
   expect(state).toMatchObject({ sessionId: sid, previousSessionId: null, count: 1 })
 })
 
-test('the page, its static assets and its favicon are served through the balancer', async () => {
+test('the pages, their static assets and the favicon are served through the balancer', async () => {
   const browser = new Browser(FRONT)
   await browser.post('/count')
   expect(await browser.get('/')).toEqual({}) // HTML, not JSON
+  // "Your sessions" (sessions-browser.test.ts logs in): without a login, the login form.
+  const sessions = await fetch(`${FRONT}/sessions`)
+  expect(sessions.status).toBe(200)
+  expect(await sessions.text()).toMatch(/id="not-logged-in"[^]*id="login-form"/)
   const style = await fetch(`${FRONT}/public/style.css`)
   expect(style.status).toBe(200)
   expect(await style.text()).toContain('.served')
