@@ -1,8 +1,5 @@
-import type { Member, PeerStore } from 'connect-peer'
+import type { Member, PrincipalSession } from 'connect-peer'
 import { plural } from './plural.js'
-
-/** One session of the logged-in name, as the store lists it (`store.sessionsOf`). */
-export type UserSession = Awaited<ReturnType<PeerStore['sessionsOf']>>[number]
 
 export interface PageState {
   node: string
@@ -25,7 +22,7 @@ export interface SessionsPageState {
   /** Null when this browser is not logged in (or its session was ended elsewhere). */
   user: string | null
   /** The sessions of `user`, oldest first. */
-  sessions: readonly UserSession[]
+  sessions: readonly PrincipalSession[]
   /** This request's session id: its row is marked "this device". */
   currentId: string
 }
