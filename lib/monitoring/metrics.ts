@@ -3,7 +3,8 @@ import { InvalidOptionError } from '../base/errors.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore, PeerStoreStats } from '../peer-store/peer-store.js'
-import type { Measurement } from '../replication/replication.js'
+import type { RedisTierStats } from '../replication/redis/redis-replication.js'
+import type { BackupStats, Measurement } from '../replication/replication.js'
 
 /** Options of `collectMetrics`. */
 export interface MetricsOptions {
@@ -58,6 +59,22 @@ const TOTALS = [
   ['rejected_connections_total', 'rejectedConnections', 'Connections closed at once because their host had every handshake slot.'],
   ['oversized_frames_total', 'oversizedFrames', 'Frames not sent because they exceed what the peer accepts.'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof PeerStoreStats, string]>
+
+/** The Redis tier's totals, for a store that has one. */
+const REDIS_TOTALS = [
+  ['redis_writes_total', 'writes', 'Writes Redis took.'],
+  ['redis_stale_writes_total', 'staleWrites', 'Writes Redis refused because it held a newer version (read back instead).'],
+  ['redis_whole_writes_total', 'wholeWrites', 'Changes written as the whole session because Redis lacked the version they were made on.'],
+  ['redis_failures_total', 'failures', 'Redis commands that failed (Redis down or slow); their sessions are written again later.'],
+  ['redis_overflows_total', 'overflows', 'Times the pending queue passed redisMaxPending and a whole write-back was scheduled.'],
+  ['redis_reads_total', 'reads', 'Sessions read from Redis.'],
+] as const satisfies ReadonlyArray<readonly [string, keyof RedisTierStats, string]>
+
+/** Backups mode's totals, for a store with `replication: { backups }`. */
+const BACKUP_TOTALS = [
+  ['backup_trims_total', 'trims', 'Trim passes run to let go of copies this node no longer holds.'],
+  ['backup_released_total', 'released', 'Copies let go, each once every holder had confirmed it.'],
+] as const satisfies ReadonlyArray<readonly [string, keyof BackupStats, string]>
 
 /**
  * Registers Prometheus metrics for a PeerStore in a prom-client registry: gauges and counters read
@@ -115,18 +132,26 @@ export function metricsFor(source: MetricsSource, options: MetricsOptions = {}):
   gauge('sessions', 'Live sessions held here.', (stats) => stats.sessions)
   gauge('tombstones', 'Tombstones of destroyed sessions still remembered.', (stats) => stats.tombstones)
   gauge('syncing', '1 while this node is still receiving its state from a peer, else 0.', (stats) => (stats.syncing ? 1 : 0))
-  for (const [suffix, field, help] of TOTALS) {
+  /** A total the store keeps: the counter shows it as it is at the scrape. */
+  const total = (suffix: string, help: string, read: (stats: PeerStoreStats) => number) =>
     new Counter({
       name: name(suffix),
       help,
       registers,
       collect() {
-        // A total the store keeps: the counter shows it as it is at the scrape.
         this.reset()
-        this.inc(source.stats()[field])
+        this.inc(read(source.stats()))
       },
     })
+  for (const [suffix, field, help] of TOTALS) total(suffix, help, (stats) => stats[field])
+  // The Redis tier's and backups' counters exist from the start for a store configured with them.
+  const initial = source.stats()
+  if (initial.redis) {
+    gauge('redis_up', '1 while commands reach Redis, else 0 (requests go on from memory).', (stats) => (stats.redis?.connected ? 1 : 0))
+    gauge('redis_pending_sessions', 'Sessions whose latest change waits to be written to Redis.', (stats) => stats.redis?.pending ?? 0)
+    for (const [suffix, field, help] of REDIS_TOTALS) total(suffix, help, (stats) => stats.redis?.[field] ?? 0)
   }
+  if (initial.backups) for (const [suffix, field, help] of BACKUP_TOTALS) total(suffix, help, (stats) => stats.backups?.[field] ?? 0)
 
   /** A gauge per member, started afresh at every scrape: a member removed at run time disappears. */
   const perMember = (suffix: string, help: string, labelNames: readonly string[], fill: (metric: Gauge, each: Member) => void) =>

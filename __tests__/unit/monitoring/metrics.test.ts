@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { Registry } from 'prom-client'
 import type { Member } from '../../../lib/cluster/peer-link.js'
 import { PeerStore } from '../../../lib/peer-store/peer-store.js'
 import type { Replication, ReplicationEvents } from '../../../lib/replication/replication.js'
 import { collectMetrics } from '../../../lib/metrics.js'
 import { metricsFor } from '../../../lib/monitoring/metrics.js'
+import { ROOT } from '../../helpers/child.js'
 import { parsePrometheusText, valueOf } from '../../helpers/prometheus-text.js'
 
 /**
@@ -167,4 +170,35 @@ test('metricsFor reads any source: the strict reader refuses what Prometheus wou
   )
   expect(() => parsePrometheusText('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n')).toThrow(/\+Inf/)
   expect(() => parsePrometheusText('# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n')).toThrow(/_count/)
+})
+
+/** A store's stats with a Redis tier and backups, as `stats()` reports them then. */
+const withTiers = () => ({
+  ...store.stats(),
+  redis: { connected: false, pending: 3, writes: 10, staleWrites: 1, wholeWrites: 2, failures: 4, overflows: 0, reads: 5 },
+  backups: { trims: 6, released: 40 },
+})
+
+test('a store with a Redis tier and backups also has their gauges and counters; one without has none of them', async () => {
+  const plain = metricsFor({ stats: () => store.stats(), members: () => [], observe: () => () => undefined }, { register: registry })
+  expect(plain.names.filter((name) => /redis|backup/.test(name))).toEqual([])
+  plain.stop()
+  metricsFor({ stats: withTiers, members: () => [], observe: () => () => undefined }, { register: registry })
+  const families = await scrape()
+  expect(valueOf(families, 'connect_peer_redis_up')).toBe(0)
+  expect(valueOf(families, 'connect_peer_redis_pending_sessions')).toBe(3)
+  expect(valueOf(families, 'connect_peer_redis_writes_total')).toBe(10)
+  expect(valueOf(families, 'connect_peer_redis_failures_total')).toBe(4)
+  expect(valueOf(families, 'connect_peer_redis_reads_total')).toBe(5)
+  expect(valueOf(families, 'connect_peer_backup_trims_total')).toBe(6)
+  expect(valueOf(families, 'connect_peer_backup_released_total')).toBe(40)
+})
+
+test('every metric, Redis and backups included, is in docs/operations.md with its type', async () => {
+  metricsFor({ stats: withTiers, members: () => [member('was2', 'alive')], observe: () => () => undefined }, { register: registry })
+  const operations = readFileSync(path.join(ROOT, 'docs', 'operations.md'), 'utf8')
+  const families = [...(await scrape()).values()]
+  expect(families.length).toBeGreaterThan(30)
+  const undocumented = families.filter((family) => !new RegExp(`\\| \`${family.name}\`[^|]*\\| ${family.type} \\|`).test(operations))
+  expect(undocumented.map((family) => `${family.name} (${family.type})`)).toEqual([])
 })
