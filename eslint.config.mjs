@@ -6,7 +6,19 @@ import tseslint from 'typescript-eslint'
  * The layers of lib/, bottom first. A folder may import from the folders before it and from
  * itself, never from one after it; the entry points (lib/*.ts) may import anything.
  */
-const LAYERS = ['base', 'codec', 'security', 'table', 'protocol', 'persistence', 'cluster', 'replication', 'peer-store', 'http']
+const LAYERS = [
+  'base',
+  'codec',
+  'security',
+  'table',
+  'protocol',
+  'persistence',
+  'cluster',
+  'replication',
+  'peer-store',
+  'monitoring',
+  'http',
+]
 
 const layerRules = LAYERS.map((layer, index) => ({
   files: [`lib/${layer}/**/*.ts`],

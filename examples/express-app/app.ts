@@ -1,6 +1,8 @@
 import express from 'express'
 import path from 'node:path'
-import { peerSession, type PeerStore } from 'connect-peer'
+import { peerSession, statusPage, type PeerStore } from 'connect-peer'
+import { collectMetrics } from 'connect-peer/metrics'
+import { collectDefaultMetrics, Registry } from 'prom-client'
 import type { Config } from './config.js'
 import { page, sessionsPage } from './views.js'
 
@@ -28,6 +30,17 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   app.disable('x-powered-by')
   // Before the session middleware: an icon has nothing to do with sessions.
   app.get('/favicon.ico', (_req, res) => res.sendFile(path.join(__dirname, 'public', 'favicon.ico'), { maxAge: '1d' }))
+  // Before the session middleware too: a scrape or a look at the cluster makes no session.
+  // Prometheus scrapes /metrics: the store's metrics and the process's, in a registry of this app's own.
+  const metrics = new Registry()
+  collectMetrics(store, { register: metrics })
+  collectDefaultMetrics({ register: metrics })
+  app.get('/metrics', (_req, res, next) => {
+    metrics.metrics().then((text) => res.type(metrics.contentType).send(text), next)
+  })
+  // The status page at /cluster, for this machine only (the demo's balancer runs here too). A real
+  // app would check an admin session, or serve it on an internal port.
+  app.use(statusPage(store, { authorize: (req) => isLoopback(req.socket.remoteAddress) }))
   // Against cross-site form posts: the session cookie is SameSite=Lax (not sent with them), and a
   // POST a browser sends from another origin is refused (login CSRF would otherwise still work),
   // before its session is even loaded.
@@ -176,4 +189,9 @@ function hostOf(origin: string): string | null {
 function parseRoute(cookieHeader: string | undefined): string | null {
   const match = /(?:^|;\s*)ROUTEID=([^;]*)/.exec(cookieHeader ?? '')
   return match ? decodeURIComponent(match[1]!) : null
+}
+
+/** Whether a client address is this machine's (IPv4 loopback, IPv6 loopback, or IPv4 mapped in IPv6). */
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && /^(127\.|::ffff:127\.|::1$)/.test(address)
 }

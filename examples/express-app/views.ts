@@ -128,6 +128,7 @@ export function page(state: PageState): string {
     <section>
       <h2>Cluster, as ${escape(state.node)} sees it</h2>
       <table id="members"><thead><tr><th>peer</th><th>address</th><th>state</th></tr></thead><tbody>${members}</tbody></table>
+      <p>More: <a href="/cluster">the status page</a> (lag, queues, transfers) and <a href="/metrics">the Prometheus metrics</a>.</p>
     </section>
     <section class="try">
       <h2>Try it</h2>

@@ -3,6 +3,7 @@ import session, { type SessionData, type SessionOptions } from 'express-session'
 import onHeaders from 'on-headers'
 import { debugFor } from '../base/debug.js'
 import { InvalidOptionError } from '../base/errors.js'
+import { statusResponder, type StatusPageOptions } from '../monitoring/status.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
@@ -150,4 +151,33 @@ async function rebind(req: Request, move: (sid: string) => Promise<string | unde
   // express-session's Session keeps its id read-only: build the session anew under the new id.
   // Its original id differs now, so express-session reissues the cookie and saves at the end.
   req.sessionStore!.createSession(req as never, data)
+}
+
+/**
+ * The cluster status page, for Express: this node, each member with its state, since when, lag,
+ * queue and connections, the last state transfer with its progress, session and tombstone counts,
+ * and protocol versions. HTML at `path` (it refreshes itself every 2 s), the same as JSON with
+ * `?format=json`; never a session id or any session data. `authorize` decides who sees it: a
+ * request it refuses gets a 403. Serves nothing unless mounted.
+ *
+ * @example
+ * ```ts
+ * import { statusPage } from 'connect-peer'
+ * // Only from this machine, e.g. through an SSH tunnel: req.socket.remoteAddress is the client's.
+ * app.use(statusPage(store, { authorize: (req) => req.socket.remoteAddress === '127.0.0.1' }))
+ * ```
+ */
+export function statusPage<R extends IncomingMessage = IncomingMessage>(
+  store: PeerStore,
+  options: StatusPageOptions<R>,
+): (req: R, res: ServerResponse, next: Next) => void {
+  const page = statusResponder(store, options)
+  return (req, res, next) => {
+    const url = req.url ?? '/'
+    if (!page.matches(url)) return next()
+    page.respond(req, { method: req.method ?? 'GET', url, accept: req.headers.accept }).then((reply) => {
+      res.writeHead(reply.status, reply.headers)
+      res.end(reply.body)
+    }, next)
+  }
 }

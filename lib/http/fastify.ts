@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import fastifyPlugin from 'fastify-plugin'
 import { debugFor } from '../base/debug.js'
 import { InvalidOptionError } from '../base/errors.js'
+import { statusResponder, type StatusPageOptions } from '../monitoring/status.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
@@ -114,3 +115,32 @@ export const connectPeerFastify = peerSession
 
 /** @deprecated Use `PeerFastifySessionOptions`. */
 export type ConnectPeerFastifyOptions = PeerFastifySessionOptions
+
+/** Options of the Fastify `statusPage` plugin: the store, and who may see the page. */
+export interface FastifyStatusPageOptions extends StatusPageOptions<FastifyRequest> {
+  /** The PeerStore whose cluster the page shows. */
+  store: PeerStore
+}
+
+/**
+ * The cluster status page, as a Fastify plugin: a GET route at `path` (under the plugin's prefix)
+ * with HTML that refreshes itself every 2 s, the same as JSON with `?format=json`; counts, members
+ * and transfers, never a session id or any session data. `authorize(request)` decides who sees it:
+ * a request it refuses gets a 403.
+ *
+ * @example
+ * ```ts
+ * import { statusPage } from 'connect-peer/fastify'
+ * await app.register(statusPage, { store, authorize: (request) => request.ip === '127.0.0.1' })
+ * ```
+ */
+export const statusPage: FastifyPluginCallback<FastifyStatusPageOptions> = (fastify, options, done) => {
+  if (!options?.store) throw new InvalidOptionError('store', 'a PeerStore', options?.store)
+  const { store, ...pageOptions } = options
+  const page = statusResponder(store, pageOptions)
+  fastify.get(pageOptions.path ?? '/cluster', async (request, reply) => {
+    const answer = await page.respond(request, { method: request.method, url: request.url, accept: request.headers.accept })
+    return reply.code(answer.status).headers(answer.headers).send(answer.body)
+  })
+  done()
+}

@@ -2,6 +2,7 @@ import type { Context, Middleware, Next } from 'koa'
 import createSession, { type CreateSessionOptions } from 'koa-session'
 import { debugFor } from '../base/debug.js'
 import { InvalidOptionError } from '../base/errors.js'
+import { statusResponder, type StatusPageOptions } from '../monitoring/status.js'
 import { internalsOf } from '../peer-store/internals.js'
 import type { PeerStore } from '../peer-store/peer-store.js'
 import { withoutReplication } from '../peer-store/replication-scope.js'
@@ -171,4 +172,29 @@ export function peerKoaSession(
   options: Omit<PeerKoaSessionOptions, 'store'> = {},
 ): Middleware {
   return peerSession(app, { ...options, store })
+}
+
+/**
+ * The cluster status page, for Koa: HTML at `path` (it refreshes itself every 2 s), the same as
+ * JSON with `?format=json`; counts, members and transfers, never a session id or any session data.
+ * `authorize(ctx)` decides who sees it: a request it refuses gets a 403. Other paths pass through.
+ *
+ * @example
+ * ```ts
+ * import { statusPage } from 'connect-peer/koa'
+ * app.use(statusPage(store, { authorize: (ctx) => ctx.session?.admin === true }))
+ * ```
+ */
+export function statusPage(store: PeerStore, options: StatusPageOptions<Context>): Middleware {
+  const page = statusResponder(store, options)
+  return async (ctx: Context, next: Next) => {
+    if (!page.matches(ctx.url)) {
+      await next()
+      return
+    }
+    const reply = await page.respond(ctx, { method: ctx.method, url: ctx.url, accept: ctx.get('accept') || undefined })
+    ctx.status = reply.status
+    ctx.set(reply.headers)
+    ctx.body = reply.body
+  }
 }

@@ -1,7 +1,8 @@
 import { InvalidOptionError } from '../base/errors.js'
+import type { Measurement } from '../replication/replication.js'
 
 /**
- * What the framework adapters (Express, Koa, Fastify) need from a PeerStore beyond the Store
+ * What the framework adapters (Express, Koa, Fastify) and the monitoring entry need from a PeerStore beyond the Store
  * contract. Kept off the public class: users reach it only through the adapters.
  */
 export interface StoreInternals {
@@ -40,6 +41,12 @@ export interface StoreInternals {
   ): Promise<void>
   /** Destroys a session; as `Store.destroy`. */
   destroy(sid: string): Promise<void>
+  /**
+   * Hears every timing the replication takes (see `Measurement`): how the metrics entry and the
+   * status page see lag, apply, ack and transfer times without a public event nobody else wants.
+   * Called on hot paths: a listener must be cheap and must not throw. Returns what unsubscribes it.
+   */
+  observe(listener: (measurement: Measurement) => void): () => void
 }
 
 const registry = new WeakMap<object, StoreInternals>()

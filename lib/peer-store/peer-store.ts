@@ -28,7 +28,7 @@ import {
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
 import { Snapshots } from '../persistence/snapshots.js'
 import { createReplication } from '../replication/create-replication.js'
-import type { ReplicatedChange, Replication, ReplicationStats } from '../replication/replication.js'
+import type { Measurement, ReplicatedChange, Replication, ReplicationStats, SyncProgress } from '../replication/replication.js'
 import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
@@ -94,6 +94,8 @@ export interface PeerStoreEvents extends SessionEventMap {
   'session:replicated': [event: { sid: string | null; change: ReplicatedChange; from: string }]
   /** A synchronisation with a peer finished: `sessions` entries were fetched from it. */
   sync: [event: { peer: string; sessions: number; durationMs: number }]
+  /** A state transfer from a peer advanced: sessions and bytes done, and what the peer's digest promised. */
+  'sync:progress': [progress: SyncProgress]
   /** The replication port could not be opened (also rejects `ready()`). */
   error: [error: Error]
   /**
@@ -162,6 +164,8 @@ export class PeerStore extends Store {
   #closing: Promise<void> | undefined
   /** Someone called ready(): a failed start reaches them (see the constructor). */
   #readyAwaited = false
+  /** Who hears the replication's timings (`StoreInternals.observe`): the metrics entry, status pages. */
+  readonly #observers = new Set<(measurement: Measurement) => void>()
 
   /**
    * Generates session ids routed to this node, `<random>.<nodeId>` (144 random bits): pass it as
@@ -237,6 +241,10 @@ export class PeerStore extends Store {
       readExternal: (sid, loadedBy) => this.#readExternal(sid, loadedBy),
       writeExternal: (sid, data, cookieExpires, maxAgeMs, loadedBy) => this.#writeExternal(sid, data, cookieExpires, maxAgeMs, loadedBy),
       destroy: (sid) => this.destroy(sid),
+      observe: (listener) => {
+        this.#observers.add(listener)
+        return () => this.#observers.delete(listener)
+      },
     })
     this.#replication = createReplication(
       this.#table,
@@ -248,6 +256,9 @@ export class PeerStore extends Store {
         peerError: (error, remote) => this.emit('peer:error', error, remote),
         redisUp: (sessions, durationMs) => this.emit('redis:up', { sessions, durationMs }),
         redisDown: (reason) => this.emit('redis:down', { reason }),
+        measured: (measurement) => {
+          for (const listener of this.#observers) listener(measurement)
+        },
       },
     )
     this.#membership = new Membership(this.#replication, this.#options.cluster, {

@@ -22,6 +22,15 @@ const debug = debugFor('replication')
 
 const ACK_LEVEL = { async: AckLevel.NONE, ack: AckLevel.RECEIVED, sync: AckLevel.APPLIED } as const
 
+/** The messages that change the table here: each one received is a batch applied, timed as `apply`. */
+const APPLIED: ReadonlySet<number> = new Set<number>([
+  MessageType.UPSERT,
+  MessageType.DESTROY,
+  MessageType.EXPIRY,
+  MessageType.RENAME,
+  MessageType.FETCH_REPLY,
+])
+
 /** Membership changes that come together (a node and its connections) lead to one rebalance. */
 const REBALANCE_DELAY_MS = 50
 /** Entries a trim looks at before it lets the event loop breathe. */
@@ -102,7 +111,7 @@ export class PeerReplication implements Replication {
     const mode = options.replication
     this.#placement = mode === 'all' ? undefined : new BackupPlacement(options.nodeId, mode.backups)
     this.#cluster = new Cluster(config.cluster, this.#limits, {
-      message: (message, connection, peer) => this.#handle(message, connection, peer),
+      message: (message, connection, peer) => this.#received(message, connection, peer),
       connected: (peer, connection) => this.#connected(peer, connection),
       needsResync: (peer, connection) => this.#sync.push(connection, peer),
       memberChanged: (member, previous) => {
@@ -130,6 +139,7 @@ export class PeerReplication implements Replication {
           debug('sync with %s done: %d entries in %d ms', peer.name, fetched, durationMs)
           this.#endInitialSync()
           this.#events.synced(peer.name, fetched, durationMs)
+          this.#events.measured?.({ kind: 'transfer', peer: peer.name, seconds: durationMs / 1000, sessions: fetched })
         },
       },
     )
@@ -264,7 +274,16 @@ export class PeerReplication implements Replication {
     return this.#placement?.holdsHere(sid, origin) ?? true
   }
 
-  /** Called by the cluster for every replication message. Throws `ProtocolError` on a misplaced one. */
+  /** Every replication message from the cluster; the ones that change the table are timed (`apply`). */
+  #received(message: Message, connection: Connection, peer: PeerLink): void {
+    const events = this.#events
+    if (!events.measured || !APPLIED.has(message.type)) return this.#handle(message, connection, peer)
+    const started = performance.now()
+    this.#handle(message, connection, peer)
+    events.measured({ kind: 'apply', peer: peer.name, seconds: (performance.now() - started) / 1000 })
+  }
+
+  /** Called for every replication message. Throws `ProtocolError` on a misplaced one. */
   #handle(message: Message, connection: Connection, peer: PeerLink): void {
     const from = peer.name
     const now = Date.now()
@@ -402,6 +421,7 @@ export class PeerReplication implements Replication {
     const waits = this.#cluster.broadcast(message, level, peers)
     if (level === AckLevel.NONE) return undefined
     if (waits.length === 0) return Promise.resolve()
+    const started = performance.now()
     return new Promise<void>((resolve, reject) => {
       const unconfirmed = new Set(waits.map(({ link }) => link))
       const timer = setTimeout(() => {
@@ -425,6 +445,7 @@ export class PeerReplication implements Replication {
       Promise.all(confirmations).then(
         () => {
           clearTimeout(timer)
+          this.#events.measured?.({ kind: 'ack', seconds: (performance.now() - started) / 1000 })
           resolve()
         },
         (error: Error) => {

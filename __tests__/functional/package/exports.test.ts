@@ -24,7 +24,7 @@ beforeAll(async () => {
   // What an Express + TypeScript project has: express-session with its types, and Node's types.
   const dependencies = [
     tarball,
-    ...['express@5', 'express-session@1', 'koa@3', 'koa-session@7', 'fastify@5'],
+    ...['express@5', 'express-session@1', 'koa@3', 'koa-session@7', 'fastify@5', 'prom-client@15'],
     ...['@types/express@5', '@types/express-session@1', '@types/node@20', '@types/koa@3'],
   ]
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...dependencies], { cwd: folder })
@@ -79,6 +79,31 @@ test('the Koa and Fastify entry points load, from CommonJS and ESM; every entry 
   expect(esm).toBe('function function true')
 })
 
+test('connect-peer/metrics loads prom-client; no other entry does, so it stays optional', async () => {
+  const out = await node(
+    'metrics.cjs',
+    `const loaded = () => Object.keys(require.cache).some((file) => file.includes('prom-client'))
+     const { PeerStore, statusPage } = require('connect-peer'); require('connect-peer/koa'); require('connect-peer/fastify')
+     const before = loaded()
+     const { collectMetrics } = require('connect-peer/metrics')
+     const { Registry } = require('prom-client')
+     const store = new PeerStore(); const register = new Registry()
+     const metrics = collectMetrics(store, { register })
+     register.getSingleMetricAsString('connect_peer_sessions').then(async (text) => {
+       console.log(JSON.stringify({ before, after: loaded(), statusPage: typeof statusPage, text: text.split('\\n').pop() }))
+       metrics.stop(); await store.close() })`,
+  )
+  expect(JSON.parse(out)).toEqual({ before: false, after: true, statusPage: 'function', text: 'connect_peer_sessions 0' })
+  const esm = await node(
+    'metrics.mjs',
+    `import { collectMetrics } from 'connect-peer/metrics'
+     import { statusPage as onKoa } from 'connect-peer/koa'
+     import { statusPage as onFastify } from 'connect-peer/fastify'
+     console.log(typeof collectMetrics, typeof onKoa, typeof onFastify)`,
+  )
+  expect(esm).toBe('function function function')
+})
+
 test('internal modules are not importable', async () => {
   const out = await node(
     'deep.cjs',
@@ -95,7 +120,11 @@ test('the types resolve for a TypeScript user', async () => {
      import Fastify from 'fastify'
      import { PeerStore, peerSession, type PeerStoreOptions, NotReplicableError, type Member } from 'connect-peer'
      import { peerSession as koaSession } from 'connect-peer/koa'
-     import { peerSession as fastifySession } from 'connect-peer/fastify'
+     import { peerSession as fastifySession, statusPage as fastifyStatus } from 'connect-peer/fastify'
+     import { statusPage, type ClusterStatus } from 'connect-peer'
+     import { statusPage as koaStatus } from 'connect-peer/koa'
+     import { collectMetrics, type MetricsCollection } from 'connect-peer/metrics'
+     import { Registry } from 'prom-client'
      const options: PeerStoreOptions = { ttl: 60, touchAfter: 10, nodeId: 'was1', listen: '127.0.0.1:0' }
      const store: PeerStore = new PeerStore([{ host: '127.0.0.2', port: 4055, nodeId: 'was2' }], options)
      const found: Promise<import('express-session').SessionData | null> = store.get('a')
@@ -107,6 +136,12 @@ test('the types resolve for a TypeScript user', async () => {
      koa.use(koaSession(koa, { store, maxAge: 1000 }))
      const fastify = Fastify()
      void fastify.register(fastifySession, { store })
+     app.use(statusPage(store, { authorize: (req) => req.socket.remoteAddress === '127.0.0.1' }))
+     koa.use(koaStatus(store, { authorize: (ctx) => ctx.ip === '127.0.0.1', path: '/status' }))
+     void fastify.register(fastifyStatus, { store, authorize: async (request) => request.ip === '127.0.0.1' })
+     const metrics: MetricsCollection = collectMetrics(store, { register: new Registry(), prefix: 'app_' })
+     const shown = (status: ClusterStatus) => status.members.map((member) => member.state)
+     void [metrics, shown]
      export { found, NotReplicableError }`,
   )
   await writeFile(
