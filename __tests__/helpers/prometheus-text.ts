@@ -145,9 +145,11 @@ function parseSample(line: string, fail: (why: string) => never): Sample {
   if (!parts) fail('expected one space, a value, and optionally a timestamp')
   const text = parts[1]!
   let value: number
-  if (text === '+Inf') value = Infinity
-  else if (text === '-Inf') value = -Infinity
-  else if (text === 'NaN') value = NaN
+  // Values are what Go's strconv.ParseFloat reads (Prometheus's own parser): Inf and NaN in any
+  // case. prom-client writes `Nan` for a summary with no sample yet (its event-loop lag, at start).
+  if (/^\+?inf(inity)?$/i.test(text)) value = Infinity
+  else if (/^-inf(inity)?$/i.test(text)) value = -Infinity
+  else if (/^nan$/i.test(text)) value = NaN
   else if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) value = Number(text)
   else fail(`bad value ${text}`)
   return { name, labels, value: value! }
