@@ -377,7 +377,9 @@ export class PeerStore extends Store {
    * other requests stored since (see `set`). Nothing changes for express-session.
    */
   override createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
-    const loaded = this.#loaded.get(session)
+    // A takeover (http/express.ts) rebuilds the request's session under its new id from a copy:
+    // it was loaded as the session the request already has.
+    const loaded = this.#loaded.get(session) ?? (req.session ? this.#loaded.get(req.session) : undefined)
     const created = super.createSession(req, session)
     if (loaded) this.#loaded.set(created, loaded)
     return created
@@ -393,7 +395,9 @@ export class PeerStore extends Store {
    * Merge on save: when `session` came from this store's `get` (through express-session) and
    * another request stored a newer version since, only the top-level keys this request changed are
    * written over it; the other request's changes are kept. A key both changed takes this save's
-   * value (the later save wins that key). Throws `SessionLimitError` when a session limit refuses it.
+   * value (the later save wins that key). If the session was taken over by another node since
+   * (`peerSession`'s rebind), the save follows it to its new id, merged the same way. Throws
+   * `SessionLimitError` when a session limit refuses it.
    */
   set(sid: string, session: SessionData): Promise<void>
   set(sid: string, session: SessionData, callback: (error?: unknown) => void): void
@@ -685,6 +689,9 @@ export class PeerStore extends Store {
     cookieExpires: number | null | undefined,
     expiryOf: (cookieExpires: number | null, now: number) => number,
   ): Promise<void> {
+    // Taken over by another node (a rebind) since this request loaded it: the session lives on
+    // under its new id, and this request's changes follow it there (merged, as below).
+    if (loaded) sid = this.#movedTo(sid)
     const now = Date.now()
     const live = this.#table.get(sid, now)
     const stored = this.#table.peek(sid)?.blob ?? null
@@ -707,6 +714,16 @@ export class PeerStore extends Store {
     if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
     if (change?.kind === 'upsert' && change.previous === null) this.#events.created(sid, change.entry)
     await Promise.all([...evictions, this.#publish(change)])
+  }
+
+  /** Where the session under `sid` lives now, following its moves (at most `maxRebinds` of them). */
+  #movedTo(sid: string): string {
+    for (let hops = 0; hops < this.#options.maxRebinds; hops++) {
+      const movedTo = this.#table.peek(sid)?.movedTo ?? null
+      if (movedTo === null) break
+      sid = movedTo
+    }
+    return sid
   }
 
   /** Evicts what the session limits ask before `sid` is stored (throws `SessionLimitError` when refused). */
