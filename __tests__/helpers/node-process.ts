@@ -27,9 +27,16 @@ export interface NodeConfig {
   probeAtStart?: string
   /** A Redis Cluster for the Redis tier: the node makes an ioredis Cluster client of these. */
   redisCluster?: { host: string; port: number }[]
+  /** The `principal` option as the name of a session key (functions cannot travel as JSON): `(s) => s[principalKey]`. */
+  principalKey?: string
+  /** Forward `session:created`, `session:destroyed` and `session:expired` as events (with the node's id). */
+  sessionEvents?: boolean
 }
 
-export interface NodeSpec extends Pick<NodeConfig, 'peers' | 'preload' | 'probeOnUp' | 'probeAtStart' | 'redisCluster'> {
+export interface NodeSpec extends Pick<
+  NodeConfig,
+  'peers' | 'preload' | 'probeOnUp' | 'probeAtStart' | 'redisCluster' | 'principalKey' | 'sessionEvents'
+> {
   nodeId: string
   host: string
   port: number
@@ -63,7 +70,7 @@ export class NodeProcess {
 
   private constructor(spec: NodeSpec) {
     this.spec = spec
-    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart, redisCluster } = spec
+    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart, redisCluster, principalKey, sessionEvents } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
     const config: NodeConfig = {
       peers,
@@ -72,6 +79,8 @@ export class NodeProcess {
       probeOnUp,
       probeAtStart,
       redisCluster,
+      principalKey,
+      sessionEvents,
       retryCapMs: 500,
     }
     this.#child = fork(FIXTURE, [], {

@@ -19,6 +19,8 @@ export interface WebNodeSpec {
   peers: { host: string; port: number; nodeId: string }[]
   http: { host: string; port: number }
   options?: PeerStoreOptions
+  /** Express only: plain `session({ store })` instead of `peerSession` (no sticky routing, no takeover). */
+  plainSession?: boolean
 }
 
 /** Where a node runs when not on this machine's own network: node `endpoint` of a namespaced network. */

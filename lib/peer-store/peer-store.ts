@@ -391,7 +391,9 @@ export class PeerStore extends Store {
    * other requests stored since (see `set`). Nothing changes for express-session.
    */
   override createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
-    const loaded = this.#loaded.get(session)
+    // A takeover (http/express.ts) rebuilds the request's session under its new id from a copy:
+    // it was loaded as the session the request already has.
+    const loaded = this.#loaded.get(session) ?? (req.session ? this.#loaded.get(req.session) : undefined)
     const created = super.createSession(req, session)
     if (loaded) this.#loaded.set(created, loaded)
     return created
@@ -407,7 +409,9 @@ export class PeerStore extends Store {
    * Merge on save: when `session` came from this store's `get` (through express-session) and
    * another request stored a newer version since, only the top-level keys this request changed are
    * written over it; the other request's changes are kept. A key both changed takes this save's
-   * value (the later save wins that key). Throws `SessionLimitError` when a session limit refuses it.
+   * value (the later save wins that key). If the session was taken over by another node since
+   * (`peerSession`'s rebind), the save follows it to its new id, merged the same way. Throws
+   * `SessionLimitError` when a session limit refuses it.
    */
   set(sid: string, session: SessionData): Promise<void>
   set(sid: string, session: SessionData, callback: (error?: unknown) => void): void
@@ -417,10 +421,13 @@ export class PeerStore extends Store {
       if (this.#loading) await this.#loading
       const request = currentRequest()
       const loaded = this.#loadedFor(sid, session, request)
-      await this.#save(sid, session, loaded, undefined, (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now))
+      // Taken over by another node (a rebind) since this request loaded it: the session lives on
+      // under its new id, and this request's changes follow it there (merged, as below).
+      const target = loaded ? this.#movedTo(sid) : sid
+      await this.#save(target, session, loaded, undefined, (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now))
       // A second save by the same request merges against this one.
-      const entry = this.#table.peek(sid)
-      if (entry?.blob) this.#noteLoaded(sid, entry, session, request)
+      const entry = this.#table.peek(target)
+      if (entry?.blob) this.#noteLoaded(target, entry, session, request)
     }, callback)
   }
 
@@ -686,7 +693,7 @@ export class PeerStore extends Store {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
     const loaded = this.#loadedFor(sid, loadedBy)
-    await this.#save(sid, data, loaded, cookieExpires, (_, now) => now + (maxAgeMs ?? this.#options.ttl))
+    await this.#save(loaded ? this.#movedTo(sid) : sid, data, loaded, cookieExpires, (_, now) => now + (maxAgeMs ?? this.#options.ttl))
   }
 
   /**
@@ -735,10 +742,21 @@ export class PeerStore extends Store {
   #loadedFor(sid: string, ...keys: Array<object | undefined>): Loaded | undefined {
     for (const key of keys) {
       const loaded = key && this.#loaded.get(key)
-      // A request may read other sessions too: only a read of this one counts.
-      if (loaded && loaded.sid === sid) return loaded
+      // A request may read other sessions too: only a read of this one counts, under its id or
+      // under the id a takeover moved it to.
+      if (loaded && (loaded.sid === sid || this.#movedTo(loaded.sid) === this.#movedTo(sid))) return loaded
     }
     return undefined
+  }
+
+  /** Where the session under `sid` lives now, following its moves (at most `maxRebinds` of them). */
+  #movedTo(sid: string): string {
+    for (let hops = 0; hops < this.#options.maxRebinds; hops++) {
+      const movedTo = this.#table.peek(sid)?.movedTo ?? null
+      if (movedTo === null) break
+      sid = movedTo
+    }
+    return sid
   }
 
   /** Evicts what the session limits ask before `sid` is stored (throws `SessionLimitError` when refused). */
