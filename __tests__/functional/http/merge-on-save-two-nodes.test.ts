@@ -10,7 +10,7 @@
  * routed to it): the first request's change must follow the session to its new id.
  */
 import { settles } from '../../helpers/settle.js'
-import { browse, CookieJar, stopAllWebNodes, WebNode } from '../../helpers/web-node.js'
+import { browse, CookieJar, stopAllWebNodes, WebNode, type Framework } from '../../helpers/web-node.js'
 
 const A = { nodeId: 'web1', host: '127.0.20.11' }
 const B = { nodeId: 'web2', host: '127.0.20.12' }
@@ -18,10 +18,10 @@ const B = { nodeId: 'web2', host: '127.0.20.12' }
 afterEach(stopAllWebNodes)
 
 /** Two Express nodes that see each other: replication on `port`, HTTP on `port` - 1000. */
-async function pair(port: number, plainSession: boolean): Promise<[WebNode, WebNode]> {
+async function pair(port: number, plainSession: boolean, framework: Framework = 'express5'): Promise<[WebNode, WebNode]> {
   const start = (self: typeof A, other: typeof A) =>
     WebNode.start({
-      framework: 'express5',
+      framework,
       plainSession,
       nodeId: self.nodeId,
       listen: `${self.host}:${port}`,
@@ -108,4 +108,21 @@ test('peerSession: the second node takes the session over meanwhile; the first r
   expect(await holds(was1, secondSid, { lang: 'fr' })).toMatchObject(BOTH)
   expect(await was2.call('get', secondSid)).toMatchObject(BOTH)
   for (const node of [was1, was2]) expect(await node.call('get', sid)).toBeNull()
+}, 60_000)
+
+test('Fastify: the same two requests, one taken over by the second node, keep both changes', async () => {
+  const [was1, was2] = await pair(4213, false, 'fastify')
+  const { sid, first, second, secondSid } = await overlappingRequests(was1, was2)
+  expect(secondSid).toMatch(/\.web2$/)
+  await holds(was1, sid, null)
+
+  await was1.call('open', 'first')
+  expect((await first).status).toBe(200)
+  await holds(was2, secondSid, { theme: 'dark' })
+
+  await was2.call('open', 'second')
+  expect((await second).status).toBe(200)
+
+  expect(await holds(was1, secondSid, { lang: 'fr' })).toMatchObject(BOTH)
+  expect(await was2.call('get', secondSid)).toMatchObject(BOTH)
 }, 60_000)
