@@ -102,11 +102,12 @@ test('50k anonymous sessions against maxSessions 1000: memory bounded, the 10 us
     expect(flood.maxHeapUsed - before[i]!.heapUsed).toBeLessThan(HEAP_GROWTH_DURING)
   }
 
-  // Every session gone was evicted (none refused), and counted: by the node that evicted it, or by
-  // both when both picked the same one at once.
+  // Every session gone was evicted (none refused), and counted once: each node evicts its own
+  // anonymous sessions first, so two nodes making room at once do not pick the same one.
   const gone = USERS + 2 * PER_NODE - ids[0]!.length
   const evicted = stats.reduce((sum, each) => sum + each.evicted, 0)
   expect(evicted).toBeGreaterThanOrEqual(gone)
+  expect(evicted - gone).toBeLessThanOrEqual(gone / 1000)
   expect(stats.map((each) => each.refused)).toEqual([0, 0])
 
   // Tombstones: one per evicted session on each node, none for anything else.
