@@ -12,7 +12,7 @@ export type { RedisTierStats } from './replication/redis/redis-replication.js'
 export type { PeerSpec, ListenSpec } from './cluster/address.js'
 export type { PeerSource, PeerFunction, PeerFunctionSource, DnsPeers } from './cluster/discovery.js'
 export type { Member, MemberState } from './cluster/peer-link.js'
-export type { ReplicatedChange } from './replication/replication.js'
+export type { ReplicatedChange, SyncProgress } from './replication/replication.js'
 export { exponentialBackoff, type RetryPolicy } from './cluster/backoff.js'
 export { peerSession, staticFilter, stickyRouting, type PeerSessionOptions } from './http/express.js'
 export type { RouteCookieOptions } from './http/route-cookie.js'
@@ -41,4 +41,5 @@ export {
   type SnapshotProblem,
   type ErrorCode,
   type HandshakeRefusal,
+  type ProtocolVersions,
 } from './base/errors.js'

@@ -8,6 +8,8 @@ import { decodeSession, encodeCookie, encodeSession, MAX_SESSION_ID_LENGTH, type
 import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
 import {
+  HandshakeRefusals,
+  HandshakeRefusedError,
   InvalidArgumentError,
   InvalidOptionError,
   SnapshotProblems,
@@ -18,7 +20,7 @@ import {
 import { resolveOptions, type PeerStoreOptions, type ResolvedOptions } from './options.js'
 import { Snapshots } from '../persistence/snapshots.js'
 import { createReplication } from '../replication/create-replication.js'
-import type { ReplicatedChange, Replication, ReplicationStats } from '../replication/replication.js'
+import type { ReplicatedChange, Replication, ReplicationStats, SyncProgress } from '../replication/replication.js'
 import { createSessionId } from '../table/session-id.js'
 import { settle, type Callback } from './callback.js'
 import { registerInternals } from './internals.js'
@@ -62,6 +64,13 @@ export interface PeerStoreEvents {
   'session:replicated': [event: { sid: string | null; change: ReplicatedChange; from: string }]
   /** A synchronisation with a peer finished: `sessions` entries were fetched from it. */
   sync: [event: { peer: string; sessions: number; durationMs: number }]
+  /**
+   * A synchronisation with a peer advanced: sessions and bytes fetched so far, and what the peer's
+   * digest showed to be newer there (growing while the digest streams in). At most every 100 ms
+   * while it runs, then once with everything done, just before `sync`; not for a transfer that
+   * brings nothing. A transfer that has to start over reports from zero again.
+   */
+  'sync:progress': [progress: SyncProgress]
   /** The replication port could not be opened (also rejects `ready()`). */
   error: [error: Error]
   /**
@@ -177,7 +186,8 @@ export class PeerStore extends Store {
         memberChanged: (member, previous) => this.#memberChanged(member, previous),
         replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
         synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
-        peerError: (error, remote) => this.emit('peer:error', error, remote),
+        syncProgress: (progress) => this.emit('sync:progress', progress),
+        peerError: (error, remote) => this.#peerError(error, remote),
         redisUp: (sessions, durationMs) => this.emit('redis:up', { sessions, durationMs }),
         redisDown: (reason) => this.emit('redis:down', { reason }),
       },
@@ -542,6 +552,16 @@ export class PeerStore extends Store {
     debug('%s', error.message)
     if (this.listenerCount('warning') > 0) this.emit('warning', error)
     else if (error.reason !== SnapshotProblems.MISSING) process.emitWarning(error.message, { code: error.code })
+  }
+
+  /**
+   * A peer's connection failed. A peer with no protocol version in common (reported once per peer
+   * and version) is something to act on: with no `peer:error` listener it becomes a process warning.
+   */
+  #peerError(error: Error, remote: string): void {
+    if (this.listenerCount('peer:error') > 0) this.emit('peer:error', error, remote)
+    else if (error instanceof HandshakeRefusedError && error.reason === HandshakeRefusals.VERSION)
+      process.emitWarning(error.message, { code: error.code })
   }
 
   /** Discovery could not read its source: an event if someone listens, a process warning otherwise. */
