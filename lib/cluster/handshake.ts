@@ -114,7 +114,8 @@ export function dialHandshake(connection: Connection, parameters: DialParameters
         const keys = recordKeys(key, hello.nonce, welcome.nonce)
         connection.secure(new RecordSealer(keys.dialerToAcceptor), new RecordOpener(keys.acceptorToDialer))
       }
-      settle(welcome, protocol, next(welcome))
+      const accepted = welcome
+      settle(accepted, protocol, () => next(accepted))
     },
     () => connection.send(hello),
   )
@@ -190,7 +191,8 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
       const keys = recordKeys(key, hello.nonce, welcome!.nonce)
       connection.secure(new RecordSealer(keys.acceptorToDialer), new RecordOpener(keys.dialerToAcceptor))
     }
-    settle(hello, hello.protocol, next(hello))
+    const dialer = hello
+    settle(dialer, dialer.protocol, () => next(dialer))
   })
 }
 
@@ -273,7 +275,8 @@ interface Deadlines {
 function run<T extends Hello | Welcome>(
   connection: Connection,
   deadlines: Deadlines,
-  onMessage: (message: Message, settle: (result: T, protocol: number, handlers: ConnectionHandlers) => void) => void,
+  // `handlers` is called once the connection has its version and frame cap: it may send at once.
+  onMessage: (message: Message, settle: (result: T, protocol: number, handlers: () => ConnectionHandlers) => void) => void,
   start?: () => void,
 ): Promise<T> {
   const { timeoutMs, first } = deadlines
@@ -307,7 +310,7 @@ function run<T extends Hello | Welcome>(
             done = true
             clearTimeout(timer)
             connection.established(result.maxFrameBytes, protocol)
-            connection.setHandlers(handlers)
+            connection.setHandlers(handlers())
             resolve(result)
           })
         } catch (error) {
