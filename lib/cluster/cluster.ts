@@ -115,6 +115,8 @@ export class Cluster {
   readonly #reports = new RateLimiter(10_000)
   /** Version refusals reported so far, by remote host and proposed versions: each is reported once. */
   readonly #versionReports = new Set<string>()
+  /** And at most one per remote host and window: a stranger proposing version after version does not flood the logs. */
+  readonly #versionReportsPerHost = new RateLimiter(10_000)
   /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
   readonly #bindsAddress: boolean
   readonly #localAddress: string | undefined
@@ -488,12 +490,14 @@ export class Cluster {
 
   /**
    * Two nodes with no protocol version in common (see docs/rolling-upgrades.md): counted every time,
-   * reported once per remote host and proposed versions, however often the peer retries.
+   * reported once per remote host and proposed versions however often the peer retries, and at
+   * most once per host every 10 s (another version within that is reported when it comes again).
    */
   #reportVersionRefusal(error: HandshakeRefusedError, remote: string): void {
     this.stats.versionRefusals += 1
-    const key = `${canonicalHost(remote.replace(/:\d+$/, ''))}|${error.versions?.proposed.join(',') ?? ''}`
-    if (this.#versionReports.has(key)) return
+    const host = canonicalHost(remote.replace(/:\d+$/, ''))
+    const key = `${host}|${error.versions?.proposed.join(',') ?? ''}`
+    if (this.#versionReports.has(key) || this.#versionReportsPerHost.take(host) === false) return
     if (this.#versionReports.size >= MAX_VERSION_REPORTS) this.#versionReports.clear()
     this.#versionReports.add(key)
     debug('%s: %s', remote, error.message)
