@@ -138,6 +138,16 @@ const frameCap: FieldCodec<number> = {
     return value
   },
 }
+/** A session's size in bytes: no frame could carry more than 4 GiB, so nothing larger is believed. */
+const MAX_SESSION_SIZE = 0xffff_ffff
+const sessionSize: FieldCodec<number> = {
+  write: (value, out) => integer.write(value, out),
+  read: (reader: WireReader) => {
+    const value = integer.read(reader)
+    if (value > MAX_SESSION_SIZE) reader.fail(`expected a session size of at most ${MAX_SESSION_SIZE} bytes`)
+    return value
+  },
+}
 const refusal = one(enumItem<HandshakeRefusal>(Object.values(HandshakeRefusals), 'a refusal reason'))
 const changeVersion = version(false)
 /** A version or none: a create's base, an epoch before any clear. */
@@ -250,7 +260,7 @@ const DIGEST_ENTRY = recordOf(
     movedTo: optionalSid,
     expiresAt: time,
     /** Since protocol 3: the size of the session's bytes (0 for a tombstone), for a transfer's progress. */
-    bytes: since(TIMESTAMPS_SINCE, integer, null),
+    bytes: since(TIMESTAMPS_SINCE, sessionSize, null),
   },
   (entry) => (entry.movedTo !== null && !entry.tombstone ? 'a live entry that moved' : undefined),
 )

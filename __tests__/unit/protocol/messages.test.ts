@@ -159,8 +159,11 @@ test.each([
   ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack([1, 2]), null, 0]], true]],
   ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack({ a: 1 }), 's2', 0]], true]],
   ['an unknown refusal reason', MessageType.REFUSE, ['was2', 'because', 'x']],
-])('refuses %s', (_, type, items) => {
-  expect(() => decodeMessage(frameOf(type, items), limits)).toThrow(
+  ['a digest entry of protocol 3 without its size', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, null, 5]], true], 3],
+  ['a digest entry claiming a session over 4 GiB', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, null, 5, 2 ** 32]], true], 3],
+  ['a change of protocol 3 without the sender clock', MessageType.DESTROY, [0, 0, 's1', 1, 'was1', 5], 3],
+])('refuses %s', (_, type, items, version = 2) => {
+  expect(() => decodeMessage(frameOf(type as number, items, version as number), limits)).toThrow(
     expect.objectContaining({ code: expect.stringMatching(new RegExp(`^(${ErrorCodes.PROTOCOL}|${ErrorCodes.MALFORMED_DATA})$`)) }),
   )
 })
