@@ -163,7 +163,7 @@ test.each([
   ['a digest entry claiming a session over 4 GiB', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, null, 5, 2 ** 32]], true], 3],
   ['a change of protocol 3 without the sender clock', MessageType.DESTROY, [0, 0, 's1', 1, 'was1', 5], 3],
 ])('refuses %s', (_, type, items, version = 2) => {
-  expect(() => decodeMessage(frameOf(type as number, items, version as number), limits)).toThrow(
+  expect(() => decodeMessage(frameOf(type, items, version), limits)).toThrow(
     expect.objectContaining({ code: expect.stringMatching(new RegExp(`^(${ErrorCodes.PROTOCOL}|${ErrorCodes.MALFORMED_DATA})$`)) }),
   )
 })
