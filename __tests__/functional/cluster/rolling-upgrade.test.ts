@@ -21,8 +21,10 @@ beforeAll(() => {
 afterAll(() => previous.remove())
 afterEach(killAll)
 
-const startOld = () => NodeProcess.start({ ...OLD, peers: [NEW], dist: previous.dist })
-const startNew = () => NodeProcess.start({ ...NEW, peers: [OLD] })
+/** As in production: a cluster secret, so every frame after the handshake is an encrypted record whose authenticated header carries the version. */
+const options = { secret: 'rolling upgrade test secret, 32+ chars' }
+const startOld = () => NodeProcess.start({ ...OLD, peers: [NEW], dist: previous.dist, options })
+const startNew = () => NodeProcess.start({ ...NEW, peers: [OLD], options })
 
 async function pair(): Promise<{ old: NodeProcess; next: NodeProcess }> {
   const [old, next] = await Promise.all([startOld(), startNew()])
