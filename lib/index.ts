@@ -44,4 +44,5 @@ export {
   type SnapshotProblem,
   type ErrorCode,
   type HandshakeRefusal,
+  type ProtocolVersions,
 } from './base/errors.js'

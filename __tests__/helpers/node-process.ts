@@ -41,6 +41,12 @@ export interface NodeSpec extends Pick<
   host: string
   port: number
   options?: PeerStoreOptions
+  /**
+   * Run this compiled copy of the library (its `dist/` directory) instead of lib/: an older
+   * release, for the rolling-upgrade test (see helpers/previous-protocol.ts). Its dependencies
+   * resolve from this repository's node_modules.
+   */
+  dist?: string
 }
 
 export interface NodeEvent {
@@ -70,7 +76,7 @@ export class NodeProcess {
 
   private constructor(spec: NodeSpec) {
     this.spec = spec
-    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart, redisCluster, principalKey, sessionEvents } = spec
+    const { nodeId, host, port, peers, options, preload, probeOnUp, probeAtStart, redisCluster, principalKey, sessionEvents, dist } = spec
     // Reconnect backoff capped at 500 ms (functions cannot travel to the child as JSON).
     const config: NodeConfig = {
       peers,
@@ -86,7 +92,11 @@ export class NodeProcess {
     this.#child = fork(FIXTURE, [], {
       cwd: ROOT,
       execArgv: ['--import', 'tsx'],
-      env: { ...process.env, NODE_CONFIG: JSON.stringify(config, (_key, value) => (value === undefined ? undefined : value)) },
+      env: {
+        ...process.env,
+        NODE_CONFIG: JSON.stringify(config, (_key, value) => (value === undefined ? undefined : value)),
+        ...(dist && { CONNECT_PEER_DIST: dist, NODE_PATH: path.join(ROOT, 'node_modules') }),
+      },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })

@@ -16,6 +16,8 @@ const limits = { session: { maxSessionBytes: 1 << 20, maxDepth: 32, maxContainer
 export class RawPeer {
   readonly socket: Socket
   readonly received: Message[] = []
+  /** The protocol version in the header of each received frame, in the order of `received`. */
+  readonly frameVersions: number[] = []
   readonly closed: Promise<void>
   readonly #decoder = new FrameDecoder(1 << 24)
   #waiters: Array<() => void> = []
@@ -23,7 +25,10 @@ export class RawPeer {
   private constructor(socket: Socket) {
     this.socket = socket
     socket.on('data', (chunk: Buffer) => {
-      for (const frame of this.#decoder.push(chunk)) this.received.push(decodeMessage(frame, limits))
+      for (const frame of this.#decoder.push(chunk)) {
+        this.received.push(decodeMessage(frame, limits))
+        this.frameVersions.push(frame.version)
+      }
       this.#wake()
     })
     this.closed = new Promise((resolve) => socket.on('close', () => resolve()))

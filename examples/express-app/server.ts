@@ -7,6 +7,7 @@ import { PeerStore } from 'connect-peer'
 import { createApp } from './app.js'
 import { ConfigError, readConfig } from './config.js'
 import { plural } from './plural.js'
+import { ProgressPrinter } from './transfer-progress.js'
 
 /** Set once the node runs: how to stop it cleanly. */
 let stop: ((why: string) => Promise<void>) | undefined
@@ -32,7 +33,17 @@ async function main(): Promise<void> {
   })
   store.on('peer:up', (member) => log(`peer ${member.nodeId} is up`))
   store.on('peer:down', (member) => log(`peer ${member.nodeId} is down`))
-  store.on('sync', ({ peer, sessions, durationMs }) => log(`received ${plural(sessions, 'session')} from ${peer} in ${durationMs} ms`))
+  // A transfer shows a bar on a terminal (a line per tenth in a log), ended by the summary.
+  const progress = new ProgressPrinter({
+    write: (text) => process.stdout.write(text),
+    tty: process.stdout.isTTY === true,
+    prefix: `[${config.nodeId}] `,
+  })
+  store.on('sync:progress', (event) => progress.update(event))
+  store.on('sync', ({ peer, sessions, durationMs }) => {
+    progress.done(peer)
+    log(`received ${plural(sessions, 'session')} from ${peer} in ${durationMs} ms`)
+  })
   store.on('peer:error', (error, remote) => log(`refused ${remote}: ${error.message}`))
   await store.ready()
 

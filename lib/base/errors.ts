@@ -178,14 +178,23 @@ export const HandshakeRefusals = {
 
 export type HandshakeRefusal = (typeof HandshakeRefusals)[keyof typeof HandshakeRefusals]
 
+/** For a `version` refusal: the protocol versions the dialer proposed, and those the refusing node speaks (empty when unknown). */
+export interface ProtocolVersions {
+  readonly proposed: readonly number[]
+  readonly spoken: readonly number[]
+}
+
 /** A handshake between two nodes was refused, by this node or by the other. */
 export class HandshakeRefusedError extends PeerStoreError {
   override readonly name = 'HandshakeRefusedError'
   readonly reason: HandshakeRefusal
+  /** With reason `version`: which versions were proposed, and which the refusing node speaks. */
+  readonly versions: ProtocolVersions | undefined
 
-  constructor(reason: HandshakeRefusal, detail: string) {
+  constructor(reason: HandshakeRefusal, detail: string, versions?: ProtocolVersions) {
     super(ErrorCodes.HANDSHAKE_REFUSED, `Peer handshake refused (${reason}): ${detail}`)
     this.reason = reason
+    this.versions = versions
   }
 }
 

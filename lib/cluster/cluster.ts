@@ -27,6 +27,8 @@ const debug = debugFor('transport')
 
 /** Time a new connection has to send its HELLO (or `handshakeTimeout`, if shorter): a real peer sends it at once. */
 const HELLO_TIMEOUT_MS = 1000
+/** Version refusals remembered as reported (each remote and version once); past this many, forgotten and reported anew. */
+const MAX_VERSION_REPORTS = 1024
 
 /** Totals over every connection this node has had. */
 export interface TransportStats {
@@ -38,6 +40,12 @@ export interface TransportStats {
   protocolErrors: number
   /** Handshakes refused, by this node or by the peer. */
   refusedHandshakes: number
+  /**
+   * Of those, refused because the two nodes speak no protocol version in common (a peer two or more
+   * versions apart, see docs/rolling-upgrades.md). A dialer's fallback to the previous version is
+   * not counted: that is how a new node and an old one agree.
+   */
+  versionRefusals: number
   /** Times a peer's send queue overflowed and was dropped. */
   queueOverflows: number
   /** Connections closed at once because their host (or all strangers together) had every handshake slot. */
@@ -55,6 +63,7 @@ export function emptyTransportStats(): TransportStats {
     bytesOut: 0,
     protocolErrors: 0,
     refusedHandshakes: 0,
+    versionRefusals: 0,
     queueOverflows: 0,
     rejectedConnections: 0,
     oversizedFrames: 0,
@@ -104,6 +113,10 @@ export class Cluster {
   readonly #sockets: Sockets
   /** One report per remote host and window: a flood of bad frames does not flood the logs. */
   readonly #reports = new RateLimiter(10_000)
+  /** Version refusals reported so far, by remote host and proposed versions: each is reported once. */
+  readonly #versionReports = new Set<string>()
+  /** And at most one per remote host and window: a stranger proposing version after version does not flood the logs. */
+  readonly #versionReportsPerHost = new RateLimiter(10_000)
   /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
   readonly #bindsAddress: boolean
   readonly #localAddress: string | undefined
@@ -463,13 +476,31 @@ export class Cluster {
   }
 
   #reportFailure(error: Error, remote: string): void {
-    if (error instanceof HandshakeRefusedError) this.stats.refusedHandshakes += 1
-    else if (error instanceof ProtocolError || error instanceof MalformedDataError) this.stats.protocolErrors += 1
+    if (error instanceof HandshakeRefusedError) {
+      this.stats.refusedHandshakes += 1
+      if (error.reason === HandshakeRefusals.VERSION) return this.#reportVersionRefusal(error, remote)
+    } else if (error instanceof ProtocolError || error instanceof MalformedDataError) this.stats.protocolErrors += 1
     else return // resets, timeouts and closes are membership matters, not errors
     const host = remote.replace(/:\d+$/, '')
     const suppressed = this.#reports.take(host)
     if (suppressed === false) return
     debug('%s: %s%s', remote, error.message, suppressed > 0 ? ` (${suppressed} more from ${host} not reported)` : '')
+    this.#events.connectionError(error, remote)
+  }
+
+  /**
+   * Two nodes with no protocol version in common (see docs/rolling-upgrades.md): counted every time,
+   * reported once per remote host and proposed versions however often the peer retries, and at
+   * most once per host every 10 s (another version within that is reported when it comes again).
+   */
+  #reportVersionRefusal(error: HandshakeRefusedError, remote: string): void {
+    this.stats.versionRefusals += 1
+    const host = canonicalHost(remote.replace(/:\d+$/, ''))
+    const key = `${host}|${error.versions?.proposed.join(',') ?? ''}`
+    if (this.#versionReports.has(key) || this.#versionReportsPerHost.take(host) === false) return
+    if (this.#versionReports.size >= MAX_VERSION_REPORTS) this.#versionReports.clear()
+    this.#versionReports.add(key)
+    debug('%s: %s', remote, error.message)
     this.#events.connectionError(error, remote)
   }
 }

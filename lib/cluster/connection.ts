@@ -139,6 +139,8 @@ export class Connection {
   #ackDue = 0
   /** The largest frame the peer accepts, as it said in the handshake. */
   #peerMaxFrameBytes: number
+  /** The protocol version the handshake agreed on; undefined until then (handshake frames only). */
+  #protocol: number | undefined
   /** Sequence numbers of the pings that probe whether a peer caught up after an overflow (see `#catchUp`). */
   #catchUpSeq = CATCH_UP_SEQ_BASE
   #caughtUp: (() => void) | undefined
@@ -195,11 +197,18 @@ export class Connection {
 
   /**
    * The handshake succeeded: frames up to the full size are accepted from now on, and frames sent
-   * are kept within `peerMaxFrameBytes`, the cap the peer announced.
+   * are kept within `peerMaxFrameBytes`, the cap the peer announced. Every frame from now on, in
+   * and out, is in the agreed `protocol` version.
    */
-  established(peerMaxFrameBytes: number): void {
+  established(peerMaxFrameBytes: number, protocol: number): void {
     this.#decoder.maxFrameBytes = this.#options.maxFrameBytes
     this.#peerMaxFrameBytes = peerMaxFrameBytes
+    this.#protocol = protocol
+  }
+
+  /** The protocol version agreed in the handshake; undefined while it runs. */
+  get protocol(): number | undefined {
+    return this.#protocol
   }
 
   /**
@@ -231,7 +240,7 @@ export class Connection {
   send(message: Message): boolean {
     const data = isDataMessage(message)
     if (this.#closed || this.#ended || (this.#overflowed && data)) return false
-    return this.#enqueue(encodeMessage(message))
+    return this.#enqueue(encodeMessage(message, this.#protocol))
   }
 
   /**
@@ -248,11 +257,11 @@ export class Connection {
           )
     }
     if (level === AckLevel.NONE) {
-      this.#enqueue(encodeDataMessage(message, 0, AckLevel.NONE))
+      this.#enqueue(encodeDataMessage(message, 0, AckLevel.NONE, this.#protocol))
       return undefined
     }
     const ackId = this.#nextAckId++
-    const frame = encodeDataMessage(message, ackId, level)
+    const frame = encodeDataMessage(message, ackId, level, this.#protocol)
     if (frame.length > this.frameBudget) {
       this.#enqueue(frame) // counts it
       return Promise.reject(new FrameTooLargeError(this.label, frame.length, this.frameBudget))
@@ -373,18 +382,18 @@ export class Connection {
           const frame = inner[this.#innerNext]!
           inner[this.#innerNext++] = undefined as unknown as Frame
           this.#stats.framesIn += 1
-          this.#dispatch(decodeMessage(frame, this.#options.limits))
+          this.#dispatch(decodeMessage(frame, this.#options.limits, this.#protocol))
         } else if (this.#receivedNext < this.#received.length) {
           const frame = this.#received[this.#receivedNext]!
           this.#received[this.#receivedNext++] = undefined as unknown as Frame
           this.#receivedBytes -= frame.payload.length
           if (!this.#opener) {
             this.#stats.framesIn += 1
-            this.#dispatch(decodeMessage(frame, this.#options.limits))
+            this.#dispatch(decodeMessage(frame, this.#options.limits, this.#protocol))
           } else {
             if (frame.type !== SEALED_RECORD)
               throw new ProtocolError(`message 0x${frame.type.toString(16)} in clear after the secure handshake`)
-            const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length), frame.payload)
+            const plain = this.#opener.open(frameHeader(frame.type, frame.payload.length, this.#protocol), frame.payload)
             this.#innerFrames = this.#inner!.push(plain)
             this.#innerNext = 0
             if (this.#inner!.bufferedBytes > 0) throw new ProtocolError('a record ends inside a frame')
@@ -506,7 +515,7 @@ export class Connection {
     let size = 0
     const close = () => {
       if (batch.length === 0) return
-      const header = frameHeader(SEALED_RECORD, size + TAG_BYTES)
+      const header = frameHeader(SEALED_RECORD, size + TAG_BYTES, this.#protocol)
       // One cipher call over the joined frames (cheaper than one per small frame); header,
       // ciphertext and tag go to the socket as they are.
       records.push(header, ...this.#sealer!.sealParts(header, batch.length === 1 ? batch[0]! : Buffer.concat(batch, size)))

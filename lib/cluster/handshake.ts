@@ -4,7 +4,7 @@ import { ConnectionClosedError, HandshakeRefusals, HandshakeRefusedError, Protoc
 import { proof, recordKeys, sameBytes, type SecretKey } from '../security/keys.js'
 import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
-import { PROTOCOL_VERSION } from '../protocol/frame.js'
+import { PROTOCOL_VERSIONS } from '../protocol/frame.js'
 import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from '../protocol/messages.js'
 import { certifiedNodeIds, describeCertificate, type TlsIdentity } from '../security/tls-identity.js'
 import { printable } from '../base/untrusted.js'
@@ -45,6 +45,11 @@ export interface DialParameters {
   readonly expectedNodeId: string | undefined
   readonly timeoutMs: number
   /**
+   * The protocol version this HELLO proposes (one of `PROTOCOL_VERSIONS`): the acceptor takes it
+   * or refuses with `version`, and the dialer then tries the next lower one it speaks (see `PeerLink`).
+   */
+  readonly protocol: number
+  /**
    * The WELCOME passed every check this node can make (cluster, expected id, the proof of the
    * secret, the certificate's names): its node id is the peer's. Called before AUTH is sent, so a
    * peer that goes on to refuse this node has still been identified. Nothing else teaches an id:
@@ -57,14 +62,15 @@ export interface DialParameters {
 
 /**
  * The dialing side: HELLO, then WELCOME (checked: cluster, node id, the acceptor's proof of the
- * secret or its certificate), then AUTH (this side's proof), then READY.
+ * secret or its certificate), then AUTH (this side's proof), then READY. The HELLO proposes one
+ * protocol version; a WELCOME accepts it (the proofs cover it), a REFUSE `version` does not.
  */
 export function dialHandshake(connection: Connection, parameters: DialParameters): Promise<Welcome> {
-  const { local, security, expectedNodeId, timeoutMs, verified, next } = parameters
+  const { local, security, expectedNodeId, timeoutMs, verified, next, protocol } = parameters
   const key = security.keys[0]
   const hello: Hello = {
     type: MessageType.HELLO,
-    protocol: PROTOCOL_VERSION,
+    protocol,
     ...local,
     nonce: randomBytes(NONCE_BYTES),
     keyId: key?.id ?? null,
@@ -108,7 +114,8 @@ export function dialHandshake(connection: Connection, parameters: DialParameters
         const keys = recordKeys(key, hello.nonce, welcome.nonce)
         connection.secure(new RecordSealer(keys.dialerToAcceptor), new RecordOpener(keys.acceptorToDialer))
       }
-      settle(welcome, next(welcome))
+      const accepted = welcome
+      settle(accepted, protocol, () => next(accepted))
     },
     () => connection.send(hello),
   )
@@ -131,7 +138,8 @@ export interface AcceptParameters {
 }
 
 /**
- * The accepting side: HELLO (checked: version, cluster, which secret), WELCOME with this side's
+ * The accepting side: HELLO (checked: version (one this node speaks, which is then the
+ * connection's), cluster, which secret), WELCOME with this side's
  * proof, AUTH (the dialer's proof, checked), then `decide` on the rest (unknown or duplicate node):
  * READY or REFUSE. Nothing about this node's peers is revealed before the dialer has proved the secret.
  */
@@ -140,16 +148,17 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
   let hello: Hello | undefined
   let welcome: Welcome | undefined
   let key: SecretKey | undefined
-  const refuse = (refusal: Refusal, nodeId: string): never => {
+  const refuse = (refusal: Refusal, nodeId: string, proposed?: number): never => {
     connection.send({ type: MessageType.REFUSE, nodeId: local.nodeId, ...refusal })
     void connection.close(1000)
-    throw new HandshakeRefusedError(refusal.reason, `refused ${nodeId} from ${connection.remoteAddress}: ${refusal.detail}`)
+    const versions = proposed === undefined ? undefined : { proposed: [proposed], spoken: PROTOCOL_VERSIONS }
+    throw new HandshakeRefusedError(refusal.reason, `refused ${nodeId} from ${connection.remoteAddress}: ${refusal.detail}`, versions)
   }
   return run(connection, { timeoutMs, first: { timeoutMs: helloTimeoutMs, name: 'HELLO' } }, (message, settle) => {
     if (!hello) {
       if (message.type !== MessageType.HELLO) throw new ProtocolError(`expected HELLO, received message 0x${message.type.toString(16)}`)
       const refusal = checkHello(message, local)
-      if (refusal) refuse(refusal, message.nodeId)
+      if (refusal) refuse(refusal, message.nodeId, refusal.reason === HandshakeRefusals.VERSION ? message.protocol : undefined)
       const uncertified = certificateMismatch(connection, security.tls, message.nodeId)
       if (uncertified) refuse({ reason: HandshakeRefusals.AUTH, detail: `the client certificate ${uncertified}` }, message.nodeId)
       key = message.keyId ? security.keys.find((candidate) => sameBytes(candidate.id, message.keyId!)) : undefined
@@ -182,17 +191,13 @@ export function acceptHandshake(connection: Connection, parameters: AcceptParame
       const keys = recordKeys(key, hello.nonce, welcome!.nonce)
       connection.secure(new RecordSealer(keys.acceptorToDialer), new RecordOpener(keys.dialerToAcceptor))
     }
-    settle(hello, next(hello))
+    const dialer = hello
+    settle(dialer, dialer.protocol, () => next(dialer))
   })
 }
 
 function checkHello(hello: Hello, local: LocalIdentity): Refusal | undefined {
-  if (hello.protocol !== PROTOCOL_VERSION) {
-    return {
-      reason: HandshakeRefusals.VERSION,
-      detail: `protocol ${hello.protocol} is not supported; this node speaks ${PROTOCOL_VERSION}`,
-    }
-  }
+  if (!PROTOCOL_VERSIONS.includes(hello.protocol)) return versionRefusal(hello.protocol)
   if (hello.cluster !== local.cluster)
     return {
       reason: HandshakeRefusals.CLUSTER,
@@ -231,6 +236,17 @@ function certificateMismatch(connection: Connection, identity: TlsIdentity | und
   return `has ${describeCertificate(certificate, identity)} naming "${nodeId}"${typeof identity === 'object' ? ` as ${identity.uriPrefix}${nodeId}` : ''}`
 }
 
+/** The refusal of a HELLO proposing a version this node does not speak: says both sides' versions. */
+export function versionRefusal(proposed: number): Refusal {
+  const ours = [...PROTOCOL_VERSIONS].sort((a, b) => a - b)
+  return {
+    reason: HandshakeRefusals.VERSION,
+    detail:
+      `protocol ${proposed} is not supported; this node speaks protocols ${ours.join(' and ')} ` +
+      '(nodes of a cluster must be at most one version apart: upgrade one version at a time)',
+  }
+}
+
 /** Everything both sides said, in a fixed encoding: what the proofs sign. */
 function transcriptOf(hello: Hello, welcome: Welcome): Buffer {
   return Buffer.from(
@@ -259,7 +275,8 @@ interface Deadlines {
 function run<T extends Hello | Welcome>(
   connection: Connection,
   deadlines: Deadlines,
-  onMessage: (message: Message, settle: (result: T, handlers: ConnectionHandlers) => void) => void,
+  // `handlers` is called once the connection has its version and frame cap: it may send at once.
+  onMessage: (message: Message, settle: (result: T, protocol: number, handlers: () => ConnectionHandlers) => void) => void,
   start?: () => void,
 ): Promise<T> {
   const { timeoutMs, first } = deadlines
@@ -289,11 +306,11 @@ function run<T extends Hello | Welcome>(
         heard = true
         clearTimeout(firstTimer)
         try {
-          onMessage(message, (result, handlers) => {
+          onMessage(message, (result, protocol, handlers) => {
             done = true
             clearTimeout(timer)
-            connection.established(result.maxFrameBytes)
-            connection.setHandlers(handlers)
+            connection.established(result.maxFrameBytes, protocol)
+            connection.setHandlers(handlers())
             resolve(result)
           })
         } catch (error) {

@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net'
 import { debugFor } from '../base/debug.js'
+import { HandshakeRefusals, HandshakeRefusedError } from '../base/errors.js'
+import { PROTOCOL_VERSIONS } from '../protocol/frame.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import type { RetryPolicy } from './backoff.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
@@ -30,6 +32,8 @@ export interface Member {
   readonly queuedBytes: number
   /** Completed connections since this node started (1 after the first). */
   readonly connections: number
+  /** The protocol version its last connection agreed on (see docs/rolling-upgrades.md); null before the first. */
+  readonly protocol: number | null
 }
 
 export interface PeerLinkContext {
@@ -68,6 +72,7 @@ export class PeerLink {
   #outbound: Connection | undefined
   #establishedAt = 0
   #connections = 0
+  #protocol: number | null = null
   #attempt = 0
   #retryTimer: NodeJS.Timeout | undefined
   #dialing = false
@@ -122,6 +127,7 @@ export class PeerLink {
       since: this.#since,
       queuedBytes: this.#outbound?.queuedBytes ?? 0,
       connections: this.#connections,
+      protocol: this.#protocol,
     }
   }
 
@@ -164,7 +170,12 @@ export class PeerLink {
     return this.#nodeId ? `${this.#nodeId} (${this.label})` : this.label
   }
 
-  #dial(): void {
+  /**
+   * Dials the peer and proposes `protocol`. A peer that refuses it as a version it does not speak
+   * is dialed again at once with the next lower version this node speaks: a peer one version
+   * behind agrees on its own. Refused at every version, it is a failed attempt like any refusal.
+   */
+  #dial(protocol = PROTOCOL_VERSIONS[0]!): void {
     if (this.#stopped || this.#dialing) return
     this.#dialing = true
     const { socket, connected } = this.#context.dial(this.address.host, this.address.port)
@@ -186,13 +197,29 @@ export class PeerLink {
         security: this.#context.security,
         expectedNodeId: this.#nodeId,
         timeoutMs: this.#context.handshakeTimeoutMs,
+        protocol,
         // A peer configured by address learns its id here, even if the peer then refuses this node.
         verified: (welcome) => this.#identify(welcome.nodeId),
         next: () => {
           this.#established(connection)
           return this.#context.handlers(this)
         },
-      }).catch((error: Error) => this.#dialFailed(error))
+      }).catch((error: Error) => {
+        if (!(error instanceof HandshakeRefusedError) || error.reason !== HandshakeRefusals.VERSION) return this.#dialFailed(error)
+        const lower = PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.indexOf(protocol) + 1]
+        if (lower === undefined) {
+          const tried = PROTOCOL_VERSIONS.join(' and ')
+          return this.#dialFailed(
+            new HandshakeRefusedError(HandshakeRefusals.VERSION, `${this.#name} speaks none of protocols ${tried}; ${error.message}`, {
+              proposed: PROTOCOL_VERSIONS,
+              spoken: [],
+            }),
+          )
+        }
+        debug('%s does not speak protocol %d: proposing %d', this.#name, protocol, lower)
+        this.#dialing = false
+        this.#dial(lower)
+      })
     })
   }
 
@@ -205,6 +232,7 @@ export class PeerLink {
     this.#outbound = connection
     this.#establishedAt = Date.now()
     this.#connections += 1
+    this.#protocol = connection.protocol ?? null
     this.#heartbeat.start()
     debug('%s: connected', this.#name)
     // Start the synchronisation before announcing the peer, so whoever hears "alive" sees it running.

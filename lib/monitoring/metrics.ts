@@ -58,6 +58,10 @@ const TOTALS = [
   ['queue_overflows_total', 'queueOverflows', "Times a peer's send queue overflowed and was dropped (the peer is then resynchronised)."],
   ['rejected_connections_total', 'rejectedConnections', 'Connections closed at once because their host had every handshake slot.'],
   ['oversized_frames_total', 'oversizedFrames', 'Frames not sent because they exceed what the peer accepts.'],
+  ['version_refusals_total', 'versionRefusals', 'Handshakes refused because the two nodes speak no protocol version in common.'],
+  ['evicted_sessions_total', 'evicted', 'Sessions this node evicted for maxSessions or maxSessionsPerPrincipal.'],
+  ['refused_sessions_total', 'refused', 'Sessions refused with SessionLimitError.'],
+  ['merged_saves_total', 'merged', 'Saves merged with a newer version another request stored since the session was loaded.'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof PeerStoreStats, string]>
 
 /** The Redis tier's totals, for a store that has one. */
@@ -181,6 +185,14 @@ export function metricsFor(source: MetricsSource, options: MetricsOptions = {}):
   )
   perMember('queue_bytes', 'Bytes waiting to be sent to the peer.', ['peer'], (metric, each) =>
     metric.set({ peer: member(each) }, each.queuedBytes),
+  )
+  perMember(
+    'member_protocol_version',
+    'The protocol version agreed with the peer (absent before its first connection).',
+    ['peer'],
+    (metric, each) => {
+      if (each.protocol !== null) metric.set({ peer: member(each) }, each.protocol)
+    },
   )
   new Counter({
     name: name('member_connections_total'),

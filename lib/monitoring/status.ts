@@ -187,15 +187,9 @@ class StatusTracker {
       lagSeconds: this.#lag.get(name) ?? null,
       queuedBytes: member.queuedBytes,
       connections: member.connections,
-      protocol: protocolOf(member),
+      protocol: member.protocol,
     }
   }
-}
-
-/** The protocol version agreed with a member, where the transport reports one. */
-function protocolOf(member: Member): number | null {
-  const { protocol } = member as Member & { readonly protocol?: unknown }
-  return typeof protocol === 'number' ? protocol : null
 }
 
 /** One tracker per store, however many pages are mounted on it: its listeners are added once. */

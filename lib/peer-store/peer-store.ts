@@ -18,6 +18,8 @@ import { MAX_PRINCIPAL_LENGTH, readMeta, type SessionMeta } from '../codec/sessi
 import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
 import {
+  HandshakeRefusals,
+  HandshakeRefusedError,
   InvalidArgumentError,
   InvalidOptionError,
   SnapshotProblems,
@@ -94,7 +96,12 @@ export interface PeerStoreEvents extends SessionEventMap {
   'session:replicated': [event: { sid: string | null; change: ReplicatedChange; from: string }]
   /** A synchronisation with a peer finished: `sessions` entries were fetched from it. */
   sync: [event: { peer: string; sessions: number; durationMs: number }]
-  /** A state transfer from a peer advanced: sessions and bytes done, and what the peer's digest promised. */
+  /**
+   * A synchronisation with a peer advanced: sessions and bytes fetched so far, and what the peer's
+   * digest showed to be newer there (growing while the digest streams in). At most every 100 ms
+   * while it runs, then once with everything done, just before `sync`; not for a transfer that
+   * brings nothing. A transfer that has to start over reports from zero again.
+   */
   'sync:progress': [progress: SyncProgress]
   /** The replication port could not be opened (also rejects `ready()`). */
   error: [error: Error]
@@ -253,7 +260,8 @@ export class PeerStore extends Store {
         memberChanged: (member, previous) => this.#memberChanged(member, previous),
         replicated: (sid, change, from) => this.emit('session:replicated', { sid, change, from }),
         synced: (peer, sessions, durationMs) => this.emit('sync', { peer, sessions, durationMs }),
-        peerError: (error, remote) => this.emit('peer:error', error, remote),
+        syncProgress: (progress) => this.emit('sync:progress', progress),
+        peerError: (error, remote) => this.#peerError(error, remote),
         redisUp: (sessions, durationMs) => this.emit('redis:up', { sessions, durationMs }),
         redisDown: (reason) => this.emit('redis:down', { reason }),
         measured: (measurement) => {
@@ -832,6 +840,16 @@ export class PeerStore extends Store {
     debug('%s', error.message)
     if (this.listenerCount('warning') > 0) this.emit('warning', error)
     else if (error.reason !== SnapshotProblems.MISSING) process.emitWarning(error.message, { code: error.code })
+  }
+
+  /**
+   * A peer's connection failed. A peer with no protocol version in common (reported once per peer
+   * and version) is something to act on: with no `peer:error` listener it becomes a process warning.
+   */
+  #peerError(error: Error, remote: string): void {
+    if (this.listenerCount('peer:error') > 0) this.emit('peer:error', error, remote)
+    else if (error instanceof HandshakeRefusedError && error.reason === HandshakeRefusals.VERSION)
+      process.emitWarning(error.message, { code: error.code })
   }
 
   /** Discovery could not read its source: an event if someone listens, a process warning otherwise. */

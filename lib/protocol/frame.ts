@@ -7,8 +7,18 @@ import { ProtocolError } from '../base/errors.js'
  *
  * where `length` counts the version, type and payload bytes. The decoder is incremental: bytes may
  * arrive split anywhere, and a length above the cap is refused before any of the frame is buffered.
+ *
+ * A node speaks its own protocol version and the previous one; each connection agrees on one in its
+ * handshake (see `cluster/handshake.ts` and docs/rolling-upgrades.md), and every frame after the
+ * handshake carries that version. The handshake's own frames always carry `HANDSHAKE_FRAME_VERSION`
+ * and keep their layout, so that any two versions can read each other's HELLO and REFUSE.
  */
-export const PROTOCOL_VERSION = 2
+/** The newest protocol version, the one this node proposes. 3 added `sentAt` to changes and `bytes` to digest entries. */
+export const PROTOCOL_VERSION = 3
+/** The protocol versions this node speaks, newest first: its own and the previous one. */
+export const PROTOCOL_VERSIONS: readonly number[] = [PROTOCOL_VERSION, PROTOCOL_VERSION - 1]
+/** The version byte of handshake frames (HELLO, WELCOME, AUTH, READY, REFUSE), whatever is agreed. */
+export const HANDSHAKE_FRAME_VERSION = 2
 export const FRAME_HEADER_BYTES = 6
 /** The frame type of an encrypted record, which holds whole frames (see `security/record.ts`). */
 export const SEALED_RECORD = 0x7f
@@ -20,19 +30,19 @@ export interface Frame {
   readonly payload: Buffer
 }
 
-/** The six header bytes of a frame with `payloadLength` bytes of payload. */
-export function frameHeader(type: number, payloadLength: number): Buffer {
+/** The six header bytes of a frame with `payloadLength` bytes of payload, in protocol `version`. */
+export function frameHeader(type: number, payloadLength: number, version: number = PROTOCOL_VERSION): Buffer {
   const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES)
   header.writeUInt32BE(payloadLength + 2, 0)
-  header[4] = PROTOCOL_VERSION
+  header[4] = version
   header[5] = type
   return header
 }
 
-export function encodeFrame(type: number, payload: Uint8Array): Buffer {
+export function encodeFrame(type: number, payload: Uint8Array, version: number = PROTOCOL_VERSION): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length)
   frame.writeUInt32BE(payload.length + 2, 0)
-  frame[4] = PROTOCOL_VERSION
+  frame[4] = version
   frame[5] = type
   frame.set(payload, FRAME_HEADER_BYTES)
   return frame

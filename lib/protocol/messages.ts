@@ -1,7 +1,7 @@
 import { HandshakeRefusals, ProtocolError, type HandshakeRefusal } from '../base/errors.js'
 import { decodeViews, packr } from '../codec/msgpack.js'
 import { assertWellFormed, type ScanLimits } from '../codec/msgpack-scan.js'
-import { encodeFrame, PROTOCOL_VERSION, type Frame } from './frame.js'
+import { encodeFrame, HANDSHAKE_FRAME_VERSION, PROTOCOL_VERSION, PROTOCOL_VERSIONS, type Frame } from './frame.js'
 import {
   boolean,
   bytesItem,
@@ -21,8 +21,10 @@ import {
   sessionValueItem,
   sid,
   sidItem,
+  since,
   text,
   time,
+  timeItem,
   version,
   WireReader,
   writeFields,
@@ -80,30 +82,49 @@ interface Schema<T extends number, F extends FieldCodecs> {
   readonly entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>
   /** A data message (a change): it carries an ack request first, and is dropped on queue overflow. */
   readonly data: boolean
+  /**
+   * A handshake message: framed with `HANDSHAKE_FRAME_VERSION` and laid out the same in every
+   * version, so nodes of any two versions read each other's HELLO and REFUSE. Never gains a field.
+   */
+  readonly handshake: boolean
   /** What errors in it are blamed on: `message 0x20`. */
   readonly what: string
 }
 
 function message<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
-  return { type, fields, entries: Object.entries(fields), data: false, what: `message 0x${type.toString(16)}` }
+  return { type, fields, entries: Object.entries(fields), data: false, handshake: false, what: `message 0x${type.toString(16)}` }
+}
+
+/** A handshake message (see `Schema.handshake`). */
+function handshakeMessage<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
+  return { ...message(type, fields), handshake: true }
 }
 
 /** A change, sent with an ack request: the fields after it are the message's own. */
 function dataMessage<const T extends number, F extends FieldCodecs>(type: T, fields: F): Schema<T, F> {
-  return { type, fields, entries: Object.entries(fields), data: true, what: `message 0x${type.toString(16)}` }
+  return { ...message(type, fields), data: true }
 }
 
 /** The message a schema declares. */
 type MessageOf<S> = S extends Schema<infer T, infer F> ? { readonly type: T } & ValuesOf<F> : never
 
-/** A data message as sent: with the ack request the connection gave it. */
-type DataMessageOf<S> = MessageOf<S> & AckRequest
+/** A data message as sent: with the ack request the connection gave it, and when it was sent. */
+type DataMessageOf<S> = MessageOf<S> & AckRequest & SentAt
 
 /** Fields every data message starts with: what ack the sender waits for, and under which id. */
 export interface AckRequest {
   readonly ackId: number
   readonly ackLevel: AckLevel
 }
+
+/** Since protocol 3, after the ack request of every data message: the sender's clock when it sent it. */
+export interface SentAt {
+  /** Ms since the epoch by the sender's clock; null from a protocol 2 peer. For the replication lag. */
+  readonly sentAt: number | null
+}
+
+/** The protocol version that added `SentAt` to data messages and `bytes` to digest entries. */
+export const TIMESTAMPS_SINCE = 3
 
 // ---- field types used by several messages --------------------------------------------------------
 
@@ -114,6 +135,16 @@ const frameCap: FieldCodec<number> = {
   read: (reader: WireReader) => {
     const value = integer.read(reader)
     if (value < MIN_FRAME_CAP) reader.fail(`expected a frame cap of at least ${MIN_FRAME_CAP} bytes`)
+    return value
+  },
+}
+/** A session's size in bytes: no frame could carry more than 4 GiB, so nothing larger is believed. */
+const MAX_SESSION_SIZE = 0xffff_ffff
+const sessionSize: FieldCodec<number> = {
+  write: (value, out) => integer.write(value, out),
+  read: (reader: WireReader) => {
+    const value = integer.read(reader)
+    if (value > MAX_SESSION_SIZE) reader.fail(`expected a session size of at most ${MAX_SESSION_SIZE} bytes`)
     return value
   },
 }
@@ -131,7 +162,7 @@ const fieldsPerSession = (limits: MessageLimits) => limits.session.maxContainerL
  * (acceptor). With a secret, each side proves it knows the secret over a transcript that includes
  * fresh nonces from both, so a recorded handshake cannot be replayed.
  */
-const HELLO = message(MessageType.HELLO, {
+const HELLO = handshakeMessage(MessageType.HELLO, {
   protocol: integer,
   cluster: text(128),
   nodeId,
@@ -144,7 +175,7 @@ const HELLO = message(MessageType.HELLO, {
   /** Which secret the dialer uses (a hash, see `deriveSecretKey`); null without a secret. */
   keyId: optionalBytes(KEY_ID_BYTES),
 })
-const WELCOME = message(MessageType.WELCOME, {
+const WELCOME = handshakeMessage(MessageType.WELCOME, {
   cluster: text(128),
   nodeId,
   incarnation: text(64),
@@ -155,12 +186,12 @@ const WELCOME = message(MessageType.WELCOME, {
   /** The acceptor's proof of the secret; null without a secret. */
   proof: optionalBytes(PROOF_BYTES),
 })
-const AUTH = message(MessageType.AUTH, {
+const AUTH = handshakeMessage(MessageType.AUTH, {
   /** The dialer's proof of the secret; null without a secret. */
   proof: optionalBytes(PROOF_BYTES),
 })
-const READY = message(MessageType.READY, {})
-const REFUSE = message(MessageType.REFUSE, {
+const READY = handshakeMessage(MessageType.READY, {})
+const REFUSE = handshakeMessage(MessageType.REFUSE, {
   /** The refusing node's id, for the dialer's log only: a refusal is unauthenticated and teaches nothing. */
   nodeId,
   reason: refusal,
@@ -228,6 +259,8 @@ const DIGEST_ENTRY = recordOf(
     /** For a moved session, its new id. */
     movedTo: optionalSid,
     expiresAt: time,
+    /** Since protocol 3: the size of the session's bytes (0 for a tombstone), for a transfer's progress. */
+    bytes: since(TIMESTAMPS_SINCE, sessionSize, null),
   },
   (entry) => (entry.movedTo !== null && !entry.tombstone ? 'a live entry that moved' : undefined),
 )
@@ -323,35 +356,55 @@ export function isDataMessage(message: Message): message is DataMessage {
 
 // ---- encoding and decoding -------------------------------------------------------------------------
 
-export function encodeMessage(message: Message): Buffer {
-  if (isDataMessage(message)) return encodeDataMessage(message, message.ackId, message.ackLevel)
+/** Encodes a message as protocol `protocol` lays it out (a handshake message: the same in every version). */
+export function encodeMessage(message: Message, protocol: number = PROTOCOL_VERSION): Buffer {
+  if (isDataMessage(message)) return encodeDataMessage(message, message.ackId, message.ackLevel, protocol, message.sentAt ?? Date.now())
+  const schema = schemaOf(message.type)
   const out: unknown[] = []
-  writeFields(schemaOf(message.type).entries, message, out)
-  return encodeFrame(message.type, packr.pack(out))
+  writeFields(schema.entries, message, out, protocol)
+  return encodeFrame(message.type, packr.pack(out), schema.handshake ? HANDSHAKE_FRAME_VERSION : protocol)
 }
 
-/** Encodes a data message with the ack request a connection chose for it, without copying the message. */
-export function encodeDataMessage(message: OutgoingData, ackId: number, ackLevel: AckLevel): Buffer {
-  const out: unknown[] = [ackId, ackLevel]
-  writeFields(schemaOf(message.type).entries, message, out)
-  return encodeFrame(message.type, packr.pack(out))
+/**
+ * Encodes a data message with the ack request a connection chose for it, without copying the
+ * message, as protocol `protocol` lays it out (from 3 on, with `sentAt`).
+ */
+export function encodeDataMessage(
+  message: OutgoingData,
+  ackId: number,
+  ackLevel: AckLevel,
+  protocol: number = PROTOCOL_VERSION,
+  sentAt: number = Date.now(),
+): Buffer {
+  const out: unknown[] = protocol >= TIMESTAMPS_SINCE ? [ackId, ackLevel, sentAt] : [ackId, ackLevel]
+  writeFields(schemaOf(message.type).entries, message, out, protocol)
+  return encodeFrame(message.type, packr.pack(out), protocol)
 }
 
 /**
  * Decodes and checks one frame. Throws `ProtocolError` (or `MalformedDataError`) on anything
  * unexpected: the caller closes that connection and nothing else is affected.
+ *
+ * `protocol` is the version the connection agreed on: every frame must carry it. Before there is
+ * one (during the handshake), a handshake message is read whatever version its header says (its
+ * layout never changes, and the HELLO itself says which version its sender proposes); any other
+ * message must carry a version this node speaks.
  */
-export function decodeMessage(frame: Frame, limits: MessageLimits): Message {
-  if (frame.version !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${frame.version}, expected ${PROTOCOL_VERSION}`)
+export function decodeMessage(frame: Frame, limits: MessageLimits, protocol?: number): Message {
   const schema = BY_TYPE.get(frame.type)
   if (!schema) throw new ProtocolError(`unknown message type 0x${frame.type.toString(16)}`)
+  const version = protocol ?? (schema.handshake ? HANDSHAKE_FRAME_VERSION : frame.version)
+  if (protocol === undefined ? !schema.handshake && !PROTOCOL_VERSIONS.includes(frame.version) : frame.version !== protocol) {
+    const expected = protocol === undefined ? PROTOCOL_VERSIONS.join(' or ') : String(protocol)
+    throw new ProtocolError(`protocol version ${frame.version}, expected ${expected}`)
+  }
   // The envelope is shallow: session values travel as opaque bytes and are checked on their own.
   assertWellFormed(frame.payload, envelopeLimits(limits))
   // Session bytes come out as views into the frame: the receiver copies what it keeps.
-  const reader = new WireReader(decodeViews(frame.payload), schema.what, limits)
+  const reader = new WireReader(decodeViews(frame.payload), schema.what, limits, version)
   // One object, filled in order: type, the ack request of a data message, the declared fields.
   const message: Record<string, unknown> = { type: frame.type }
-  if (schema.data) readAckRequest(reader, message)
+  if (schema.data) readDataEnvelope(reader, message)
   for (const [key, codec] of schema.entries) message[key] = codec.read(reader)
   reader.end()
   return message as unknown as Message
@@ -369,12 +422,14 @@ function envelopeLimits(limits: MessageLimits): ScanLimits {
   return envelope
 }
 
-function readAckRequest(reader: WireReader, into: Record<string, unknown>): void {
+/** The ack request, and from protocol 3 on the sender's clock, that every data message starts with. */
+function readDataEnvelope(reader: WireReader, into: Record<string, unknown>): void {
   const ackId: number = integerItem.decode(reader.take(), reader)
   const ackLevel: number = integerItem.decode(reader.take(), reader)
   if (ackLevel > AckLevel.APPLIED || (ackLevel === AckLevel.NONE) !== (ackId === 0)) reader.fail('bad ack request')
   into.ackId = ackId
   into.ackLevel = ackLevel
+  into.sentAt = reader.protocol >= TIMESTAMPS_SINCE ? timeItem.decode(reader.take(), reader) : null
 }
 
 function schemaOf(type: number): Schema<number, FieldCodecs> {

@@ -3,6 +3,7 @@ import { assertSessionMap, assertWellFormed, type ScanLimits } from '../codec/ms
 import { MAX_SESSION_ID_LENGTH } from '../codec/session-codec.js'
 import { NODE_ID_PATTERN } from '../table/node-id.js'
 import { MAX_COUNTER, type Version } from '../table/version.js'
+import { PROTOCOL_VERSION } from './frame.js'
 
 /**
  * The field types messages are declared with (see `messages.ts`). Each knows how to write a value
@@ -18,21 +19,25 @@ export interface MessageLimits {
   readonly maxBatch: number
 }
 
-/** Where decoding is: what to blame, and the limits that apply. */
+/** Where decoding is: what to blame, the limits that apply, and the protocol version of the frame (the newest when absent). */
 export interface DecodeContext {
   readonly limits: MessageLimits
+  readonly protocol?: number
   fail(reason: string): never
 }
 
-/** A value that is one msgpack item: a field, or an item of a list. */
+/**
+ * A value that is one msgpack item: a field, or an item of a list. `protocol` is the version the
+ * value is written in (the newest when absent): fields added later (`since`) are left out of older ones.
+ */
 export interface ItemCodec<T> {
-  encode(value: T): unknown
+  encode(value: T, protocol?: number): unknown
   decode(value: unknown, context: DecodeContext): T
 }
 
 /** A field of a message: usually one item; a version takes two (counter, origin). */
 export interface FieldCodec<T> {
-  write(value: T, out: unknown[]): void
+  write(value: T, out: unknown[], protocol?: number): void
   read(reader: WireReader): T
 }
 
@@ -44,13 +49,15 @@ export type ValuesOf<F> = { readonly [K in keyof F]: F[K] extends FieldCodec<inf
 /** Reads the items of a decoded array in order, for the fields of one message or record. */
 export class WireReader implements DecodeContext {
   readonly limits: MessageLimits
+  readonly protocol: number
   readonly #items: readonly unknown[]
   readonly #what: string
   #next = 0
 
-  constructor(value: unknown, what: string, limits: MessageLimits) {
+  constructor(value: unknown, what: string, limits: MessageLimits, protocol: number = PROTOCOL_VERSION) {
     this.#what = what
     this.limits = limits
+    this.protocol = protocol
     if (!Array.isArray(value)) throw new ProtocolError(`${what} is not an array`)
     this.#items = value
   }
@@ -72,8 +79,21 @@ export class WireReader implements DecodeContext {
 /** A field that is one item. */
 export function one<T>(item: ItemCodec<T>): FieldCodec<T> {
   return {
-    write: (value, out) => void out.push(item.encode(value)),
+    write: (value, out, protocol) => void out.push(item.encode(value, protocol)),
     read: (reader) => item.decode(reader.take(), reader),
+  }
+}
+
+/**
+ * A field added in protocol `version`: written and read only in that version and later ones; in an
+ * older one it is not on the wire, and reads as `absent`.
+ */
+export function since<T, A>(version: number, field: FieldCodec<T>, absent: A): FieldCodec<T | A> {
+  return {
+    write: (value, out, protocol = PROTOCOL_VERSION) => {
+      if (protocol >= version) field.write(value as T, out, protocol)
+    },
+    read: (reader) => (reader.protocol >= version ? field.read(reader) : absent),
   }
 }
 
@@ -87,10 +107,15 @@ export function readFields<F extends FieldCodecs>(
   return value as ValuesOf<F>
 }
 
-/** Writes `value`'s fields in the order `entries` declares them. */
-export function writeFields(entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>, value: object, out: unknown[]): void {
+/** Writes `value`'s fields in the order `entries` declares them, as protocol `protocol` has them. */
+export function writeFields(
+  entries: ReadonlyArray<readonly [string, FieldCodec<unknown>]>,
+  value: object,
+  out: unknown[],
+  protocol?: number,
+): void {
   const fields = value as Record<string, unknown>
-  for (const [key, codec] of entries) codec.write(fields[key], out)
+  for (const [key, codec] of entries) codec.write(fields[key], out, protocol)
 }
 
 // ---- items ---------------------------------------------------------------------------------------
@@ -189,7 +214,7 @@ export const sessionBlobItem = sessionBytes(true)
 /** `T`, or null. */
 export function optional<T>(codec: ItemCodec<T>): ItemCodec<T | null> {
   return {
-    encode: (value) => (value === null ? null : codec.encode(value)),
+    encode: (value, protocol) => (value === null ? null : codec.encode(value, protocol)),
     decode: (value, context) => (value === null ? null : codec.decode(value, context)),
   }
 }
@@ -197,7 +222,7 @@ export function optional<T>(codec: ItemCodec<T>): ItemCodec<T | null> {
 /** A list of at most `max(limits)` items. */
 export function listOf<T>(codec: ItemCodec<T>, max: (limits: MessageLimits) => number): ItemCodec<readonly T[]> {
   return {
-    encode: (values) => values.map((value) => codec.encode(value)),
+    encode: (values, protocol) => values.map((value) => codec.encode(value, protocol)),
     decode: (value, context) => {
       const limit = max(context.limits)
       if (!Array.isArray(value) || value.length > limit) context.fail(`expected a list of at most ${limit} items`)
@@ -209,7 +234,7 @@ export function listOf<T>(codec: ItemCodec<T>, max: (limits: MessageLimits) => n
 /** A pair, as a two-item array. */
 export function pairOf<A, B>(first: ItemCodec<A>, second: ItemCodec<B>): ItemCodec<readonly [A, B]> {
   return {
-    encode: ([a, b]) => [first.encode(a), second.encode(b)],
+    encode: ([a, b], protocol) => [first.encode(a, protocol), second.encode(b, protocol)],
     decode: (value, context) => {
       if (!Array.isArray(value) || value.length !== 2) context.fail('expected a pair')
       const [a, b] = value as [unknown, unknown]
@@ -229,13 +254,13 @@ export function recordOf<F extends FieldCodecs>(
 ): ItemCodec<ValuesOf<F>> {
   const entries = Object.entries(fields)
   return {
-    encode: (value) => {
+    encode: (value, protocol) => {
       const out: unknown[] = []
-      writeFields(entries, value, out)
+      writeFields(entries, value, out, protocol)
       return out
     },
     decode: (value, context) => {
-      const reader = new WireReader(value, name, context.limits)
+      const reader = new WireReader(value, name, context.limits, context.protocol)
       const record = readFields<F>(entries, reader)
       reader.end()
       const problem = check?.(record)

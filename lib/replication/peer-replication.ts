@@ -8,7 +8,15 @@ import type { Member, PeerLink } from '../cluster/peer-link.js'
 import { applyFields } from '../codec/field-delta.js'
 import type { SessionLimits } from '../codec/session-codec.js'
 import { MAX_BATCH } from '../protocol/limits.js'
-import { AckLevel, MessageType, type ExpiryChange, type Message, type MessageLimits, type Upsert } from '../protocol/messages.js'
+import {
+  AckLevel,
+  isDataMessage,
+  MessageType,
+  type ExpiryChange,
+  type Message,
+  type MessageLimits,
+  type Upsert,
+} from '../protocol/messages.js'
 import type { Entry, LocalChange, RemoteResult, SessionTable } from '../table/session-table.js'
 import { routeOf } from '../table/session-id.js'
 import { compareVersions, sameVersion, versionOf, type Version } from '../table/version.js'
@@ -84,6 +92,8 @@ export class PeerReplication implements Replication {
    * this node's were cleared away and are ignored.
    */
   readonly #senderEpochs = new WeakMap<Connection, Version>()
+  /** The last sender timestamp measured per connection: changes stamped in the same ms are one batch, one lag sample. */
+  readonly #lastSentAt = new WeakMap<Connection, number>()
   /** A first transfer has finished, or the time allowed for one has passed. */
   #transferred: boolean
   /** Resolves when the first outbound connection to a peer is up. */
@@ -135,6 +145,7 @@ export class PeerReplication implements Replication {
         admit: (epoch) => this.#admit(epoch),
         holdsHere: this.#placement && ((sid, origin) => this.#placement!.holdsHere(sid, origin)),
         applied: (sid, destroyed, from) => this.#notify(sid, destroyed ? 'destroy' : 'upsert', from),
+        progress: (peer, progress) => this.#events.syncProgress?.({ peer: peer.name, ...progress }),
         completed: (peer, fetched, durationMs) => {
           debug('sync with %s done: %d entries in %d ms', peer.name, fetched, durationMs)
           this.#endInitialSync()
@@ -287,6 +298,7 @@ export class PeerReplication implements Replication {
   #handle(message: Message, connection: Connection, peer: PeerLink): void {
     const from = peer.name
     const now = Date.now()
+    if (isDataMessage(message) && message.sentAt !== null) this.#measureLag(message.sentAt, connection, from, now)
     switch (message.type) {
       case MessageType.UPSERT:
         if (this.#senderIsCurrent(connection)) this.#applyUpsert(message, connection, peer, now)
@@ -335,6 +347,17 @@ export class PeerReplication implements Replication {
       default:
         throw new ProtocolError(`message 0x${message.type.toString(16)} is not expected after the handshake`)
     }
+  }
+
+  /**
+   * The replication lag of a batch of changes (protocol 3): from the sender's clock when it sent
+   * them to this node's on arrival, 0 when the clocks disagree that way. One sample per batch: the
+   * changes a peer stamped in the same millisecond.
+   */
+  #measureLag(sentAt: number, connection: Connection, peer: string, now: number): void {
+    if (!this.#events.measured || this.#lastSentAt.get(connection) === sentAt) return
+    this.#lastSentAt.set(connection, sentAt)
+    this.#events.measured({ kind: 'lag', peer, seconds: Math.max(0, now - sentAt) / 1000 })
   }
 
   /**

@@ -25,6 +25,11 @@ export interface StateSyncEvents {
   applied(sid: string, destroyed: boolean, from: string): void
   /** A synchronisation this node asked for has finished: every newer entry the peer had is here. */
   completed(peer: PeerLink, fetched: number, durationMs: number): void
+  /**
+   * A synchronisation this node asked for advanced (see `TransferProgress`): at most every
+   * `PROGRESS_INTERVAL_MS` while it runs, and once more when it completes, with everything done.
+   */
+  progress?(peer: PeerLink, progress: TransferProgress): void
   /** Whether data of `epoch` may be applied here; a newer epoch is adopted first (see `Clear`). */
   admit(epoch: Version): boolean
   /**
@@ -35,6 +40,22 @@ export interface StateSyncEvents {
    */
   readonly holdsHere?: (sid: string, origin: string) => boolean
 }
+
+/**
+ * How far one synchronisation has got. Expected is what the peer's digest has shown so far to be
+ * newer there (it grows while the digest streams in); done is what has been fetched of it. Bytes
+ * are the sizes the digest gives (protocol 3); a protocol 2 peer's digest has none, and then the
+ * expected bytes are the bytes done so far.
+ */
+export interface TransferProgress {
+  readonly sessions: number
+  readonly bytes: number
+  readonly expectedSessions: number
+  readonly expectedBytes: number
+}
+
+/** Progress of a synchronisation is reported at most this often while it runs (plus once at the end). */
+export const PROGRESS_INTERVAL_MS = 100
 
 /** Fetches of at most this many ids are answered at once instead of in turn. */
 const URGENT_FETCH = 16
@@ -63,6 +84,8 @@ interface BulkJob {
   readonly sids: string[]
   /** The version the digest showed for each id: a reply that brings less is asked again. */
   readonly versions: ReadonlyMap<string, Version>
+  /** The size the digest gave for each id (protocol 3), for the run's progress. */
+  readonly sizes: ReadonlyMap<string, number>
   /** Asked again because an earlier reply brought less: not shared with a fetch in flight. */
   readonly fresh?: boolean
   readonly run: SyncRun | undefined
@@ -97,6 +120,12 @@ interface SyncRun {
   fetched: number
   /** A fetch of this run was given up on: the run cannot complete; it starts over instead. */
   failed: boolean
+  /** Progress: what the digest showed newer there (ids, bytes), what of it is here, when it was last reported. */
+  expectedSessions: number
+  expectedBytes: number
+  doneSessions: number
+  doneBytes: number
+  reportedAt: number
   /** Starts the run over when its digest stops coming (a chunk lost): reset by every chunk. */
   readonly watchdog: NodeJS.Timeout
 }
@@ -160,6 +189,11 @@ export class StateSync {
       outstanding: 0,
       fetched: 0,
       failed: false,
+      expectedSessions: 0,
+      expectedBytes: 0,
+      doneSessions: 0,
+      doneBytes: 0,
+      reportedAt: 0,
       watchdog,
     })
     void connection.done.then(() => this.#endRun(syncId))
@@ -189,12 +223,18 @@ export class StateSync {
       const now = Date.now()
       const wanted: string[] = []
       const versions = new Map<string, Version>()
+      const sizes = new Map<string, number>()
       const killed: string[] = []
-      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed, versions)
+      for (const entry of message.entries) this.#wants(entry, now, peer, wanted, killed, versions, sizes)
       for (const sid of killed) this.#events.applied(sid, true, peer.name)
       const channel = this.#channel(connection, peer)
+      if (run) {
+        run.expectedSessions += wanted.length
+        for (const size of sizes.values()) run.expectedBytes += size
+      }
       for (const sids of this.#chunks(wanted, connection, BULK_FETCH_IDS))
-        this.#queueBulk(connection, channel, { sids, versions, run, attempt: 1 })
+        this.#queueBulk(connection, channel, { sids, versions, sizes, run, attempt: 1 })
+      if (run && wanted.length > 0) this.#reportProgress(run, false)
     }
     if (!run) return
     if (message.final) {
@@ -299,7 +339,15 @@ export class StateSync {
    * Decides from a digest entry whether the sender has something newer (then its id goes into
    * `wanted`); applies what needs no fetch: tombstones, a later expiry of the same version.
    */
-  #wants(remote: DigestEntry, now: number, peer: PeerLink, wanted: string[], killed: string[], versions: Map<string, Version>): void {
+  #wants(
+    remote: DigestEntry,
+    now: number,
+    peer: PeerLink,
+    wanted: string[],
+    killed: string[],
+    versions: Map<string, Version>,
+    sizes: Map<string, number>,
+  ): void {
     if (remote.expiresAt <= now) return
     if (remote.tombstone) {
       // A tombstone needs no fetch: the digest entry holds all of it (a move's target is fetched on its own).
@@ -323,12 +371,14 @@ export class StateSync {
       if (this.#events.holdsHere && !this.#events.holdsHere(remote.sid, remote.version.origin)) return
       wanted.push(remote.sid)
       versions.set(remote.sid, remote.version)
+      if (remote.bytes !== null) sizes.set(remote.sid, remote.bytes)
       return
     }
     const order = compareVersions(remote.version, false, localEntry, isDestroyed(localEntry))
     if (order > 0) {
       wanted.push(remote.sid)
       versions.set(remote.sid, remote.version)
+      if (remote.bytes !== null) sizes.set(remote.sid, remote.bytes)
     } else if (order === 0 && localEntry.blob !== null) {
       // Same version, maybe a later expiry there (a touch this node missed).
       this.#table.applyExpiry({ ...remote, cookieExpires: localEntry.cookieExpires }, now)
@@ -361,10 +411,12 @@ export class StateSync {
           channel.bulk.push({ ...job, attempt: job.attempt + 1 })
         } else if (behind.length > 0 && !connection.closing && job.attempt < MAX_ATTEMPTS) {
           debug('%s: %d fetched ids older than their digest: asking again', connection.label, behind.length)
+          if (job.run) this.#fetched(job.run, job, new Set(behind))
           channel.bulk.push({ ...job, sids: behind, attempt: job.attempt + 1, fresh: true })
         } else {
           if (!complete && job.run) job.run.failed = true
           if (job.run) {
+            if (complete) this.#fetched(job.run, job)
             job.run.outstanding -= 1
             this.#maybeComplete(job.run)
           }
@@ -372,6 +424,37 @@ export class StateSync {
         this.#pump(connection, channel)
       })
     }
+  }
+
+  /** The ids of `job` (but those `except`) are here now: they count toward the run's progress. */
+  #fetched(run: SyncRun, job: BulkJob, except?: ReadonlySet<string>): void {
+    for (const sid of job.sids) {
+      if (except?.has(sid)) continue
+      run.doneSessions += 1
+      // A protocol 2 digest gives no sizes: what came is counted instead (and is all that is expected).
+      const size = job.sizes.get(sid)
+      if (size !== undefined) run.doneBytes += size
+      else {
+        const bytes = this.#table.peek(sid)?.blob?.length ?? 0
+        run.doneBytes += bytes
+        run.expectedBytes += bytes
+      }
+    }
+    this.#reportProgress(run, false)
+  }
+
+  /** Reports a run's progress, at most every `PROGRESS_INTERVAL_MS` unless `final`. */
+  #reportProgress(run: SyncRun, final: boolean): void {
+    if (!this.#events.progress) return
+    const now = Date.now()
+    if (!final && now - run.reportedAt < PROGRESS_INTERVAL_MS) return
+    run.reportedAt = now
+    this.#events.progress(run.peer, {
+      sessions: run.doneSessions,
+      bytes: run.doneBytes,
+      expectedSessions: run.expectedSessions,
+      expectedBytes: run.expectedBytes,
+    })
   }
 
   /** Ids of `job` that this node still holds in a version older than the digest showed. */
@@ -470,7 +553,14 @@ export class StateSync {
         // A clear while streaming: what is left belongs to an epoch that is gone.
         if (connection.closing || this.#table.epoch !== epoch) return
       }
-      batch.push({ sid, version: versionOf(entry), tombstone: entry.blob === null, movedTo: entry.movedTo, expiresAt: entry.expiresAt })
+      batch.push({
+        sid,
+        version: versionOf(entry),
+        tombstone: entry.blob === null,
+        movedTo: entry.movedTo,
+        expiresAt: entry.expiresAt,
+        bytes: entry.blob?.length ?? 0,
+      })
       batchBytes += bytes
     }
     connection.send({ type: MessageType.DIGEST, syncId, epoch, entries: batch, final: true })
@@ -552,7 +642,10 @@ export class StateSync {
     // Something not fetched in time, even asked again: start over rather than claim completion.
     if (run.failed) debug('sync with %s incomplete: starting over', run.peer.name)
     this.#endRun(run.syncId, run.failed)
-    if (!run.failed) this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
+    if (run.failed) return
+    // The end of a transfer that brought anything is always reported: everything expected is here.
+    if (run.expectedSessions > 0) this.#reportProgress(run, true)
+    this.#events.completed(run.peer, run.fetched, Date.now() - run.startedAt)
   }
 
   async #backpressure(connection: Connection): Promise<void> {

@@ -1,3 +1,4 @@
+import { PROTOCOL_VERSION } from '../../../lib/protocol/frame.js'
 import { once } from 'node:events'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { Connection } from '../../../lib/cluster/connection.js'
@@ -29,7 +30,7 @@ beforeEach(async () => {
     stats: emptyTransportStats(),
   }
   connection = new Connection(near, options, { message: () => undefined, closed: () => undefined })
-  connection.established(1 << 20)
+  connection.established(1 << 20, PROTOCOL_VERSION)
 })
 
 afterEach(async () => {
@@ -62,7 +63,7 @@ test('an ack settles every wait up to it, before any deadline', async () => {
 })
 
 test('a frame larger than the peer accepts is not sent, and is counted', async () => {
-  connection.established(64 * 1024)
+  connection.established(64 * 1024, PROTOCOL_VERSION)
   const upsert = {
     type: MessageType.UPSERT,
     sid: 'big',

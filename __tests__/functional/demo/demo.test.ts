@@ -37,6 +37,10 @@ test('the demo balancer is sticky; killing the node keeps the session; the resta
   mark = demo.mark
   demo.send(keyOf(served))
   const received = await demo.waitFor(new RegExp(`\\[${served}\\] received \\d+ sessions? from ${other}`), 20_000, mark)
+  // Its transfer's progress came first (not a terminal here: a line per tenth, the last at 100%).
+  const progress = demo.lines.slice(mark).filter((line) => line.startsWith(`[${served}] receiving from ${other} [`))
+  expect(progress.at(-1)).toMatch(/\] 100% (\d+)\/\1 sessions?, /)
+  expect(demo.lines.indexOf(progress.at(-1)!, mark)).toBeLessThan(demo.lines.indexOf(received, mark))
   // "1 session", "2 sessions": never "1 sessions".
   const [, count, noun] = /received (\d+) (sessions?)/.exec(received)!
   expect(Number(count)).toBeGreaterThan(0)

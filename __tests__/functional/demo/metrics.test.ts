@@ -73,6 +73,10 @@ test('both nodes serve strict Prometheus text whose values follow the sessions m
     // Each node received the other's changes, each as a batch it applied, and one state transfer.
     expect(valueOf(families, 'connect_peer_replication_apply_seconds_count', { peer })).toBeGreaterThanOrEqual(3)
     expect(valueOf(families, 'connect_peer_state_transfer_seconds_count', { peer })).toBe(1)
+    // Protocol 3 between two current nodes: each batch carries the sender's clock, for the lag.
+    expect(valueOf(families, 'connect_peer_member_protocol_version', { peer })).toBe(3)
+    expect(valueOf(families, 'connect_peer_replication_lag_seconds_count', { peer })).toBeGreaterThanOrEqual(1)
+    expect(valueOf(families, 'connect_peer_version_refusals_total')).toBe(0)
     // The process's own metrics come along in the demo (prom-client's defaults).
     expect(families.get('process_cpu_user_seconds_total')?.type).toBe('counter')
   }

@@ -62,6 +62,7 @@ const deltaOnUnknownBase = (sid: string): Message => ({
   type: MessageType.UPSERT,
   ackId: 0,
   ackLevel: AckLevel.NONE,
+  sentAt: null,
   sid,
   base: { counter: 5, origin: 'was2' },
   version: { counter: 6, origin: 'was2' },

@@ -118,6 +118,7 @@ test('message validator: a valid UPSERT with session values survives encode and 
         type: MessageType.UPSERT,
         ackId: 0,
         ackLevel: 0,
+        sentAt: 1_800_000_000_000,
         sid: 's.was1',
         base: { counter, origin: 'was1' },
         version: { counter: counter + 1, origin: 'was2' },

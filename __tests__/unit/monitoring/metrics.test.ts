@@ -40,6 +40,7 @@ const member = (nodeId: string, state: Member['state'], queuedBytes = 0): Member
   since: new Date(1_700_000_000_000),
   queuedBytes,
   connections: 2,
+  protocol: 3,
 })
 
 let store: PeerStore

@@ -12,6 +12,7 @@ function contextOf(self: string, states: Record<string, MemberState> = {}, holde
     since: new Date(0),
     queuedBytes: 0,
     connections: 1,
+    protocol: 3,
   }))
   return { nodeId: self, members: () => members, holders: () => holders }
 }

@@ -1,5 +1,6 @@
 import { pack } from '../../helpers/msgpack.js'
-import { encodeFrame, FrameDecoder } from '../../../lib/protocol/frame.js'
+import { unpack } from 'msgpackr'
+import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, HANDSHAKE_FRAME_VERSION } from '../../../lib/protocol/frame.js'
 import { AckLevel, decodeMessage, encodeMessage, MessageType, type Message, type MessageLimits } from '../../../lib/protocol/messages.js'
 import { ErrorCodes } from '../../../lib/index.js'
 
@@ -10,6 +11,9 @@ function roundTrip(message: Message): Message {
   const [frame] = new FrameDecoder(1 << 20).push(encodeMessage(message))
   return decodeMessage(frame!, limits)
 }
+
+/** A sender's clock, as protocol 3 data messages carry it. */
+const SENT_AT = 1_800_000_000_000
 
 const samples: Message[] = [
   {
@@ -52,6 +56,7 @@ const samples: Message[] = [
     type: MessageType.UPSERT,
     ackId: 3,
     ackLevel: AckLevel.APPLIED,
+    sentAt: SENT_AT,
     sid: 's1',
     base: { counter: 0, origin: '' },
     version: v(1),
@@ -60,17 +65,19 @@ const samples: Message[] = [
     set: [['user', pack({ name: 'ada', at: new Date(5) })]],
     remove: ['old'],
   },
-  { type: MessageType.DESTROY, ackId: 0, ackLevel: AckLevel.NONE, sid: 's1', version: v(2), keepUntil: 5 },
+  { type: MessageType.DESTROY, ackId: 0, ackLevel: AckLevel.NONE, sentAt: SENT_AT, sid: 's1', version: v(2), keepUntil: 5 },
   {
     type: MessageType.EXPIRY,
     ackId: 0,
     ackLevel: AckLevel.NONE,
+    sentAt: SENT_AT,
     changes: [{ sid: 's1', version: v(2, 'was2'), expiresAt: 9, cookieExpires: 9 }],
   },
   {
     type: MessageType.RENAME,
     ackId: 0,
     ackLevel: AckLevel.NONE,
+    sentAt: SENT_AT,
     from: 's1',
     to: 's2',
     base: v(1),
@@ -78,8 +85,8 @@ const samples: Message[] = [
     keepUntil: 5,
     rebinds: 1,
   },
-  { type: MessageType.CLEAR, ackId: 1, ackLevel: AckLevel.RECEIVED, epoch: v(1) },
-  { type: MessageType.CLEAR, ackId: 0, ackLevel: AckLevel.NONE, epoch: { counter: 0, origin: '' } },
+  { type: MessageType.CLEAR, ackId: 1, ackLevel: AckLevel.RECEIVED, sentAt: SENT_AT, epoch: v(1) },
+  { type: MessageType.CLEAR, ackId: 0, ackLevel: AckLevel.NONE, sentAt: SENT_AT, epoch: { counter: 0, origin: '' } },
   { type: MessageType.ACK, ackId: 12 },
   { type: MessageType.SYNC_REQUEST, syncId: 4, epoch: v(2, 'was2') },
   {
@@ -87,8 +94,8 @@ const samples: Message[] = [
     syncId: 4,
     epoch: v(1),
     entries: [
-      { sid: 's1', version: v(3), tombstone: false, movedTo: null, expiresAt: 10 },
-      { sid: 's2', version: v(3), tombstone: true, movedTo: 's3', expiresAt: 10 },
+      { sid: 's1', version: v(3), tombstone: false, movedTo: null, expiresAt: 10, bytes: 120 },
+      { sid: 's2', version: v(3), tombstone: true, movedTo: 's3', expiresAt: 10, bytes: 0 },
     ],
     final: true,
   },
@@ -113,9 +120,9 @@ test.each(samples.map((message) => [message.type.toString(16), message] as const
   },
 )
 
-/** A frame of `type` whose payload is `items` encoded as msgpack. */
-function frameOf(type: number, items: unknown): ReturnType<FrameDecoder['push']>[number] {
-  return new FrameDecoder(1 << 20).push(encodeFrame(type, pack(items)))[0]!
+/** A frame of `type` whose payload is `items` encoded as msgpack, in protocol `version` (2: the layouts below are version 2's). */
+function frameOf(type: number, items: unknown, version = 2): ReturnType<FrameDecoder['push']>[number] {
+  return new FrameDecoder(1 << 20).push(encodeFrame(type, pack(items), version))[0]!
 }
 
 test.each([
@@ -152,8 +159,11 @@ test.each([
   ['a blob that is not a map', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack([1, 2]), null, 0]], true]],
   ['a session with data that also moved', MessageType.FETCH_REPLY, [1, 0, '', [['s1', 1, 'was1', 5, null, pack({ a: 1 }), 's2', 0]], true]],
   ['an unknown refusal reason', MessageType.REFUSE, ['was2', 'because', 'x']],
-])('refuses %s', (_, type, items) => {
-  expect(() => decodeMessage(frameOf(type, items), limits)).toThrow(
+  ['a digest entry of protocol 3 without its size', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, null, 5]], true], 3],
+  ['a digest entry claiming a session over 4 GiB', MessageType.DIGEST, [1, 0, '', [['s1', 1, 'was1', false, null, 5, 2 ** 32]], true], 3],
+  ['a change of protocol 3 without the sender clock', MessageType.DESTROY, [0, 0, 's1', 1, 'was1', 5], 3],
+])('refuses %s', (_, type, items, version = 2) => {
+  expect(() => decodeMessage(frameOf(type, items, version), limits)).toThrow(
     expect.objectContaining({ code: expect.stringMatching(new RegExp(`^(${ErrorCodes.PROTOCOL}|${ErrorCodes.MALFORMED_DATA})$`)) }),
   )
 })
@@ -161,6 +171,65 @@ test.each([
 test('refuses another protocol version', () => {
   const frame = { ...frameOf(MessageType.PING, [1]), version: 99 }
   expect(() => decodeMessage(frame, limits)).toThrow(/protocol version 99/)
+})
+
+test('once a connection agreed on a version, refuses a frame of any other, even one this node speaks', () => {
+  expect(decodeMessage(frameOf(MessageType.PING, [1], 2), limits, 2)).toEqual({ type: MessageType.PING, seq: 1 })
+  expect(() => decodeMessage(frameOf(MessageType.PING, [1], 3), limits, 2)).toThrow(/protocol version 3, expected 2/)
+  expect(() => decodeMessage(frameOf(MessageType.PING, [1], 2), limits, 3)).toThrow(/protocol version 2, expected 3/)
+})
+
+describe('protocol versions', () => {
+  const hello = samples[0]!
+  const upsert = samples.find((message) => message.type === MessageType.UPSERT)!
+  const digest = samples.find((message) => message.type === MessageType.DIGEST)!
+  const decodeAs = (message: Message, version: number) =>
+    decodeMessage(new FrameDecoder(1 << 20).push(encodeMessage(message, version))[0]!, limits, version)
+
+  test.each(samples.map((message) => [message.type.toString(16), message] as const))(
+    'message 0x%s survives encode and decode in protocol 2, without what 3 added',
+    (_, message) => {
+      const decoded = decodeAs(message, 2) as unknown as Record<string, unknown>
+      const expected = { ...message } as Record<string, unknown>
+      if ('sentAt' in expected) expected.sentAt = null
+      if (message.type === MessageType.DIGEST) expected.entries = message.entries.map((entry) => ({ ...entry, bytes: null }))
+      expect(decoded).toEqual(expected)
+    },
+  )
+
+  test('protocol 2 frames carry version 2 and the version 2 layout: no timestamp in changes, no sizes in digests', () => {
+    const frame = encodeMessage(upsert, 2)
+    expect(frame[4]).toBe(2)
+    // ackId, ackLevel, then the session id at once: what a version 2 node reads.
+    expect(unpack(frame.subarray(FRAME_HEADER_BYTES)).slice(0, 3)).toEqual([3, AckLevel.APPLIED, 's1'])
+    // syncId, epoch (counter, origin), entries: each entry sid, version (counter, origin), tombstone, movedTo, expiresAt.
+    const entriesIn = (version: number) =>
+      (unpack(encodeMessage(digest, version).subarray(FRAME_HEADER_BYTES)) as unknown[])[3] as unknown[][]
+    expect(entriesIn(2)[0]).toEqual(['s1', 3, 'was1', false, null, 10])
+    expect(entriesIn(3)[0]).toEqual(['s1', 3, 'was1', false, null, 10, 120])
+  })
+
+  test('protocol 3 changes carry the sender timestamp right after the ack request', () => {
+    const frame = encodeMessage(upsert, 3)
+    expect(frame[4]).toBe(3)
+    expect(unpack(frame.subarray(FRAME_HEADER_BYTES)).slice(0, 4)).toEqual([3, AckLevel.APPLIED, SENT_AT, 's1'])
+  })
+
+  test('handshake frames carry version 2 and the same layout in every version, so any two versions read them', () => {
+    for (const version of [2, 3]) {
+      const frame = encodeMessage(hello, version)
+      expect(frame[4]).toBe(HANDSHAKE_FRAME_VERSION)
+      expect(unpack(frame.subarray(FRAME_HEADER_BYTES))).toHaveLength(7)
+    }
+    // A HELLO from a future node is read whatever its header says, so it can be refused with a reason.
+    const future = { ...new FrameDecoder(1 << 20).push(encodeMessage({ ...hello, protocol: 4 } as Message))[0]!, version: 4 }
+    expect(decodeMessage(future, limits)).toMatchObject({ type: MessageType.HELLO, protocol: 4 })
+  })
+
+  test('before a version is agreed, a message other than the handshake must carry a version this node speaks', () => {
+    expect(() => decodeMessage(frameOf(MessageType.PING, [1], 4), limits)).toThrow(/protocol version 4, expected 3 or 2/)
+    expect(() => decodeMessage(frameOf(MessageType.PING, [1], 1), limits)).toThrow(/protocol version 1/)
+  })
 })
 
 test('refuses an envelope nested deeper than any message is', () => {

@@ -26,6 +26,7 @@ function part(peers?: string[]): Replication {
     since: new Date(0),
     queuedBytes: 0,
     connections: 0,
+    protocol: null,
   })
   return {
     ...base,
