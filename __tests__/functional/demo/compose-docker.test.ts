@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
+import { chromium, type Browser as Chromium } from 'playwright-core'
+import { CHROMIUM_ARGS, chromiumPath } from '../../helpers/chromium.js'
 import { Browser, EXAMPLE } from '../../helpers/demo-nodes.js'
 import { Compose, dockerEngine, inspect, run, type DockerEngine } from '../../helpers/docker.js'
 import { settles } from '../../helpers/settle.js'
@@ -41,6 +43,7 @@ interface Container {
 
 let engine: DockerEngine | undefined
 let imagesBefore: string[] = []
+let browser: Chromium | undefined
 
 beforeAll(async () => {
   engine = await dockerEngine()
@@ -53,6 +56,7 @@ beforeAll(async () => {
 }, 600_000)
 
 afterAll(async () => {
+  await browser?.close()
   try {
     await compose.run(['down', '--volumes'])
     // This run's build replaced the images of the one before: those are only in the way now.
@@ -100,7 +104,7 @@ test('the nodes are healthy at 10.10.10.1 and 10.10.10.2, and HAProxy is publish
   }
 }, 60_000)
 
-test('the counter survives `docker-compose kill` of the node that served it, and the node started again recovers every session', async () => {
+test('the counter survives `docker-compose kill` of the node that served it, in Chromium too, and the node started again recovers every session', async () => {
   const client = new Browser(FRONT)
   const first = await client.post('/count')
   const served = first.node as NodeId
@@ -111,6 +115,16 @@ test('the counter survives `docker-compose kill` of the node that served it, and
   const others = [new Browser(FRONT), new Browser(FRONT), new Browser(FRONT)]
   for (const each of others) await each.post('/count')
   expect(new Set(others.map((each) => each.cookies.get('ROUTEID')))).toEqual(new Set(['was1', 'was2']))
+  // And a real browser (Debian's Chromium), on the same node: its route cookie says so.
+  browser = await chromium.launch({ executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] })
+  const page = await browser.newPage()
+  await page.context().addCookies([{ name: 'ROUTEID', value: served, url: FRONT }])
+  await page.goto(FRONT)
+  for (let count = 1; count <= 2; count++) {
+    await page.click('#increment')
+    await page.waitForSelector(`#count >> text="${count}"`)
+  }
+  expect(await page.textContent('#node')).toBe(served)
 
   const container = await compose.container(SERVICE[served])
   await compose.run(['kill', SERVICE[served]])
@@ -119,8 +133,14 @@ test('the counter survives `docker-compose kill` of the node that served it, and
   expect(await client.post('/count')).toEqual({ node: survivor, count: 4 })
   expect(client.cookies.get('ROUTEID')).toBe(survivor)
   for (const each of others) expect(await each.post('/count')).toEqual({ node: survivor, count: 2 })
+  await page.reload()
+  expect(await page.textContent('#node')).toBe(survivor)
+  expect(await page.textContent('#count')).toBe('2')
+  expect(await page.textContent('#rebound')).toContain(`took this session over from ${served}`)
+  await page.click('#increment')
+  await page.waitForSelector('#count >> text="3"')
   const held = (await healthOf(survivor))!.sessions
-  expect(held).toBeGreaterThanOrEqual(1 + others.length)
+  expect(held).toBeGreaterThanOrEqual(2 + others.length)
 
   await compose.run(['start', SERVICE[served]])
   // Back in HAProxy (its health checks), it has received every session the survivor holds.
