@@ -61,9 +61,10 @@ export async function run(command: string, args: string[], options: { env?: Node
       maxBuffer: 64 << 20,
     })
   } catch (error) {
-    const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string }
+    const { stdout = '', stderr = '', code, signal } = error as { stdout?: string; stderr?: string; code?: unknown; signal?: string }
     const output = `${stdout}${stderr}`.trim().split('\n').slice(-40).join('\n')
-    throw new Error(`${command} ${args.join(' ')} failed (${(error as Error).message.split('\n')[0]})\n${output}`, { cause: error })
+    const why = typeof code === 'number' ? `exit ${code}` : signal ? `killed by ${signal}` : (error as Error).message
+    throw new Error(`${command} ${args.join(' ')} failed (${why})\n${output}`, { cause: error })
   }
 }
 

@@ -52,7 +52,13 @@ beforeAll(async () => {
   await compose.run(['down', '--volumes']) // what a crashed run left
   // `up --build --detach` in two steps, so that a build that fails leaves no container behind.
   await compose.run(['build', '--force-rm'], 300_000)
-  await compose.run(['up', '--detach'], 120_000)
+  await compose.run(['up', '--detach'], 120_000).catch((error: Error) => {
+    if (!/overlaps|already allocated|address already in use/.test(error.message)) throw error
+    throw new Error(
+      `docker-compose up: 10.10.10.0/24 or ${HOST}:${PORT} is taken (another copy of the demo?): stop it (docker ps, docker network ls), then run the test again`,
+      { cause: error },
+    )
+  })
 }, 600_000)
 
 afterAll(async () => {
