@@ -63,6 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
+  if (!engine) return // no engine: nothing was started
   try {
     await compose.run(['down', '--volumes'])
     // This run's build replaced the images of the one before: those are only in the way now.
