@@ -3,8 +3,10 @@
  * fresh clone before anything is installed):
  *
  *   node scripts/prepare.mjs demo   npm dependencies only (the demo's balancer is in Node)
- *   node scripts/prepare.mjs test   also haproxy, Chromium and redis-server, which the tests run, and
- *                                   as root iproute2, iptables and python3 (the namespaced-network tests)
+ *   node scripts/prepare.mjs test   also haproxy, Chromium, redis-server, Docker and Compose, which the
+ *                                   tests run, and as root iproute2, iptables and python3 (the
+ *                                   namespaced-network tests), dockerd and debootstrap (the Docker test
+ *                                   starts the engine, and builds base images no registry provides)
  *
  * What is missing is installed when it can be (npm ci; apt-get as root on Debian), saying so on
  * one line. Otherwise it stops at once with exit code 1 and one line naming the command to run.
@@ -32,7 +34,10 @@ function checkNode() {
   if (major < 20) fail(`connect-peer needs Node.js 20 or newer; this is ${process.version}: install a current Node.js (https://nodejs.org)`)
 }
 
-/** haproxy, Chromium and redis-server (and as root iproute2, iptables, python3): the tests run the real ones. */
+/**
+ * haproxy, Chromium, redis-server, docker and docker-compose (and as root iproute2, iptables,
+ * python3, dockerd, debootstrap): the tests run the real ones.
+ */
 function prepareSystemTools() {
   const chromiumPath = process.env.CHROMIUM_PATH
   if (chromiumPath && !isExecutable(chromiumPath)) {
@@ -42,12 +47,18 @@ function prepareSystemTools() {
     { name: 'haproxy', found: onPath('haproxy') },
     { name: 'chromium', found: Boolean(chromiumPath) || isExecutable('/usr/bin/chromium') || onPath('chromium') },
     { name: 'redis-server', found: onPath('redis-server') },
+    // docker-compose.yml run for real (__tests__/functional/demo/compose-docker.test.ts). As root the
+    // test starts dockerd itself when no engine runs; otherwise the user's engine must be running.
+    { name: 'docker.io', found: onPath('docker') && (onPath('dockerd') || process.getuid?.() !== 0) },
+    { name: 'docker-compose', found: onPath('docker-compose') || hasComposePlugin() },
     // The network tests (__tests__/helpers/netns.ts) need root, so only root is asked for their tools.
     ...(process.getuid?.() === 0
       ? [
           { name: 'iproute2', found: onPath('ip') },
           { name: 'iptables', found: onPath('iptables') },
           { name: 'python3', found: onPath('python3') },
+          // examples/express-app/docker/local-images.sh, where no image registry answers.
+          { name: 'debootstrap', found: onPath('debootstrap') },
         ]
       : []),
   ]
@@ -71,7 +82,7 @@ function prepareSystemTools() {
     fail(
       `the tests need ${list}, which ${missing.length === 1 ? 'is' : 'are'} missing: run "${root ? '' : 'sudo '}apt-get install ${list}"${chromium}, then npm test again`,
     )
-  const brew = missing.map((name) => ({ chromium: null, 'redis-server': 'redis' })[name] ?? name).filter(Boolean)
+  const brew = missing.map((name) => ({ chromium: null, 'redis-server': 'redis', 'docker.io': 'docker' })[name] ?? name).filter(Boolean)
   const how = onPath('brew') && brew.length > 0 ? `run "brew install ${brew.join(' ')}"` : `install ${list}`
   fail(`the tests need ${list}, which ${missing.length === 1 ? 'is' : 'are'} missing: ${how}${chromium}, then npm test again`)
 }
@@ -130,6 +141,15 @@ function onPath(name) {
     .split(path.delimiter)
     .filter(Boolean)
     .some((dir) => isExecutable(path.join(dir, name)))
+}
+
+/** Compose 2, as a plugin of the docker command (`docker compose`), where Docker installs its plugins. */
+function hasComposePlugin() {
+  const dirs = [
+    path.join(process.env.HOME ?? '', '.docker', 'cli-plugins'),
+    ...['/usr/local/lib', '/usr/local/libexec', '/usr/lib', '/usr/libexec'].map((dir) => path.join(dir, 'docker', 'cli-plugins')),
+  ]
+  return dirs.some((dir) => isExecutable(path.join(dir, 'docker-compose')))
 }
 
 function isExecutable(file) {

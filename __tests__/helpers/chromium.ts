@@ -1,6 +1,17 @@
 import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
 
+/** Chromium's flags for the tests: no sandbox (they run as root), and no background traffic on a closed network. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const
+
 /**
  * The browser the tests drive, found as scripts/prepare.mjs finds it (it installed or named it
  * before Jest started): CHROMIUM_PATH, else /usr/bin/chromium, else `chromium` on the PATH.

@@ -71,8 +71,16 @@ export function createApp(store: PeerStore, config: Config): express.Express {
   })
 
   // For load balancers and container healthchecks: up means the replication port is open too.
+  // `sessions` and `syncing` show a restarted node receiving every session from its peer.
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', node: config.nodeId, peers: store.members().map(({ nodeId, state }) => ({ nodeId, state })) })
+    const { sessions, syncing } = store.stats()
+    res.json({
+      status: 'ok',
+      node: config.nodeId,
+      sessions,
+      syncing,
+      peers: store.members().map(({ nodeId, state }) => ({ nodeId, state })),
+    })
   })
 
   app.get('/', (req, res) => {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { ROOT } from '../../helpers/child.js'
-import { chromiumPath } from '../../helpers/chromium.js'
+import { CHROMIUM_ARGS, chromiumPath } from '../../helpers/chromium.js'
 import { keyOf, startDemo, type DemoAddresses } from '../../helpers/demo.js'
 import type { WatchedProcess } from '../../helpers/process-lines.js'
 
@@ -22,16 +22,7 @@ beforeAll(async () => {
   demo = await startDemo(AT)
   browser = await chromium.launch({
     executablePath: chromiumPath(),
-    // No sandbox as root; no background traffic on a closed network.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
   })
   page = await browser.newPage({ viewport: { width: 900, height: 900 } })
 }, 60_000)

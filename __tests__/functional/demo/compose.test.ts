@@ -6,9 +6,10 @@ import { parse } from 'yaml'
 import { ROOT } from '../../helpers/child.js'
 
 /**
- * There is no Docker engine here, so docker-compose.yml is checked for what it says: the services,
- * their environment, ports, healthchecks and the HAProxy config it mounts (which the HAProxy test
- * then runs for real).
+ * docker-compose.yml checked for what it says, without Docker (fast, and where Docker cannot run):
+ * the services, their addresses, environment, ports, healthchecks and the HAProxy config it mounts.
+ * compose-docker.test.ts runs the file for real, and haproxy.test.ts runs that HAProxy config
+ * without Docker.
  */
 interface Service {
   build?: { context: string; dockerfile: string }
@@ -18,9 +19,13 @@ interface Service {
   volumes?: string[]
   healthcheck?: { test: string[] }
   depends_on?: Record<string, { condition: string }>
+  networks?: Record<string, { ipv4_address?: string }>
 }
 
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> }
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>
+  networks: Record<string, { ipam?: { config?: { subnet: string; gateway: string }[] } }>
+}
 const { node1, node2, haproxy } = compose.services
 
 test('three services: two app nodes and HAProxy', () => {
@@ -36,10 +41,17 @@ test('the app nodes are built from the example app Dockerfile, whose command is 
   expect(existsSync(path.join(ROOT, 'examples/express-app/server.ts'))).toBe(true)
 })
 
+test("the seed's addresses: node1 at 10.10.10.1 and node2 at 10.10.10.2 of 10.10.10.0/24, whose gateway is not .1", () => {
+  expect(compose.networks).toEqual({ seed: { ipam: { config: [{ subnet: '10.10.10.0/24', gateway: '10.10.10.254' }] } } })
+  expect(node1!.networks).toEqual({ seed: { ipv4_address: '10.10.10.1' } })
+  expect(node2!.networks).toEqual({ seed: { ipv4_address: '10.10.10.2' } })
+  expect(haproxy!.networks).toEqual({ seed: { ipv4_address: '10.10.10.10' } })
+})
+
 test('each node has the environment the app reads, and the peers point at each other on 4055', () => {
   for (const [node, self, peer] of [
-    [node1!, 'was1', 'was2@node2:4055'],
-    [node2!, 'was2', 'was1@node1:4055'],
+    [node1!, 'was1', 'was2@10.10.10.2:4055'],
+    [node2!, 'was2', 'was1@10.10.10.1:4055'],
   ] as const) {
     expect(node.environment).toMatchObject({ NODE_ID: self, LISTEN: '0.0.0.0:4055', PEERS: peer, PORT: '3000' })
     expect(node.environment!.CLUSTER_SECRET).toMatch(/^\$\{CLUSTER_SECRET:\?/) // required, no default secret
@@ -51,14 +63,15 @@ test('the nodes have healthchecks on /healthz, and HAProxy waits for them to be 
   expect(haproxy!.depends_on).toEqual({ node1: { condition: 'service_healthy' }, node2: { condition: 'service_healthy' } })
 })
 
-test('HAProxy publishes port 3000, mounts a config file that exists, and gets the node addresses', () => {
+test('HAProxy publishes port 3000 on 127.0.0.1 only, mounts a config file that exists, and gets the node addresses', () => {
   expect(haproxy!.image).toMatch(/^haproxy:/)
-  expect(haproxy!.ports).toEqual(['3000:3000'])
+  // DEMO_HOST and DEMO_PORT move it (as for npm run demo); the defaults keep it on loopback.
+  expect(haproxy!.ports).toEqual(['${DEMO_HOST:-127.0.0.1}:${DEMO_PORT:-3000}:3000'])
   const [mount] = haproxy!.volumes!
   const [source, target] = mount!.split(':')
   expect(target).toBe('/usr/local/etc/haproxy/haproxy.cfg')
   expect(existsSync(path.join(ROOT, source!))).toBe(true)
-  expect(haproxy!.environment).toEqual({ LISTEN_ADDR: '*:3000', NODE1_ADDR: 'node1:3000', NODE2_ADDR: 'node2:3000' })
+  expect(haproxy!.environment).toEqual({ LISTEN_ADDR: '*:3000', NODE1_ADDR: '10.10.10.1:3000', NODE2_ADDR: '10.10.10.2:3000' })
 })
 
 test('the mounted config routes on the route cookie, passive, one server per node id', () => {

@@ -52,12 +52,14 @@ function fakeBin(name: string, tools: string[]): string {
 
 /** What the namespaced-network tests need, asked for only as root (these tests run as root in CI). */
 const NETNS_TOOLS = process.getuid?.() === 0 ? ['ip', 'iptables', 'python3'] : []
+/** What the Docker test needs: as root also dockerd (it starts the engine) and debootstrap (local base images). */
+const DOCKER_TOOLS = ['docker', 'docker-compose', ...(process.getuid?.() === 0 ? ['dockerd', 'debootstrap'] : [])]
 
 const bare = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ HOME: process.env.HOME, CONNECT_PEER_NO_INSTALL: '1', ...env })
 
 describe('npm test: tools from outside npm', () => {
   test('haproxy missing and installing forbidden: exit 1 within seconds, one line naming the apt-get command', async () => {
-    const bin = fakeBin('no-haproxy', ['chromium', 'redis-server', 'apt-get', ...NETNS_TOOLS])
+    const bin = fakeBin('no-haproxy', ['chromium', 'redis-server', 'apt-get', ...NETNS_TOOLS, ...DOCKER_TOOLS])
     const { code, lines, ms } = await prepare(PREPARE, 'test', bare({ PATH: bin }))
     expect(code).toBe(1)
     expect(ms).toBeLessThan(5000)
@@ -70,7 +72,11 @@ describe('npm test: tools from outside npm', () => {
 
   test('no apt-get (not Debian): one line naming what to install', async () => {
     const browser = path.join(fakeBin('browser', ['chrome']), 'chrome')
-    const { code, lines } = await prepare(PREPARE, 'test', bare({ PATH: fakeBin('nothing', NETNS_TOOLS), CHROMIUM_PATH: browser }))
+    const { code, lines } = await prepare(
+      PREPARE,
+      'test',
+      bare({ PATH: fakeBin('nothing', [...NETNS_TOOLS, ...DOCKER_TOOLS]), CHROMIUM_PATH: browser }),
+    )
     expect({ code, lines }).toEqual({
       code: 1,
       lines: ['[prepare] the tests need haproxy redis-server, which are missing: install haproxy redis-server, then npm test again'],
@@ -78,7 +84,7 @@ describe('npm test: tools from outside npm', () => {
   })
 
   test('CHROMIUM_PATH is honoured: a browser there counts, a wrong path is named', async () => {
-    const bin = fakeBin('no-chromium', ['haproxy', 'redis-server', ...NETNS_TOOLS])
+    const bin = fakeBin('no-chromium', ['haproxy', 'redis-server', ...NETNS_TOOLS, ...DOCKER_TOOLS])
     const browser = path.join(fakeBin('browser', ['chrome']), 'chrome')
     // Everything found: the npm dependencies are what the repository has (nothing to install).
     const found = await prepare(PREPARE, 'test', bare({ PATH: bin, CHROMIUM_PATH: browser }))
@@ -91,14 +97,14 @@ describe('npm test: tools from outside npm', () => {
     ])
   })
 
-  test('with the real haproxy, Chromium and redis-server of this machine it says nothing and exits 0', async () => {
+  test('with the real haproxy, Chromium, redis-server and Docker of this machine it says nothing and exits 0', async () => {
     const { code, lines } = await prepare(PREPARE, 'test', { ...process.env, CONNECT_PEER_NO_INSTALL: '1' })
     expect({ code, lines }).toEqual({ code: 0, lines: [] })
   })
 
   test("as root, the network tests' tools are asked for too: iproute2 for ip, iptables, python3", async () => {
     if (process.getuid?.() !== 0) return
-    const bin = fakeBin('no-ip', ['haproxy', 'redis-server', 'chromium', 'apt-get', 'python3'])
+    const bin = fakeBin('no-ip', ['haproxy', 'redis-server', 'chromium', 'apt-get', 'python3', ...DOCKER_TOOLS])
     const { code, lines } = await prepare(PREPARE, 'test', bare({ PATH: bin }))
     expect({ code, lines }).toEqual({
       code: 1,
@@ -107,6 +113,21 @@ describe('npm test: tools from outside npm', () => {
       ],
     })
     expect(existsSync(path.join(bin, 'apt-get.ran'))).toBe(false)
+  })
+
+  test('Docker for the compose test: docker.io (as root, for dockerd) and docker-compose, and as root debootstrap', async () => {
+    const root = process.getuid?.() === 0
+    const bin = fakeBin('no-docker', ['haproxy', 'redis-server', 'chromium', 'apt-get', 'docker', ...NETNS_TOOLS])
+    const { code, lines } = await prepare(PREPARE, 'test', bare({ PATH: bin }))
+    const missing = root ? 'docker.io docker-compose debootstrap' : 'docker-compose'
+    expect({ code, lines }).toEqual({
+      code: 1,
+      lines: [
+        `[prepare] the tests need ${missing}, which ${root ? 'are' : 'is'} missing: run "${root ? '' : 'sudo '}apt-get install ${missing}", then npm test again`,
+      ],
+    })
+    expect(existsSync(path.join(bin, 'apt-get.ran'))).toBe(false)
+    expect(existsSync(path.join(bin, 'docker.ran'))).toBe(false)
   })
 
   test('the demo needs none of them', async () => {
