@@ -80,7 +80,7 @@ test('every framework serves the same status as JSON: this node, its peer alive,
         lagSeconds: null,
         queuedBytes: 0,
         connections: 1,
-        protocol: null,
+        protocol: 3,
       },
     ])
     expect(status.transfer).toMatchObject({ peer: 'was2', state: 'done', sessions: 0, durationMs: expect.any(Number) })
