@@ -7,52 +7,48 @@ export interface AdmissionOptions {
   readonly principalLimitPolicy: 'evict-oldest' | 'refuse'
 }
 
-/** What admitting a session asks of the store: to evict these first, and why. */
-export interface Evictions {
-  /** The principal's oldest sessions (`maxSessionsPerPrincipal`, 'evict-oldest'): final, like a logout. */
-  readonly oldest: readonly string[]
-  /** How many least recently used sessions to evict for `maxSessions`, one at a time (see `nextVictim`). */
-  readonly forRoom: number
-}
-
-const NONE: Evictions = { oldest: [], forRoom: 0 }
-
 /**
  * The session limits: `maxSessionsPerPrincipal` and `maxSessions`. Decides, before a write, whether
- * the session may be stored and what must be evicted first; refuses with `SessionLimitError` before
- * anything is evicted. Counts what it evicts and refuses, for `stats()`.
+ * the session may be stored and which of the principal's sessions go first; refuses with
+ * `SessionLimitError` before anything is evicted, and counts the refusals for `stats()`. Which
+ * session makes room for `maxSessions` is `nextVictim`'s answer, asked again after each eviction.
  */
 export class Admission {
   readonly #options: AdmissionOptions
   readonly #index: SessionIndex
-  evicted = 0
-  refused = 0
+  #refused = 0
 
   constructor(options: AdmissionOptions, index: SessionIndex) {
     this.#options = options
     this.#index = index
   }
 
+  /** Sessions refused with `SessionLimitError`. */
+  get refused(): number {
+    return this.#refused
+  }
+
   /**
    * For a write of `sid` with `principal` (null: anonymous); `isNew` when no live session is under
-   * `sid` here, `liveCount` the live sessions now. Throws `SessionLimitError` when refused.
+   * `sid` here, `liveCount` the live sessions (asked after `isLive`, which reclaims an expired
+   * session it finds), `isLive` whether another session still lives (it may have expired unswept). Returns the principal's oldest sessions to evict first
+   * (`'evict-oldest'`); throws `SessionLimitError` when refused.
    */
-  admit(sid: string, principal: string | null, isNew: boolean, liveCount: number): Evictions {
+  admit(sid: string, principal: string | null, isNew: boolean, liveCount: () => number, isLive: (sid: string) => boolean): string[] {
     const { maxSessions, maxSessionsPerPrincipal, principalLimitPolicy } = this.#options
     let oldest: string[] = []
     const gainsPrincipal = principal !== null && (isNew || this.#index.get(sid)?.principal !== principal)
     if (maxSessionsPerPrincipal !== undefined && gainsPrincipal) {
-      const others = this.#index.sessionsOf(principal).filter((other) => other !== sid)
+      const others = this.#index.sessionsOf(principal).filter((other) => other !== sid && isLive(other))
       const excess = others.length + 1 - maxSessionsPerPrincipal
       if (excess > 0) {
         if (principalLimitPolicy === 'refuse') this.#refuse('maxSessionsPerPrincipal', maxSessionsPerPrincipal)
         oldest = others.sort((a, b) => this.#index.get(a)!.createdAt - this.#index.get(b)!.createdAt).slice(0, excess)
       }
     }
-    if (maxSessions === undefined || !isNew) return oldest.length === 0 ? NONE : { oldest, forRoom: 0 }
-    const forRoom = Math.max(0, liveCount - oldest.length + 1 - maxSessions)
-    if (forRoom > 0 && this.nextVictim(sid, principal) === undefined) this.#refuse('maxSessions', maxSessions)
-    return { oldest, forRoom }
+    const full = maxSessions !== undefined && isNew && liveCount() - oldest.length >= maxSessions
+    if (full && this.nextVictim(sid, principal) === undefined) this.#refuse('maxSessions', maxSessions)
+    return oldest
   }
 
   /**
@@ -65,7 +61,7 @@ export class Admission {
   }
 
   #refuse(limit: 'maxSessions' | 'maxSessionsPerPrincipal', max: number): never {
-    this.refused += 1
+    this.#refused += 1
     throw new SessionLimitError(limit, max)
   }
 }

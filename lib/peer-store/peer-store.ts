@@ -5,16 +5,8 @@ import { isPeerSource, type PeerSource } from '../cluster/discovery.js'
 import { emptyTransportStats } from '../cluster/cluster.js'
 import type { Member, MemberState } from '../cluster/peer-link.js'
 import { applyFields } from '../codec/field-delta.js'
-import {
-  decodeSession,
-  encodeCookie,
-  encodeSession,
-  mergeSession,
-  MAX_SESSION_ID_LENGTH,
-  type EncodedSession,
-  type SessionLimits,
-} from '../codec/session-codec.js'
-import { MAX_PRINCIPAL_LENGTH, readMeta, type SessionMeta } from '../codec/session-meta.js'
+import { decodeSession, encodeCookie, MAX_SESSION_ID_LENGTH, type SessionLimits } from '../codec/session-codec.js'
+import { MAX_PRINCIPAL_LENGTH } from '../codec/session-meta.js'
 import { findField, skipTrusted } from '../codec/session-layout.js'
 import { debugFor } from '../base/debug.js'
 import {
@@ -37,11 +29,11 @@ import { registerInternals } from './internals.js'
 import { Membership } from './membership.js'
 import { replicationSuppressed } from './replication-scope.js'
 import { currentRequest } from './request-scope.js'
-import { SessionTable, type Entry, type LocalChange } from '../table/session-table.js'
+import { SessionTable, type LocalChange } from '../table/session-table.js'
 import { SessionIndex } from '../table/session-index.js'
-import { sameVersion, versionOf, type Version } from '../table/version.js'
 import { Admission } from './admission.js'
 import { SessionEvents, type SessionEventMap } from './session-events.js'
+import { SessionWriter } from './session-writer.js'
 
 const debug = debugFor('store')
 
@@ -123,16 +115,6 @@ export interface PeerStoreEvents extends SessionEventMap {
 
 type Listener<E extends keyof PeerStoreEvents> = (...args: PeerStoreEvents[E]) => void
 
-/** What a request loaded, to merge its save with what others stored since (see `set`). */
-interface Loaded {
-  readonly sid: string
-  readonly blob: Buffer
-  readonly version: Version
-}
-
-/** How long the tombstone of a session evicted for `maxSessions` lasts: long enough to replicate. */
-const EVICTED_TOMBSTONE_MS = 30_000
-
 /**
  * An express-session store that keeps sessions in this process's memory and, given peers,
  * replicates every change to them over TCP.
@@ -158,9 +140,8 @@ export class PeerStore extends Store {
   readonly #index: SessionIndex | undefined
   readonly #admission: Admission | undefined
   readonly #events: SessionEvents
-  /** What each session object handed out by `get` was loaded from (see `createSession`). */
-  readonly #loaded = new WeakMap<object, Loaded>()
-  #merged = 0
+  /** Every local write and destroy: merge on save, the session's facts, limits, events (`session-writer.ts`). */
+  readonly #writer: SessionWriter
   readonly #reaper: NodeJS.Timeout
   readonly #replication: Replication | undefined
   readonly #snapshots: Snapshots | undefined
@@ -229,6 +210,15 @@ export class PeerStore extends Store {
         },
       },
     )
+    this.#writer = new SessionWriter({
+      options: this.#options,
+      limits: this.#limits,
+      table: this.#table,
+      index,
+      admission: this.#admission,
+      events: this.#events,
+      publish: (change) => this.#publish(change),
+    })
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapInterval)
     this.#reaper.unref()
     const nodeId = this.#options.nodeId
@@ -253,6 +243,10 @@ export class PeerStore extends Store {
         return () => this.#observers.delete(listener)
       },
     })
+    const observers = this.#observers
+    const measure = (measurement: Measurement) => {
+      for (const listener of observers) listener(measurement)
+    }
     this.#replication = createReplication(
       this.#table,
       { ...this.#options, session: this.#limits },
@@ -264,8 +258,9 @@ export class PeerStore extends Store {
         peerError: (error, remote) => this.#peerError(error, remote),
         redisUp: (sessions, durationMs) => this.emit('redis:up', { sessions, durationMs }),
         redisDown: (reason) => this.emit('redis:down', { reason }),
-        measured: (measurement) => {
-          for (const listener of this.#observers) listener(measurement)
+        // Read at each use: while nobody observes, the replication takes no timings at all.
+        get measured() {
+          return observers.size === 0 ? undefined : measure
         },
       },
     )
@@ -388,7 +383,7 @@ export class PeerStore extends Store {
       if (!entry?.blob) return null
       this.#index?.accessed(sid, Date.now())
       const session = decodeSession(entry.blob, entry.cookieExpires)
-      this.#noteLoaded(sid, entry, session, currentRequest())
+      this.#writer.noteLoaded(sid, entry.blob, session, currentRequest())
       return session
     }, callback)
   }
@@ -399,11 +394,10 @@ export class PeerStore extends Store {
    * other requests stored since (see `set`). Nothing changes for express-session.
    */
   override createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
+    const created = super.createSession(req, session)
     // A takeover (http/express.ts) rebuilds the request's session under its new id from a copy:
     // it was loaded as the session the request already has.
-    const loaded = this.#loaded.get(session) ?? (req.session ? this.#loaded.get(req.session) : undefined)
-    const created = super.createSession(req, session)
-    if (loaded) this.#loaded.set(created, loaded)
+    this.#writer.carryLoaded(created, session, req.session)
     return created
   }
 
@@ -427,15 +421,8 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      const request = currentRequest()
-      const loaded = this.#loadedFor(sid, session, request)
-      // Taken over by another node (a rebind) since this request loaded it: the session lives on
-      // under its new id, and this request's changes follow it there (merged, as below).
-      const target = loaded ? this.#movedTo(sid) : sid
-      await this.#save(target, session, loaded, undefined, (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now))
-      // A second save by the same request merges against this one.
-      const entry = this.#table.peek(target)
-      if (entry?.blob) this.#noteLoaded(target, entry, session, request)
+      const keys = [session, currentRequest()]
+      await this.#writer.save(sid, session, keys, { expiresAt: (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now) })
     }, callback)
   }
 
@@ -458,8 +445,9 @@ export class PeerStore extends Store {
       const cookie =
         session.cookie === undefined || session.cookie === null ? undefined : encodeCookie(session.cookie, this.#options.maxDepth)
       const cookieExpires = cookie ? cookie.expires : null
-      const expiresAt = this.#capped(this.#expiryOf(session, cookieExpires, now), readMeta(entry.blob))
-      if (expiresAt <= now) return this.#expireNow(sid, entry, now)
+      this.#index?.accessed(sid, now)
+      const expiresAt = this.#writer.touchExpiry(this.#expiryOf(session, cookieExpires, now), entry, now)
+      if (expiresAt <= now) return this.#writer.expireNow(sid, entry, now)
       const start = findField(entry.blob, 'cookie')
       const same = start !== -1 && cookie !== undefined && sameBytes(entry.blob, start, skipTrusted(entry.blob, start), cookie.bytes)
       if (cookie && !same) {
@@ -479,7 +467,7 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('destroy', sid)
       if (this.#loading) await this.#loading
-      return this.#destroy(sid, Date.now(), 'destroyed')
+      return this.#writer.destroy(sid, Date.now(), 'destroyed')
     }, callback)
   }
 
@@ -530,7 +518,7 @@ export class PeerStore extends Store {
     const except = new Set(options.except ?? [])
     const now = Date.now()
     const victims = index.sessionsOf(principalKey(principal)).filter((sid) => !except.has(sid))
-    await Promise.all(victims.map((sid) => this.#destroy(sid, now, 'destroyed')))
+    await Promise.all(victims.map((sid) => this.#writer.destroy(sid, now, 'destroyed')))
     return victims.length
   }
 
@@ -598,9 +586,9 @@ export class PeerStore extends Store {
       sessions: this.#table.liveCount,
       tombstones: this.#table.tombstoneCount,
       syncing: this.#replication?.syncing ?? false,
-      evicted: this.#admission?.evicted ?? 0,
+      evicted: this.#writer.evicted,
       refused: this.#admission?.refused ?? 0,
-      merged: this.#merged,
+      merged: this.#writer.merged,
       ...transport,
     }
   }
@@ -687,7 +675,7 @@ export class PeerStore extends Store {
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
     this.#index?.accessed(sid, Date.now())
-    this.#noteLoaded(sid, entry, loadedBy)
+    this.#writer.noteLoaded(sid, entry.blob, loadedBy)
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
 
@@ -700,123 +688,8 @@ export class PeerStore extends Store {
   ): Promise<void> {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
-    const loaded = this.#loadedFor(sid, loadedBy)
-    await this.#save(loaded ? this.#movedTo(sid) : sid, data, loaded, cookieExpires, (_, now) => now + (maxAgeMs ?? this.#options.ttl))
-  }
-
-  /**
-   * Stores a session from a framework: merged with what was stored since `loaded` (see `set`),
-   * with its facts (`session-meta.ts`), within the session limits; replicates it, and any eviction.
-   * `cookieExpires`, when given, replaces the cookie's own expiry (Koa keeps it outside the data).
-   */
-  async #save(
-    sid: string,
-    session: object,
-    loaded: Loaded | undefined,
-    cookieExpires: number | null | undefined,
-    expiryOf: (cookieExpires: number | null, now: number) => number,
-  ): Promise<void> {
-    const now = Date.now()
-    const live = this.#table.get(sid, now)
-    const stored = this.#table.peek(sid)?.blob ?? null
-    const meta = this.#metaOf(session as SessionData, live, now)
-    let encoded: EncodedSession
-    if (loaded && live && !sameVersion(live, loaded.version)) {
-      // Another request stored a newer version since this one loaded: keep its changes.
-      encoded = mergeSession(live.blob!, encodeSession(session, this.#limits, loaded.blob, meta), this.#limits)
-      this.#merged += 1
-    } else {
-      // Encoded once, against what is stored: unchanged sessions come back as the stored bytes.
-      encoded = encodeSession(session, this.#limits, stored, meta)
-    }
-    if (cookieExpires !== undefined) encoded = { ...encoded, cookieExpires }
-    const expiresAt = this.#capped(expiryOf(encoded.cookieExpires, now), meta)
-    if (expiresAt <= now) return live ? this.#expireNow(sid, live, now) : this.#publish(this.#table.destroy(sid, now))
-    // A destroyed id ignores the write (see `upsert`): nothing to admit.
-    const evictions = this.#table.peek(sid)?.blob === null ? [] : this.#admit(sid, meta, !live, now)
-    const change = this.#table.upsert(sid, encoded, expiresAt, now)
-    if (!change && this.#table.peek(sid)?.blob === null) debug('set of destroyed session %s ignored', sid)
-    if (change?.kind === 'upsert' && change.previous === null) this.#events.created(sid, change.entry)
-    await Promise.all([...evictions, this.#publish(change)])
-  }
-
-  /** Notes, under each of `keys`, which version of `sid` a request read (see `set`). */
-  #noteLoaded(sid: string, entry: Readonly<Entry>, ...keys: Array<object | undefined>): void {
-    const loaded: Loaded = { sid, blob: entry.blob!, version: versionOf(entry) }
-    for (const key of keys) if (key) this.#loaded.set(key, loaded)
-  }
-
-  /** What the request that saves `sid` had read of it, under the first of `keys` that knows. */
-  #loadedFor(sid: string, ...keys: Array<object | undefined>): Loaded | undefined {
-    for (const key of keys) {
-      const loaded = key && this.#loaded.get(key)
-      // A request may read other sessions too: only a read of this one counts, under its id or
-      // under the id a takeover moved it to.
-      if (loaded && (loaded.sid === sid || this.#movedTo(loaded.sid) === this.#movedTo(sid))) return loaded
-    }
-    return undefined
-  }
-
-  /** Where the session under `sid` lives now, following its moves (at most `maxRebinds` of them). */
-  #movedTo(sid: string): string {
-    for (let hops = 0; hops < this.#options.maxRebinds; hops++) {
-      const movedTo = this.#table.peek(sid)?.movedTo ?? null
-      if (movedTo === null) break
-      sid = movedTo
-    }
-    return sid
-  }
-
-  /** Evicts what the session limits ask before `sid` is stored (throws `SessionLimitError` when refused). */
-  #admit(sid: string, meta: SessionMeta | undefined, isNew: boolean, now: number): Array<Promise<void>> {
-    if (!this.#admission) return []
-    const principal = meta?.principal ?? null
-    const { oldest, forRoom } = this.#admission.admit(sid, principal, isNew, this.#table.liveCount)
-    const sent = oldest.map((victim) => this.#destroy(victim, now, 'evicted'))
-    for (let i = 0; i < forRoom; i++) {
-      const victim = this.#admission.nextVictim(sid, principal)
-      if (victim === undefined) break
-      sent.push(this.#destroy(victim, now, 'evicted', now + EVICTED_TOMBSTONE_MS))
-    }
-    this.#admission.evicted += sent.length
-    return sent
-  }
-
-  /** Destroys a live session here and everywhere, reporting it once (`session:destroyed`). */
-  #destroy(sid: string, now: number, reason: 'destroyed' | 'evicted', keepUntil?: number): Promise<void> {
-    const entry = this.#table.get(sid, now)
-    if (entry) this.#events.destroyed(sid, entry, reason)
-    return this.#publish(this.#table.destroy(sid, now, keepUntil)) ?? Promise.resolve()
-  }
-
-  /** A write or touch found the session's end already passed: it expires now, reported here. */
-  #expireNow(sid: string, entry: Readonly<Entry>, now: number): Promise<void> | undefined {
-    this.#events.expiredHere(sid, entry)
-    return this.#publish(this.#table.destroy(sid, now))
-  }
-
-  /** The facts stored with a session: kept only when a principal or an absolute timeout needs them. */
-  #metaOf(session: SessionData, live: Readonly<Entry> | undefined, now: number): SessionMeta | undefined {
-    const { principal, absoluteTimeout } = this.#options
-    if (!principal && absoluteTimeout === undefined) return undefined
-    const createdAt = (live?.blob && readMeta(live.blob)?.createdAt) ?? now
-    if (!principal) return { createdAt, principal: null }
-    const value = principal(session)
-    if (value === undefined || value === null) return { createdAt, principal: null }
-    if ((typeof value !== 'string' && typeof value !== 'number') || String(value).length > MAX_PRINCIPAL_LENGTH) {
-      throw new InvalidOptionError(
-        'principal',
-        `a function returning a string (up to ${MAX_PRINCIPAL_LENGTH} characters), a number or undefined`,
-        value,
-      )
-    }
-    return { createdAt, principal: String(value) }
-  }
-
-  /** `expiresAt`, no later than the session's creation plus `absoluteTimeout`. */
-  #capped(expiresAt: number, meta: SessionMeta | undefined): number {
-    const { absoluteTimeout } = this.#options
-    return absoluteTimeout === undefined || !meta ? expiresAt : Math.min(expiresAt, meta.createdAt + absoluteTimeout)
+    // koa-session passes its maxAge plus 10 s, so the store outlives the cookie; 'session' has no end.
+    await this.#writer.save(sid, data, [loadedBy], { cookieExpires, expiresAt: (_, now) => now + (maxAgeMs ?? this.#options.ttl) })
   }
 
   /** The principal index, for a store where this node knows every session of a principal. */

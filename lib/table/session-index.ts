@@ -12,7 +12,7 @@ export interface IndexedSession {
   readonly lastAccess: number
 }
 
-interface Record extends IndexedSession {
+interface Indexed extends IndexedSession {
   principal: string | null
   createdAt: number
   lastAccess: number
@@ -34,10 +34,10 @@ interface Record extends IndexedSession {
  */
 export class SessionIndex implements TableWatcher {
   readonly #nodeId: string
-  readonly #records = new Map<string, Record>()
-  readonly #anonymousHere = new Map<string, Record>()
-  readonly #anonymousElsewhere = new Map<string, Record>()
-  readonly #owned = new Map<string, Record>()
+  readonly #records = new Map<string, Indexed>()
+  readonly #anonymousHere = new Map<string, Indexed>()
+  readonly #anonymousElsewhere = new Map<string, Indexed>()
+  readonly #owned = new Map<string, Indexed>()
   readonly #byPrincipal = new Map<string, Set<string>>()
 
   constructor(nodeId: string) {
@@ -53,11 +53,13 @@ export class SessionIndex implements TableWatcher {
       if (record !== undefined && record.principal !== principal) this.#unlink(sid, record)
       if (record === undefined || record.principal !== principal) {
         const here = record?.here ?? (routeOf(sid) ?? entry.origin) === this.#nodeId
-        record = { principal, createdAt: meta?.createdAt ?? record?.createdAt ?? now, lastAccess: now, blob, here }
+        // A creation time from a peer is never taken to be in the future.
+        const createdAt = Math.min(meta?.createdAt ?? record?.createdAt ?? now, now)
+        record = { principal, createdAt, lastAccess: now, blob, here }
         this.#link(sid, record)
       } else {
         record.blob = blob
-        if (meta) record.createdAt = meta.createdAt
+        if (meta) record.createdAt = Math.min(meta.createdAt, now)
       }
     }
     this.#used(sid, record, now)
@@ -98,19 +100,19 @@ export class SessionIndex implements TableWatcher {
     return undefined
   }
 
-  #used(sid: string, record: Record, now: number): void {
+  #used(sid: string, record: Indexed, now: number): void {
     record.lastAccess = now
     const recency = this.#recencyOf(record)
     recency.delete(sid)
     recency.set(sid, record)
   }
 
-  #recencyOf(record: Record): Map<string, Record> {
+  #recencyOf(record: Indexed): Map<string, Indexed> {
     if (record.principal !== null) return this.#owned
     return record.here ? this.#anonymousHere : this.#anonymousElsewhere
   }
 
-  #link(sid: string, record: Record): void {
+  #link(sid: string, record: Indexed): void {
     this.#records.set(sid, record)
     if (record.principal === null) return
     let sids = this.#byPrincipal.get(record.principal)
@@ -118,7 +120,7 @@ export class SessionIndex implements TableWatcher {
     sids.add(sid)
   }
 
-  #unlink(sid: string, record: Record): void {
+  #unlink(sid: string, record: Indexed): void {
     this.#records.delete(sid)
     this.#recencyOf(record).delete(sid)
     if (record.principal === null) return

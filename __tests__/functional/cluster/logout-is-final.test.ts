@@ -1,5 +1,6 @@
 import { killAll, partitionablePair } from '../../helpers/node-process.js'
 import { session } from '../../helpers/sessions.js'
+import { settles } from '../../helpers/settle.js'
 
 /**
  * Logout is final across takeovers (rebinds) and clears: two node processes that can be partitioned
@@ -22,6 +23,27 @@ async function pair(a = A, b = B) {
   close = nodes.close
   return nodes
 }
+
+test('a logout by the id a session had before another node took it over ends it under its new id', async () => {
+  const { was1, was2 } = await pair()
+  await was1.call('set', 'S', session({ user: 'ada' }))
+  await was2.waitForReplicated('S', 'upsert')
+  const moved = await was2.call<string>('rebind', 'S')
+  // was1 learns of the move: the session is there under its new id, and S is gone.
+  await settles(
+    async () => (await was1.call('get', moved)) !== null && (await was1.call('get', 'S')) === null,
+    10_000,
+    () => 'was1 never saw the move',
+  )
+  // A request on was1 that read S before the move now logs out by that id.
+  await was1.call('destroy', 'S')
+  await settles(
+    async () => (await was1.call('get', moved)) === null && (await was2.call('get', moved)) === null,
+    10_000,
+    () => 'the session lives on under its new id after a logout by its old one',
+  )
+  for (const node of [was1, was2]) expect(await node.call('ids')).toEqual([])
+})
 
 test('a logout on one node while the other takes the session over (a stolen cookie) ends it under both ids', async () => {
   const { was1, was2, partition, heal } = await pair()

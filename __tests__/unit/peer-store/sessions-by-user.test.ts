@@ -225,3 +225,78 @@ describe('session events on one node', () => {
     expect(seen).toEqual(['created a 1', 'destroyed a 2 destroyed', 'created b 3', 'expired b 3'])
   })
 })
+
+describe('merge on save, within one store', () => {
+  type Data = Record<string, unknown>
+  const tenantUser = (s: Data) => (typeof s.tenant === 'string' && typeof s.user === 'string' ? `${s.tenant}:${s.user}` : undefined)
+
+  test('a request that saves twice keeps the change another request stored between its reads and saves', async () => {
+    store = new PeerStore()
+    await store.set('s', session({ a: 1, b: 1 }))
+    const first = (await store.get('s')) as Data & ReturnType<typeof session>
+    const second = (await store.get('s')) as Data & ReturnType<typeof session>
+    second.b = 2
+    await store.set('s', second)
+    first.a = 2
+    await store.set('s', first)
+    expect(await store.get('s')).toMatchObject({ a: 2, b: 2 })
+    // Its second save (an explicit save(), then express-session's own) must not write back its stale b.
+    first.c = 3
+    await store.set('s', first)
+    expect(await store.get('s')).toMatchObject({ a: 2, b: 2, c: 3 })
+    expect(store.stats().merged).toBe(2)
+  })
+
+  test('the principal follows the merged data, when it depends on keys two requests changed', async () => {
+    store = new PeerStore({ principal: (s) => tenantUser(s as unknown as Data) })
+    await store.set('s', session({}))
+    const first = (await store.get('s')) as Data & ReturnType<typeof session>
+    const second = (await store.get('s')) as Data & ReturnType<typeof session>
+    first.tenant = 'acme'
+    await store.set('s', first)
+    second.user = 'ann'
+    await store.set('s', second)
+    expect(await store.get('s')).toMatchObject({ tenant: 'acme', user: 'ann' })
+    expect((await store.sessionsOf('acme:ann')).map((s) => s.id)).toEqual(['s'])
+  })
+})
+
+describe('limits and the absolute timeout, at the edges', () => {
+  test('a save after the absolute end, by a request that read the session before, does not bring it back', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] })
+    open({ absoluteTimeout: 10, reapInterval: 100 })
+    const seen: string[] = []
+    store.on('session:created', ({ sid }) => seen.push(`created ${sid}`))
+    store.on('session:expired', ({ sid }) => seen.push(`expired ${sid}`))
+    await store.set('s', session({ user: 'ann' }, 60 * SECOND))
+    const slow = (await store.get('s'))!
+    await jest.advanceTimersByTimeAsync(11 * SECOND)
+    await store.set('s', slow)
+    expect(await store.get('s')).toBeNull()
+    expect(seen).toEqual(['created s', 'expired s'])
+  })
+
+  test('an expired session not yet swept counts toward no limit', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] })
+    open({ maxSessionsPerPrincipal: 1, principalLimitPolicy: 'refuse', maxSessions: 1, reapInterval: 3_600_000 })
+    await store.set('old', session({ user: 'ann' }, 2 * SECOND))
+    await jest.advanceTimersByTimeAsync(3 * SECOND)
+    await store.set('new', session({ user: 'ann' }))
+    expect(await store.ids()).toEqual(['new'])
+    expect(store.stats()).toMatchObject({ refused: 0, evicted: 0 })
+  })
+
+  test("a logged-in user's session evicted for another keeps a full tombstone; an anonymous one's lasts 30 s", async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] })
+    open({ maxSessions: 1, reapInterval: 100, tombstoneTtl: 600 })
+    await store.set('anon', session({}))
+    await store.set('u1', session({ user: 'ann' }))
+    await store.set('u2', session({ user: 'bob' }))
+    expect(await store.ids()).toEqual(['u2'])
+    expect(store.stats()).toMatchObject({ evicted: 2, tombstones: 2 })
+    await jest.advanceTimersByTimeAsync(31 * SECOND)
+    expect(store.stats().tombstones).toBe(1)
+    await store.set('u1', session({ user: 'ann' }))
+    expect(await store.get('u1')).toBeNull()
+  })
+})
