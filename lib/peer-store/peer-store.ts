@@ -394,10 +394,11 @@ export class PeerStore extends Store {
    * other requests stored since (see `set`). Nothing changes for express-session.
    */
   override createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
-    const created = super.createSession(req, session)
     // A takeover (http/express.ts) rebuilds the request's session under its new id from a copy:
-    // it was loaded as the session the request already has.
-    this.#writer.carryLoaded(created, session, req.session)
+    // it was loaded as the session the request has until now (which the call below replaces).
+    const previous = req.session
+    const created = super.createSession(req, session)
+    this.#writer.carryLoaded(created, session, previous)
     return created
   }
 
