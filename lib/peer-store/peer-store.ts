@@ -383,7 +383,7 @@ export class PeerStore extends Store {
       if (!entry?.blob) return null
       this.#index?.accessed(sid, Date.now())
       const session = decodeSession(entry.blob, entry.cookieExpires)
-      this.#writer.noteLoaded(sid, entry.blob, session, currentRequest())
+      this.#writer.noteRead(sid, entry.blob, session, currentRequest())
       return session
     }, callback)
   }
@@ -422,8 +422,8 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      const keys = [session, currentRequest()]
-      await this.#writer.save(sid, session, keys, { expiresAt: (cookieExpires, now) => this.#expiryOf(session, cookieExpires, now) })
+      const expiry = { expiresAt: (cookieExpires: number | null, now: number) => this.#expiryOf(session, cookieExpires, now) }
+      await this.#writer.save(sid, session, currentRequest(), expiry)
     }, callback)
   }
 
@@ -676,7 +676,7 @@ export class PeerStore extends Store {
     const entry = await this.#find(sid)
     if (!entry?.blob) return null
     this.#index?.accessed(sid, Date.now())
-    this.#writer.noteLoaded(sid, entry.blob, loadedBy)
+    this.#writer.noteRead(sid, entry.blob, undefined, loadedBy)
     return { data: decodeSession(entry.blob, null) as unknown as Record<string, unknown>, cookieExpires: entry.cookieExpires }
   }
 
@@ -690,7 +690,7 @@ export class PeerStore extends Store {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
     // koa-session passes its maxAge plus 10 s, so the store outlives the cookie; 'session' has no end.
-    await this.#writer.save(sid, data, [loadedBy], { cookieExpires, expiresAt: (_, now) => now + (maxAgeMs ?? this.#options.ttl) })
+    await this.#writer.save(sid, data, loadedBy, { cookieExpires, expiresAt: (_, now) => now + (maxAgeMs ?? this.#options.ttl) })
   }
 
   /** The principal index, for a store where this node knows every session of a principal. */

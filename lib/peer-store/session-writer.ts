@@ -15,6 +15,7 @@ const debug = debugFor('store')
 export const EVICTED_TOMBSTONE_MS = 30_000
 
 const DONE: Promise<void> = Promise.resolve()
+const NO_EVICTIONS: ReadonlyArray<Promise<void>> = []
 
 /**
  * What one request read of a session: its bytes as the request saw them. A request may read more
@@ -71,16 +72,13 @@ export class SessionWriter {
     return this.#evicted
   }
 
-  /** Notes, under each of `keys`, that a request read `blob` for `sid`. */
-  noteLoaded(sid: string, blob: Buffer, ...keys: Array<object | undefined>): void {
-    for (const key of keys) {
-      if (!key) continue
-      const first = this.#loaded.get(key)
-      let loaded = first
-      while (loaded && loaded.sid !== sid) loaded = loaded.next
-      if (loaded) loaded.blob = blob
-      else this.#loaded.set(key, { sid, blob, next: first })
-    }
+  /**
+   * Notes that a request read `blob` for `sid`: under the session object it got (`session`, new
+   * from `get`), and under its context (`request`: a Koa context, a Fastify request scope).
+   */
+  noteRead(sid: string, blob: Buffer, session: object | undefined, request: object | undefined): void {
+    if (session) this.#loaded.set(session, { sid, blob, next: undefined })
+    if (request) this.#note(request, sid, blob)
   }
 
   /** Makes what was read under the first of `from` that has anything known under `to` too (express-session's `createSession`). */
@@ -92,15 +90,15 @@ export class SessionWriter {
   }
 
   /**
-   * Stores `session` under `sid` for a request known by `keys` (its session object, its context),
+   * Stores `session` under `sid` for a request known by its session object and its context,
    * synchronously; the promise is the replication's (see `sendMode`). Merge on save: when the request
    * read the session and another request stored different bytes since, only what this request
    * changed is applied over them. A session another node took over since the request read it is
    * saved under its new id. Throws `SessionLimitError`, `NotReplicableError`, `SessionTooLargeError`.
    */
-  save(sid: string, session: object, keys: ReadonlyArray<object | undefined>, expiry: SaveExpiry): Promise<void> {
+  save(sid: string, session: object, request: object | undefined, expiry: SaveExpiry): Promise<void> {
     const { table, limits } = this.#context
-    const loaded = this.#loadedFor(sid, keys)
+    const loaded = this.#loadedFor(sid, session) ?? (request && this.#loadedFor(sid, request))
     const target = loaded ? this.#movedTo(sid, true) : sid
     const now = Date.now()
     const live = table.get(target, now)
@@ -129,7 +127,8 @@ export class SessionWriter {
     const change = table.upsert(target, encoded, expiresAt, now)
     if (merging) this.#mergedSaves += 1
     if (change?.kind === 'upsert' && change.previous === null) this.#context.events.created(target, change.entry)
-    this.noteLoaded(target, view, ...keys)
+    this.#note(session, target, view)
+    if (request) this.#note(request, target, view)
     const sent = this.#context.publish(change)
     return evictions.length === 0 ? (sent ?? DONE) : Promise.all([...evictions, sent]).then(() => undefined)
   }
@@ -162,13 +161,20 @@ export class SessionWriter {
     return this.#context.options.absoluteTimeout === undefined ? expiresAt : this.#capped(expiresAt, readMeta(entry.blob!), now)
   }
 
-  /** What the request known by `keys` read of `sid`, under its id or the id a takeover moved it to. */
-  #loadedFor(sid: string, keys: ReadonlyArray<object | undefined>): Loaded | undefined {
-    for (const key of keys) {
-      for (let loaded = key && this.#loaded.get(key); loaded; loaded = loaded.next) {
-        // A request may read other sessions too: only a read of this one counts.
-        if (loaded.sid === sid || this.#movedTo(loaded.sid, true) === this.#movedTo(sid, true)) return loaded
-      }
+  /** Notes under `key` that its request's view of `sid` is `blob` now. */
+  #note(key: object, sid: string, blob: Buffer): void {
+    const first = this.#loaded.get(key)
+    let loaded = first
+    while (loaded && loaded.sid !== sid) loaded = loaded.next
+    if (loaded) loaded.blob = blob
+    else this.#loaded.set(key, { sid, blob, next: first })
+  }
+
+  /** What the request known by `key` read of `sid`, under its id or the id a takeover moved it to. */
+  #loadedFor(sid: string, key: object): Loaded | undefined {
+    for (let loaded = this.#loaded.get(key); loaded; loaded = loaded.next) {
+      // A request may read other sessions too: only a read of this one counts.
+      if (loaded.sid === sid || this.#movedTo(loaded.sid, true) === this.#movedTo(sid, true)) return loaded
     }
     return undefined
   }
@@ -205,9 +211,9 @@ export class SessionWriter {
    * evicting anything) when refused. An anonymous session evicted for `maxSessions` leaves a short
    * tombstone; one with a principal, evicted for another, a full one (it is a logout).
    */
-  #admit(sid: string, meta: SessionMeta | undefined, isNew: boolean, now: number): Array<Promise<void>> {
+  #admit(sid: string, meta: SessionMeta | undefined, isNew: boolean, now: number): ReadonlyArray<Promise<void>> {
     const { admission, table, index, options } = this.#context
-    if (!admission) return []
+    if (!admission) return NO_EVICTIONS
     const principal = meta?.principal ?? null
     // `get` reclaims an expired session on the spot: an expired session never counts.
     const oldest = admission.admit(
