@@ -218,6 +218,7 @@ export class PeerStore extends Store {
       admission: this.#admission,
       events: this.#events,
       publish: (change) => this.#publish(change),
+      expiryOf: (session, cookieExpires, now) => this.#expiryOf(session, cookieExpires, now),
     })
     this.#reaper = setInterval(() => this.#table.sweep(Date.now()), this.#options.reapInterval)
     this.#reaper.unref()
@@ -422,8 +423,7 @@ export class PeerStore extends Store {
     return settle(async () => {
       this.#assertUsable('set', sid)
       if (this.#loading) await this.#loading
-      const expiry = { expiresAt: (cookieExpires: number | null, now: number) => this.#expiryOf(session, cookieExpires, now) }
-      await this.#writer.save(sid, session, currentRequest(), expiry)
+      await this.#writer.save(sid, session, currentRequest())
     }, callback)
   }
 
@@ -690,7 +690,7 @@ export class PeerStore extends Store {
     this.#assertUsable('set', sid)
     if (this.#loading) await this.#loading
     // koa-session passes its maxAge plus 10 s, so the store outlives the cookie; 'session' has no end.
-    await this.#writer.save(sid, data, loadedBy, { cookieExpires, expiresAt: (_, now) => now + (maxAgeMs ?? this.#options.ttl) })
+    await this.#writer.save(sid, data, loadedBy, { cookieExpires, maxAgeMs })
   }
 
   /** The principal index, for a store where this node knows every session of a principal. */

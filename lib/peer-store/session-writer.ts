@@ -27,8 +27,26 @@ interface Loaded {
   readonly next: Loaded | undefined
 }
 
+/**
+ * The same, on a session object handed out by `get` (and the one express-session builds from it):
+ * two symbol-keyed properties, which JSON, msgpack, `Object.keys` and `for...in` never see. Cheaper
+ * than a WeakMap entry per read, which the garbage collector would have to trace.
+ */
+const READ_SID = Symbol('connect-peer: read as')
+const READ_BLOB = Symbol('connect-peer: read from')
+
+interface Marked {
+  [READ_SID]?: string
+  [READ_BLOB]?: Buffer
+}
+
+function mark(session: object, sid: string, blob: Buffer): void {
+  ;(session as Marked)[READ_SID] = sid
+  ;(session as Marked)[READ_BLOB] = blob
+}
+
 export interface SessionWriterContext {
-  readonly options: Pick<ResolvedOptions, 'nodeId' | 'principal' | 'absoluteTimeout' | 'maxSessions' | 'maxRebinds'>
+  readonly options: Pick<ResolvedOptions, 'nodeId' | 'principal' | 'absoluteTimeout' | 'maxSessions' | 'maxRebinds' | 'ttl'>
   readonly limits: SessionLimits
   readonly table: SessionTable
   readonly index: SessionIndex | undefined
@@ -36,13 +54,16 @@ export interface SessionWriterContext {
   readonly events: SessionEvents
   /** Replicates a local change; resolves as `sendMode` says. */
   publish(change: LocalChange | undefined): Promise<void> | undefined
+  /** When a session saved through express-session expires: its cookie's `expires`, or `ttl`. */
+  expiryOf(session: SessionData, cookieExpires: number | null, now: number): number
 }
 
-/** How a save sets the session's expiry: from the cookie's `expires` (or a given one), at `now`. */
-export interface SaveExpiry {
+/** A save whose expiry the adapter decides (Koa: its `maxAge`, possibly 'session', and `_expire`). */
+export interface ExternalExpiry {
   /** Replaces the cookie's own `expires` (Koa keeps it outside the data). */
-  readonly cookieExpires?: number | null
-  expiresAt(cookieExpires: number | null, now: number): number
+  readonly cookieExpires: number | null
+  /** The session's lifetime from now; undefined: the store's `ttl`. */
+  readonly maxAgeMs: number | undefined
 }
 
 /**
@@ -53,7 +74,7 @@ export interface SaveExpiry {
  */
 export class SessionWriter {
   readonly #context: SessionWriterContext
-  /** What each request read, under its session object, its Koa context or its Fastify scope. */
+  /** What each request read, under its Koa context or its Fastify scope (session objects are marked). */
   readonly #loaded = new WeakMap<object, Loaded>()
   #mergedSaves = 0
   #evicted = 0
@@ -77,15 +98,15 @@ export class SessionWriter {
    * from `get`), and under its context (`request`: a Koa context, a Fastify request scope).
    */
   noteRead(sid: string, blob: Buffer, session: object | undefined, request: object | undefined): void {
-    if (session) this.#loaded.set(session, { sid, blob, next: undefined })
+    if (session) mark(session, sid, blob)
     if (request) this.#note(request, sid, blob)
   }
 
-  /** Makes what was read under the first of `from` that has anything known under `to` too (express-session's `createSession`). */
+  /** Marks `to` as read like the first of `from` that was (express-session's `createSession`). */
   carryLoaded(to: object, ...from: Array<object | undefined>): void {
-    for (const key of from) {
-      const loaded = key && this.#loaded.get(key)
-      if (loaded) return void this.#loaded.set(to, loaded)
+    for (const session of from as Array<Marked | undefined>) {
+      const sid = session?.[READ_SID]
+      if (sid !== undefined) return void mark(to, sid, session![READ_BLOB]!)
     }
   }
 
@@ -96,23 +117,24 @@ export class SessionWriter {
    * changed is applied over them. A session another node took over since the request read it is
    * saved under its new id. Throws `SessionLimitError`, `NotReplicableError`, `SessionTooLargeError`.
    */
-  save(sid: string, session: object, request: object | undefined, expiry: SaveExpiry): Promise<void> {
+  save(sid: string, session: object, request: object | undefined, external?: ExternalExpiry): Promise<void> {
     const { table, limits } = this.#context
-    const loaded = this.#loadedFor(sid, session) ?? (request && this.#loadedFor(sid, request))
-    const target = loaded ? this.#movedTo(sid, true) : sid
+    // The bytes this request read the session from, if it did.
+    const base = this.#readOf(sid, session) ?? (request && this.#loadedFor(sid, request)?.blob)
+    const target = base ? this.#movedTo(sid, true) : sid
     const now = Date.now()
     const live = table.get(target, now)
     if (table.peek(target)?.blob === null) {
       debug('set of destroyed session %s ignored', target)
       return DONE
     }
-    const meta = this.#metaOf(session as SessionData, live?.blob ?? loaded?.blob, now)
+    const meta = this.#metaOf(session as SessionData, live?.blob ?? base, now)
     // What this request's session is now, as it sees it: its base at its next save.
     let view: Buffer
     let encoded: EncodedSession
-    const merging = loaded !== undefined && live !== undefined && !sameBytes(live.blob!, loaded.blob)
+    const merging = base !== undefined && live !== undefined && !sameBytes(live.blob!, base)
     if (merging) {
-      const mine = encodeSession(session, limits, loaded.blob, meta)
+      const mine = encodeSession(session, limits, base, meta)
       encoded = this.#merge(live.blob!, mine)
       view = mine.blob
     } else {
@@ -120,14 +142,20 @@ export class SessionWriter {
       encoded = encodeSession(session, limits, live?.blob ?? null, meta)
       view = encoded.blob
     }
-    if (expiry.cookieExpires !== undefined) encoded = { ...encoded, cookieExpires: expiry.cookieExpires }
-    const expiresAt = this.#capped(expiry.expiresAt(encoded.cookieExpires, now), meta, now)
+    if (external) encoded = { ...encoded, cookieExpires: external.cookieExpires }
+    const expiresAt = this.#capped(
+      external
+        ? now + (external.maxAgeMs ?? this.#context.options.ttl)
+        : this.#context.expiryOf(session as SessionData, encoded.cookieExpires, now),
+      meta,
+      now,
+    )
     if (expiresAt <= now) return live ? this.expireNow(target, live, now) : (this.#context.publish(table.destroy(target, now)) ?? DONE)
     const evictions = this.#admit(target, meta, !live, now)
     const change = table.upsert(target, encoded, expiresAt, now)
     if (merging) this.#mergedSaves += 1
     if (change?.kind === 'upsert' && change.previous === null) this.#context.events.created(target, change.entry)
-    this.#note(session, target, view)
+    mark(session, target, view)
     if (request) this.#note(request, target, view)
     const sent = this.#context.publish(change)
     return evictions.length === 0 ? (sent ?? DONE) : Promise.all([...evictions, sent]).then(() => undefined)
@@ -172,11 +200,22 @@ export class SessionWriter {
 
   /** What the request known by `key` read of `sid`, under its id or the id a takeover moved it to. */
   #loadedFor(sid: string, key: object): Loaded | undefined {
-    for (let loaded = this.#loaded.get(key); loaded; loaded = loaded.next) {
-      // A request may read other sessions too: only a read of this one counts.
-      if (loaded.sid === sid || this.#movedTo(loaded.sid, true) === this.#movedTo(sid, true)) return loaded
-    }
+    for (let loaded = this.#loaded.get(key); loaded; loaded = loaded.next) if (this.#same(loaded.sid, sid)) return loaded
     return undefined
+  }
+
+  /** What the session object was read from, if it was read as `sid` (or as the id it moved from). */
+  #readOf(sid: string, session: object): Buffer | undefined {
+    // Not an object at all: `encodeSession` refuses it, with the error the caller expects.
+    if (typeof session !== 'object' || session === null) return undefined
+    const { [READ_SID]: readAs, [READ_BLOB]: blob } = session as Marked
+    return readAs !== undefined && this.#same(readAs, sid) ? blob : undefined
+  }
+
+  /** Whether two ids name one session: the same, or one moved to the other by a takeover. */
+  #same(readAs: string, sid: string): boolean {
+    // A session object may be saved under another id (copied by the app): only a read of this one counts.
+    return readAs === sid || this.#movedTo(readAs, true) === this.#movedTo(sid, true)
   }
 
   /**
