@@ -11,9 +11,13 @@ export function percentOf(progress: SyncProgress): number {
   return expectedBytes > 0 ? Math.floor((100 * Math.min(bytes, expectedBytes)) / expectedBytes) : 100
 }
 
-/** `receiving from was1 [##########--------------]  42% 8400/20000 sessions, 1.7/4.0 MB` */
-export function renderProgress(progress: SyncProgress): string {
-  const percent = percentOf(progress)
+/**
+ * `receiving from was1 [##########--------------]  42% 8400/20000 sessions, 1.7/4.0 MB`; the bar
+ * shows at least `atLeast` percent (what it showed before: the expected total grows while the
+ * peer's digest streams in, and a bar should not move back).
+ */
+export function renderProgress(progress: SyncProgress, atLeast = 0): string {
+  const percent = Math.max(atLeast, percentOf(progress))
   const filled = Math.round((BAR_WIDTH * percent) / 100)
   const bar = `${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}`
   const sessions = `${progress.sessions}/${plural(progress.expectedSessions, 'session')}`
@@ -34,7 +38,7 @@ export class ProgressPrinter {
   readonly #write: (text: string) => void
   readonly #tty: boolean
   readonly #prefix: string
-  /** Per peer: the tenth last printed (not on a terminal), or that a line is open (on one). */
+  /** Per peer: the percent last printed; a line is open on a terminal while it is here. */
   readonly #printed = new Map<string, number>()
 
   constructor(options: { write: (text: string) => void; tty: boolean; prefix?: string }) {
@@ -44,16 +48,18 @@ export class ProgressPrinter {
   }
 
   update(progress: SyncProgress): void {
-    const line = `${this.#prefix}${renderProgress(progress)}`
+    const before = this.#printed.get(progress.peer)
+    const percent = Math.max(before ?? 0, percentOf(progress))
+    const line = `${this.#prefix}${renderProgress(progress, percent)}`
     if (this.#tty) {
       // Cleared to the end of the line: the next text may be shorter.
       this.#write(`\r${line}\x1b[K`)
-      this.#printed.set(progress.peer, -1)
+      this.#printed.set(progress.peer, percent)
       return
     }
-    const tenth = Math.floor(percentOf(progress) / 10)
-    if (tenth <= (this.#printed.get(progress.peer) ?? -1)) return
-    this.#printed.set(progress.peer, tenth)
+    // Elsewhere, a line at each tenth of the way (the first one included).
+    if (before !== undefined && Math.floor(percent / 10) <= Math.floor(before / 10)) return
+    this.#printed.set(progress.peer, percent)
     this.#write(`${line}\n`)
   }
 

@@ -21,6 +21,7 @@ import { listen } from './listener.js'
 import { RateLimiter } from './rate-limiter.js'
 import { socketsFor, type Sockets } from './sockets.js'
 import { MessageType, type AckLevel, type Hello, type Message, type MessageLimits } from '../protocol/messages.js'
+import { PROTOCOL_VERSION } from '../protocol/frame.js'
 import { PeerLink, type Member, type MemberState } from './peer-link.js'
 
 const debug = debugFor('transport')
@@ -29,6 +30,8 @@ const debug = debugFor('transport')
 const HELLO_TIMEOUT_MS = 1000
 /** Version refusals remembered as reported (each remote and version once); past this many, forgotten and reported anew. */
 const MAX_VERSION_REPORTS = 1024
+/** A version refusal already reported is reported again after this long (a new incident). */
+const VERSION_REPORT_MS = 3_600_000
 
 /** Totals over every connection this node has had. */
 export interface TransportStats {
@@ -114,7 +117,8 @@ export class Cluster {
   /** One report per remote host and window: a flood of bad frames does not flood the logs. */
   readonly #reports = new RateLimiter(10_000)
   /** Version refusals reported so far, by remote host and proposed versions: each is reported once. */
-  readonly #versionReports = new Set<string>()
+  /** When each (host, proposed versions) refusal was last reported. */
+  readonly #versionReports = new Map<string, number>()
   /** And at most one per remote host and window: a stranger proposing version after version does not flood the logs. */
   readonly #versionReportsPerHost = new RateLimiter(10_000)
   /** With a secret and no certificates, a peer configured by IP must connect from that IP. */
@@ -478,7 +482,15 @@ export class Cluster {
   #reportFailure(error: Error, remote: string): void {
     if (error instanceof HandshakeRefusedError) {
       this.stats.refusedHandshakes += 1
-      if (error.reason === HandshakeRefusals.VERSION) return this.#reportVersionRefusal(error, remote)
+      if (error.reason === HandshakeRefusals.VERSION) {
+        // A peer one version ahead proposes its newest first and falls back to ours: the normal
+        // course of a rolling upgrade, not a problem to report.
+        if (error.versions?.proposed.every((version) => version === PROTOCOL_VERSION + 1)) {
+          debug('%s proposed protocol %d, one ahead of this node: it falls back to %d', remote, PROTOCOL_VERSION + 1, PROTOCOL_VERSION)
+          return
+        }
+        return this.#reportVersionRefusal(error, remote)
+      }
     } else if (error instanceof ProtocolError || error instanceof MalformedDataError) this.stats.protocolErrors += 1
     else return // resets, timeouts and closes are membership matters, not errors
     const host = remote.replace(/:\d+$/, '')
@@ -490,16 +502,19 @@ export class Cluster {
 
   /**
    * Two nodes with no protocol version in common (see docs/rolling-upgrades.md): counted every time,
-   * reported once per remote host and proposed versions however often the peer retries, and at
-   * most once per host every 10 s (another version within that is reported when it comes again).
+   * reported once per remote host and proposed versions however often the peer retries (again after
+   * an hour), and at most once per host every 10 s (another version within that is reported when it
+   * comes again).
    */
   #reportVersionRefusal(error: HandshakeRefusedError, remote: string): void {
     this.stats.versionRefusals += 1
     const host = canonicalHost(remote.replace(/:\d+$/, ''))
     const key = `${host}|${error.versions?.proposed.join(',') ?? ''}`
-    if (this.#versionReports.has(key) || this.#versionReportsPerHost.take(host) === false) return
+    const now = Date.now()
+    const last = this.#versionReports.get(key)
+    if ((last !== undefined && now - last < VERSION_REPORT_MS) || this.#versionReportsPerHost.take(host) === false) return
     if (this.#versionReports.size >= MAX_VERSION_REPORTS) this.#versionReports.clear()
-    this.#versionReports.add(key)
+    this.#versionReports.set(key, now)
     debug('%s: %s', remote, error.message)
     this.#events.connectionError(error, remote)
   }

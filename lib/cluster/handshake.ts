@@ -4,7 +4,7 @@ import { ConnectionClosedError, HandshakeRefusals, HandshakeRefusedError, Protoc
 import { proof, recordKeys, sameBytes, type SecretKey } from '../security/keys.js'
 import { RecordOpener, RecordSealer } from '../security/record.js'
 import type { Connection, ConnectionHandlers } from './connection.js'
-import { PROTOCOL_VERSIONS } from '../protocol/frame.js'
+import { PROTOCOL_VERSION, PROTOCOL_VERSIONS } from '../protocol/frame.js'
 import { MessageType, NONCE_BYTES, type Hello, type Message, type Welcome } from '../protocol/messages.js'
 import { certifiedNodeIds, describeCertificate, type TlsIdentity } from '../security/tls-identity.js'
 import { printable } from '../base/untrusted.js'
@@ -239,12 +239,13 @@ function certificateMismatch(connection: Connection, identity: TlsIdentity | und
 /** The refusal of a HELLO proposing a version this node does not speak: says both sides' versions. */
 export function versionRefusal(proposed: number): Refusal {
   const ours = [...PROTOCOL_VERSIONS].sort((a, b) => a - b)
-  return {
-    reason: HandshakeRefusals.VERSION,
-    detail:
-      `protocol ${proposed} is not supported; this node speaks protocols ${ours.join(' and ')} ` +
-      '(nodes of a cluster must be at most one version apart: upgrade one version at a time)',
-  }
+  // One ahead: a newer node's first proposal, which it follows with ours (a rolling upgrade).
+  const detail =
+    proposed === PROTOCOL_VERSION + 1
+      ? `protocol ${proposed} is newer than this node's: propose ${PROTOCOL_VERSION}`
+      : `protocol ${proposed} is not supported; this node speaks protocols ${ours.join(' and ')} ` +
+        '(nodes of a cluster must be at most one version apart: upgrade one version at a time)'
+  return { reason: HandshakeRefusals.VERSION, detail }
 }
 
 /** Everything both sides said, in a fixed encoding: what the proofs sign. */

@@ -46,6 +46,9 @@ const TRIM_SLICE = 1000
 /** A trim that leaves copies unconfirmed comes back later and later, up to this (ms). */
 const MAX_TRIM_DELAY_MS = 5 * 60_000
 
+/** A lag above this is a clock that is off, not a lag: no sample is taken. */
+const MAX_LAG_MS = 3_600_000
+
 /**
  * Replication between peers, in one of two placements: every node holds every session (Tomcat's
  * DeltaManager), or each session is held by the node that wrote it and `k` backups (`placement.ts`,
@@ -140,6 +143,7 @@ export class PeerReplication implements Replication {
         replyBytes: 64 * 1024,
         highWaterBytes: Math.min(options.maxQueueBytes / 4, 256 * 1024),
         requestTimeoutMs: options.syncRequestTimeout,
+        maxSessionBytes: config.session.maxSessionBytes,
       },
       {
         admit: (epoch) => this.#admit(epoch),
@@ -357,6 +361,8 @@ export class PeerReplication implements Replication {
   #measureLag(sentAt: number, connection: Connection, peer: string, now: number): void {
     if (!this.#events.measured || this.#lastSentAt.get(connection) === sentAt) return
     this.#lastSentAt.set(connection, sentAt)
+    // A clock far off (or a peer's nonsense) would spoil the histogram's sum for good: not a lag.
+    if (now - sentAt > MAX_LAG_MS) return
     this.#events.measured({ kind: 'lag', peer, seconds: Math.max(0, now - sentAt) / 1000 })
   }
 

@@ -18,6 +18,8 @@ export interface StateSyncOptions {
   readonly highWaterBytes: number
   /** How long a fetch waits for its reply before it is given up (and, in a transfer, asked again). */
   readonly requestTimeoutMs: number
+  /** The largest session this node accepts: no digest entry's size is taken to be more (for progress). */
+  readonly maxSessionBytes: number
 }
 
 export interface StateSyncEvents {
@@ -371,14 +373,14 @@ export class StateSync {
       if (this.#events.holdsHere && !this.#events.holdsHere(remote.sid, remote.version.origin)) return
       wanted.push(remote.sid)
       versions.set(remote.sid, remote.version)
-      if (remote.bytes !== null) sizes.set(remote.sid, remote.bytes)
+      if (remote.bytes !== null) sizes.set(remote.sid, Math.min(remote.bytes, this.#options.maxSessionBytes))
       return
     }
     const order = compareVersions(remote.version, false, localEntry, isDestroyed(localEntry))
     if (order > 0) {
       wanted.push(remote.sid)
       versions.set(remote.sid, remote.version)
-      if (remote.bytes !== null) sizes.set(remote.sid, remote.bytes)
+      if (remote.bytes !== null) sizes.set(remote.sid, Math.min(remote.bytes, this.#options.maxSessionBytes))
     } else if (order === 0 && localEntry.blob !== null) {
       // Same version, maybe a later expiry there (a touch this node missed).
       this.#table.applyExpiry({ ...remote, cookieExpires: localEntry.cookieExpires }, now)

@@ -39,19 +39,19 @@ async function propose(protocol: number): Promise<Message | undefined> {
 test('a peer proposing only a future version is refused with both sides versions, counted every time, reported once', async () => {
   const { store, errors } = await storeWithErrors()
   for (let attempt = 0; attempt < 3; attempt++) {
-    expect(await propose(PROTOCOL_VERSION + 1)).toMatchObject({
+    expect(await propose(PROTOCOL_VERSION + 2)).toMatchObject({
       type: MessageType.REFUSE,
       reason: HandshakeRefusals.VERSION,
       detail: expect.stringMatching(
-        /^protocol 4 is not supported; this node speaks protocols 2 and 3 \(.*one version at a time\)$/,
+        /^protocol 5 is not supported; this node speaks protocols 2 and 3 \(.*one version at a time\)$/,
       ) as string,
     })
   }
   expect(store.stats()).toMatchObject({ versionRefusals: 3, refusedHandshakes: 3, protocolErrors: 0 })
   expect(errors).toHaveLength(1)
   expect(errors[0]).toBeInstanceOf(HandshakeRefusedError)
-  expect(errors[0]).toMatchObject({ reason: HandshakeRefusals.VERSION, versions: { proposed: [4], spoken: [3, 2] } })
-  expect(errors[0]!.message).toMatch(/refused was2 from 127\.0\.0\.1:\d+: protocol 4 is not supported; this node speaks protocols 2 and 3/)
+  expect(errors[0]).toMatchObject({ reason: HandshakeRefusals.VERSION, versions: { proposed: [5], spoken: [3, 2] } })
+  expect(errors[0]!.message).toMatch(/refused was2 from 127\.0\.0\.1:\d+: protocol 5 is not supported; this node speaks protocols 2 and 3/)
 
   // Another version from the same host within 10 s is counted, not reported: a stranger cycling
   // through versions cannot flood the log.
@@ -60,10 +60,23 @@ test('a peer proposing only a future version is refused with both sides versions
   expect(errors).toHaveLength(1)
 })
 
+test('a peer one version ahead (the next release, in a rolling upgrade) is told to propose ours: not a version refusal, not reported', async () => {
+  const { store, errors } = await storeWithErrors()
+  for (let attempt = 0; attempt < 3; attempt++) {
+    expect(await propose(PROTOCOL_VERSION + 1)).toMatchObject({
+      type: MessageType.REFUSE,
+      reason: HandshakeRefusals.VERSION,
+      detail: `protocol ${PROTOCOL_VERSION + 1} is newer than this node's: propose ${PROTOCOL_VERSION}`,
+    })
+  }
+  expect(store.stats()).toMatchObject({ versionRefusals: 0, refusedHandshakes: 3 })
+  expect(errors).toEqual([])
+})
+
 test('a HELLO framed with a future version number is still read, and refused with the reason', async () => {
   const { store } = await storeWithErrors()
   const peer = await RawPeer.connect(HOST, PORT)
-  const frame = encodeMessage({ type: MessageType.HELLO, ...hello(4), maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: null })
+  const frame = encodeMessage({ type: MessageType.HELLO, ...hello(5), maxFrameBytes: 1 << 20, nonce: Buffer.alloc(32, 1), keyId: null })
   expect(frame[4]).toBe(HANDSHAKE_FRAME_VERSION)
   frame[4] = 4
   peer.sendBytes(frame)
@@ -77,10 +90,10 @@ test('with no peer:error listener, a version refusal becomes one process warning
   await store.ready()
   const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined)
   try {
-    for (let attempt = 0; attempt < 3; attempt++) await propose(PROTOCOL_VERSION + 1)
+    for (let attempt = 0; attempt < 3; attempt++) await propose(PROTOCOL_VERSION + 2)
     expect(store.stats().versionRefusals).toBe(3)
     expect(warn).toHaveBeenCalledTimes(1)
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining('protocol 4 is not supported; this node speaks protocols 2 and 3'), {
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining('protocol 5 is not supported; this node speaks protocols 2 and 3'), {
       code: ErrorCodes.HANDSHAKE_REFUSED,
     })
   } finally {

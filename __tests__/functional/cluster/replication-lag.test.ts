@@ -74,7 +74,7 @@ async function peerSpeaking(protocol: number): Promise<RawPeer> {
   return peer
 }
 
-test('one lag sample per batch: from the sender clock to arrival, a clock ahead of ours counted as 0', async () => {
+test('one lag sample per batch: from the sender clock to arrival, a clock ahead of ours counted as 0, one far behind not counted', async () => {
   const peer = await peerSpeaking(PROTOCOL_VERSION)
   const sentAt = Date.now() - 1500
   let done = nextApplied()
@@ -86,6 +86,10 @@ test('one lag sample per batch: from the sender clock to arrival, a clock ahead 
   await done
   done = nextApplied()
   peer.send(upsert('s3', Date.now() + 60_000))
+  await done
+  // A clock a day behind is not a lag: no sample that would spoil the histogram's sum.
+  done = nextApplied()
+  peer.send(upsert('s4', Date.now() - 86_400_000))
   await done
   expect(measured).toHaveLength(2)
   expect(measured[0]).toMatchObject({ kind: 'lag', peer: 'was2' })

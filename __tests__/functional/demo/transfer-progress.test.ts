@@ -46,3 +46,12 @@ test('in a log: a line at each tenth of the way, however many updates come', () 
   expect(out.at(-1)).toContain('100%')
   expect(out).toHaveLength(12)
 })
+
+test('the bar never moves back while the expected total grows (the digest still streaming in)', () => {
+  const out: string[] = []
+  const printer = new ProgressPrinter({ write: (text) => out.push(text), tty: true })
+  printer.update(at(900, 1000))
+  printer.update(at(1000, 5000))
+  printer.update(at(5000, 5000))
+  expect(out.map((text) => /(\d+)%/.exec(text)![1])).toEqual(['90', '90', '100'])
+})
