@@ -138,6 +138,7 @@ async function main(): Promise<void> {
   const where = nodes.map((node) => `${node.nodeId} on http://${node.host}:${node.httpPort}`).join(' and ')
   say(`open ${front} (the load balancer; the nodes are ${where})`)
   say('press +1 a few times, then kill the node that served you and reload: the counter carries on.')
+  say(`also: ${front}sessions (log in, your sessions, log out everywhere), ${front}cluster (the status page), ${front}metrics`)
   say('keys: 1 = kill/restart was1, 2 = kill/restart was2, q or Ctrl-C = stop everything')
   readCommands()
 }
