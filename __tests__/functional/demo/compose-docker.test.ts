@@ -3,7 +3,7 @@ import path from 'node:path'
 import { chromium, type Browser as Chromium } from 'playwright-core'
 import { CHROMIUM_ARGS, chromiumPath } from '../../helpers/chromium.js'
 import { Browser, EXAMPLE } from '../../helpers/demo-nodes.js'
-import { Compose, dockerEngine, inspect, run, type DockerEngine } from '../../helpers/docker.js'
+import { Compose, dockerEngine, hostNow, inspect, run, type DockerEngine } from '../../helpers/docker.js'
 import { settles } from '../../helpers/settle.js'
 
 /**
@@ -25,6 +25,11 @@ const compose = new Compose('connect-peer-test', {
   DEMO_PORT: String(PORT),
 })
 const NETWORK = `${compose.project}_seed`
+const SUBNET = '10.10.10.0/24'
+/** Each HTTP call's response timeout, so that a wait for health ends with its own message. */
+const RESPONSE_MS = 5_000
+/** beforeAll's time, shared by its steps: each one's deadline ends before the hook's. */
+const SETUP_MS = 600_000
 const SERVICE = { was1: 'node1', was2: 'node2' } as const
 type NodeId = keyof typeof SERVICE
 
@@ -46,20 +51,35 @@ let imagesBefore: string[] = []
 let browser: Chromium | undefined
 
 beforeAll(async () => {
+  const end = Date.now() + SETUP_MS - 10_000
+  const within = (ms: number) => Math.max(1_000, Math.min(ms, end - Date.now()))
   engine = await dockerEngine()
-  await run('bash', [path.join(EXAMPLE, 'docker', 'local-images.sh')], { timeoutMs: 300_000 })
+  await run('bash', [path.join(EXAMPLE, 'docker', 'local-images.sh')], { timeoutMs: within(300_000) })
   imagesBefore = await compose.builtImages()
-  await compose.run(['down', '--volumes']) // what a crashed run left
+  await compose.run(['down', '--volumes'], within(60_000)) // what a crashed run left
+  await subnetIsFree()
   // `up --build --detach` in two steps, so that a build that fails leaves no container behind.
-  await compose.run(['build', '--force-rm'], 300_000)
-  await compose.run(['up', '--detach'], 120_000).catch((error: Error) => {
+  await compose.run(['build', '--force-rm'], within(300_000))
+  await compose.run(['up', '--detach'], within(120_000)).catch((error: Error) => {
     if (!/overlaps|already allocated|address already in use/.test(error.message)) throw error
     throw new Error(
-      `docker-compose up: 10.10.10.0/24 or ${HOST}:${PORT} is taken (another copy of the demo?): stop it (docker ps, docker network ls), then run the test again`,
+      `docker-compose up: ${SUBNET} or ${HOST}:${PORT} is taken (another copy of the demo?): stop it (docker ps, docker network ls), then run the test again`,
       { cause: error },
     )
   })
-}, 600_000)
+}, SETUP_MS)
+
+/** The demo's subnet must be free on the host: a route or an address in it (a VPN, a LAN) would catch its traffic. */
+async function subnetIsFree(): Promise<void> {
+  const routes = (await run('ip', ['-4', 'route', 'show', 'root', SUBNET])).stdout.trim()
+  const addresses = (await run('ip', ['-4', '-oneline', 'address'])).stdout
+    .split('\n')
+    .filter((line) => / inet 10\.10\.10\.\d+\//.test(line))
+  const used = [routes, ...addresses.map((line) => line.replace(/\s+/g, ' ').trim())].filter(Boolean)
+  if (used.length) {
+    throw new Error(`${SUBNET}, the demo's network, is already used on this host (${used.join('; ')}): free it, then run the test again`)
+  }
+}
 
 afterAll(async () => {
   await browser?.close()
@@ -70,13 +90,15 @@ afterAll(async () => {
     const current = new Set(await compose.builtImages())
     for (const id of imagesBefore.filter((id) => !current.has(id))) await run('docker', ['image', 'rm', id]).catch(() => undefined)
   } finally {
-    await engine?.stop()
+    await engine.stop()
   }
+  // Put back exactly: the iptables tables, the sysctls and the links as they were before dockerd.
+  if (engine.before) expect(await hostNow()).toEqual(engine.before)
 }, 120_000)
 
 /** /healthz of `node` through HAProxy (its route cookie), or null while HAProxy sends that route elsewhere. */
 async function healthOf(node: NodeId): Promise<Health | null> {
-  const browser = new Browser(FRONT)
+  const browser = new Browser(FRONT, RESPONSE_MS)
   browser.cookies.set('ROUTEID', node)
   const health = (await browser.get('/healthz').catch(() => null)) as Health | null
   return health?.node === node ? health : null
@@ -112,14 +134,14 @@ test('the nodes are healthy at 10.10.10.1 and 10.10.10.2, and HAProxy is publish
 }, 60_000)
 
 test('the counter survives `docker-compose kill` of the node that served it, in Chromium too, and the node started again recovers every session', async () => {
-  const client = new Browser(FRONT)
+  const client = new Browser(FRONT, RESPONSE_MS)
   const first = await client.post('/count')
   const served = first.node as NodeId
   const survivor = other(served)
   expect(client.cookies.get('ROUTEID')).toBe(served)
   for (let count = 2; count <= 3; count++) expect(await client.post('/count')).toEqual({ node: served, count })
   // More clients, balanced round robin: sessions start on both nodes.
-  const others = [new Browser(FRONT), new Browser(FRONT), new Browser(FRONT)]
+  const others = [new Browser(FRONT, RESPONSE_MS), new Browser(FRONT, RESPONSE_MS), new Browser(FRONT, RESPONSE_MS)]
   for (const each of others) await each.post('/count')
   expect(new Set(others.map((each) => each.cookies.get('ROUTEID')))).toEqual(new Set(['was1', 'was2']))
   // And a real browser (Debian's Chromium), on the same node: its route cookie says so.
