@@ -80,7 +80,7 @@ export interface DockerEngine {
 }
 
 /**
- * Runs a command in a process group of its own; after `timeoutMs` the whole group is killed. Rejects
+ * Runs a command in a process group of its own; after `timeoutMs` the whole group is stopped. Rejects
  * with the end of its output when it fails.
  */
 export async function run(
@@ -114,12 +114,17 @@ export async function run(
   throw new Error(`${command} ${args.join(' ')} failed (${why})\n${output}`)
 }
 
+/** SIGTERM to the group (a script's trap cleans up), SIGKILL to what is left of it 5 s later. */
 function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL')
-  } catch {
-    // gone already
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, name)
+    } catch {
+      // gone already
+    }
   }
+  signal('SIGTERM')
+  setTimeout(() => signal('SIGKILL'), 5_000).unref()
 }
 
 async function answers(command: string, args: string[], timeoutMs = 10_000): Promise<boolean> {
