@@ -28,7 +28,7 @@
  *   await engine.stop()
  * }
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -132,6 +132,30 @@ async function answers(command: string, args: string[], timeoutMs = 10_000): Pro
     () => true,
     () => false,
   )
+}
+
+/**
+ * Why the Docker tests cannot run here, or null when they can. As root (CI) they always run:
+ * `dockerEngine()` starts dockerd, and names what to install when something is missing. Without
+ * root they need docker, Compose and a running engine. Synchronous, for a `describe.skip` chosen
+ * when a test file loads.
+ */
+export function dockerUnavailable(): string | null {
+  if (IS_ROOT) return null
+  const works = (command: string, args: string[]) => {
+    try {
+      execFileSync(command, args, { stdio: 'ignore', timeout: 30_000 })
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (!works('docker', ['--version'])) return 'docker is missing (not root: nothing installs it; apt-get install docker.io)'
+  if (!works('docker-compose', ['version']) && !works('docker', ['compose', 'version']))
+    return 'docker-compose is missing (apt-get install docker-compose)'
+  if (!works('docker', ['info']))
+    return 'no Docker engine answers docker info, and without root none is started (sudo systemctl start docker)'
+  return null
 }
 
 /**
