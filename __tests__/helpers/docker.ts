@@ -383,7 +383,8 @@ async function startDockerd(carried: HostState | null, timeoutMs = 60_000): Prom
     )
     await run('iptables', ['-t', 'raw', '-I', ...LOOPBACK_GUARD])
   } catch (error) {
-    await restore(state)
+    const failed = await restore(state)
+    if (failed.length) console.warn(`restoring the host after dockerd failed to start:\n${failed.join('\n')}`)
     throw error
   }
   return state

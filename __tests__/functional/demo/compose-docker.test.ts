@@ -79,8 +79,10 @@ describeDocker('docker-compose.yml in Docker', () => {
     const routes = (await run('ip', ['-4', 'route', 'show', 'root', SUBNET])).stdout.trim()
     const addresses = (await run('ip', ['-4', '-oneline', 'address'])).stdout
       .split('\n')
-      .filter((line) => / inet 10\.10\.10\.\d+\//.test(line))
-    const used = [routes, ...addresses.map((line) => line.replace(/\s+/g, ' ').trim())].filter(Boolean)
+      .map((line) => /^\d+: (\S+)\s+inet (10\.10\.10\.\d+\/\d+)/.exec(line))
+      .filter((match) => match !== null)
+      .map(([, link, address]) => `${address} on ${link}`)
+    const used = [...routes.split('\n'), ...addresses].filter(Boolean)
     if (used.length) {
       throw new Error(`${SUBNET}, the demo's network, is already used on this host (${used.join('; ')}): free it, then run the test again`)
     }
