@@ -29,7 +29,18 @@
  * }
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -90,6 +101,7 @@ export async function run(
 ): Promise<{ stdout: string; stderr: string }> {
   const timeoutMs = options.timeoutMs ?? 60_000
   const child = spawn(command, args, { cwd: ROOT, env: options.env ?? process.env, detached: true })
+  const group = recordGroup(child.pid)
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
@@ -109,6 +121,7 @@ export async function run(
     })
   })
   clearTimeout(timer)
+  if (group) rmSync(group, { force: true })
   if (why === null) return { stdout, stderr }
   const output = `${stdout}${stderr}`.trim().split('\n').slice(-40).join('\n')
   throw new Error(`${command} ${args.join(' ')} failed (${why})\n${output}`)
@@ -125,6 +138,45 @@ function killGroup(child: ChildProcess): void {
   }
   signal('SIGTERM')
   setTimeout(() => signal('SIGKILL'), 5_000).unref()
+}
+
+/**
+ * Notes a child's process group (its pid and start time) in DIR while it runs: a run killed midway
+ * leaves its children running in their own groups, and the next run stops them (`stopOrphans()`).
+ */
+function recordGroup(pid: number | undefined): string | null {
+  const started = pid === undefined ? null : startTime(pid)
+  if (!existsSync(DIR) || started === null) return null
+  const file = path.join(DIR, `group.${process.pid}.${pid}`)
+  writeFileSync(file, started, { mode: 0o600 })
+  return file
+}
+
+/** When a process started (field 22 of /proc/<pid>/stat): with its pid, names it across pid reuse. */
+function startTime(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19] ?? null
+  } catch {
+    return null
+  }
+}
+
+/** Kills the process groups that the children of a run killed midway left (see `recordGroup()`). */
+function stopOrphans(): void {
+  for (const name of readdirSync(DIR)) {
+    const [, owner, pid] = /^group\.(\d+)\.(\d+)$/.exec(name)?.map(Number) ?? []
+    if (owner === undefined || pid === undefined || startTime(owner) !== null) continue // its run still runs
+    const file = path.join(DIR, name)
+    if (startTime(pid) === readFileSync(file, 'utf8')) {
+      console.warn(`stopping process group ${pid}, left running by a run of the Docker tests that was killed`)
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch {
+        // gone meanwhile
+      }
+    }
+    rmSync(file, { force: true })
+  }
 }
 
 async function answers(command: string, args: string[], timeoutMs = 10_000): Promise<boolean> {
@@ -170,6 +222,7 @@ export async function dockerEngine(lockTimeoutMs = 60_000): Promise<DockerEngine
   }
   const release = await lock(lockTimeoutMs)
   try {
+    stopOrphans()
     const crashed = readState()
     const ours = crashed !== null && isDockerd(crashed.pid)
     if (await answers('docker', ['info'], 30_000)) {
