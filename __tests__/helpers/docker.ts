@@ -16,6 +16,8 @@
  * (`flock`, released when the process dies) keeps two runs on one machine from sharing the engine
  * and the fixed addresses (10.10.10.0/24, the published port).
  *
+ * The host's state lives in host-state.ts; every command runs through group-run.ts.
+ *
  * docker.io and docker-compose are installed by `node scripts/prepare.mjs test` (the first step of
  * `npm test`) as root; anything missing here is one line naming what to run.
  *
@@ -28,58 +30,24 @@
  *   await engine.stop()
  * }
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import {
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { tmpdir } from 'node:os'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { ROOT } from './child.js'
+import { DIR, IS_ROOT, run, stopOrphans } from './group-run.js'
+import { isDockerd, readState, restore, snapshot, STATE, view, writeState, type HostState, type HostView } from './host-state.js'
 import { settles } from './settle.js'
 
-const IS_ROOT = process.getuid?.() === 0
-/** This user's only: the state file, the lock and dockerd's log. */
-const DIR = IS_ROOT ? '/run/connect-peer' : path.join(tmpdir(), `connect-peer-${process.getuid?.() ?? 'user'}`)
-const STATE = path.join(DIR, 'dockerd.json')
+export { run } from './group-run.js'
+export { hostNow, type HostView } from './host-state.js'
+
 const LOCK = path.join(DIR, 'docker-test.lock')
 const LOG = path.join(DIR, 'dockerd.log')
 /** Where a dockerd started any way (systemd, by hand) writes its pid. */
 const DOCKER_PID = '/var/run/docker.pid'
-const TABLES = ['filter', 'nat', 'mangle', 'raw'] as const
-const SYSCTLS = [
-  'net/ipv4/ip_forward',
-  'net/bridge/bridge-nf-call-iptables',
-  'net/bridge/bridge-nf-call-ip6tables',
-  'net/bridge/bridge-nf-call-arptables',
-] as const
-/** The links dockerd makes: its bridges and the containers' veth ends. Only new ones are deleted. */
-const DOCKER_LINK = /^(docker0|br-[0-9a-f]{12}|veth[0-9a-f]{7})$/
 /** Packets from outside for loopback addresses (published ports on 127.0.0.1): moby#41872. */
 const LOOPBACK_GUARD = ['PREROUTING', '-d', '127.0.0.0/8', '!', '-i', 'lo', '-j', 'DROP']
-
-/** What the host looked like before this harness started dockerd: what `stop()` puts back. */
-interface HostState {
-  /** The dockerd started (0 until it is spawned). */
-  pid: number
-  /** `iptables-save -t <table>` of each table. */
-  iptables: Partial<Record<(typeof TABLES)[number], string>>
-  /** The value of each sysctl of SYSCTLS that exists, by its path under /proc/sys. */
-  sysctls: Partial<Record<(typeof SYSCTLS)[number], '0' | '1'>>
-  /** Whether the br_netfilter module was loaded (dockerd loads it). */
-  brNetfilter: boolean
-  /** The names of the network links. */
-  links: string[]
-}
 
 export interface DockerEngine {
   /** True when this harness started dockerd (now or in a crashed run), and so stops it. */
@@ -88,95 +56,6 @@ export interface DockerEngine {
   readonly before: HostView | null
   /** Stops dockerd if this harness started it, restores the host, and releases the lock. Idempotent. */
   stop(): Promise<void>
-}
-
-/**
- * Runs a command in a process group of its own; after `timeoutMs` the whole group is stopped. Rejects
- * with the end of its output when it fails.
- */
-export async function run(
-  command: string,
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
-): Promise<{ stdout: string; stderr: string }> {
-  const timeoutMs = options.timeoutMs ?? 60_000
-  const child = spawn(command, args, { cwd: ROOT, env: options.env ?? process.env, detached: true })
-  const group = recordGroup(child.pid)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  child.stdin.on('error', () => undefined) // a command that does not read its input
-  child.stdin.end(options.input ?? '')
-  let timedOut = false
-  const timer = setTimeout(() => {
-    timedOut = true
-    killGroup(child)
-  }, timeoutMs)
-  const why = await new Promise<string | null>((resolve) => {
-    child.once('error', (error) => resolve(error.message))
-    child.once('close', (code, signal) => {
-      if (timedOut) resolve(`timed out after ${timeoutMs} ms: its process group was killed`)
-      else resolve(code === 0 ? null : code !== null ? `exit ${code}` : `killed by ${signal}`)
-    })
-  })
-  clearTimeout(timer)
-  if (group) rmSync(group, { force: true })
-  if (why === null) return { stdout, stderr }
-  const output = `${stdout}${stderr}`.trim().split('\n').slice(-40).join('\n')
-  throw new Error(`${command} ${args.join(' ')} failed (${why})\n${output}`)
-}
-
-/** SIGTERM to the group (a script's trap cleans up), SIGKILL to what is left of it 5 s later. */
-function killGroup(child: ChildProcess): void {
-  const signal = (name: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, name)
-    } catch {
-      // gone already
-    }
-  }
-  signal('SIGTERM')
-  setTimeout(() => signal('SIGKILL'), 5_000).unref()
-}
-
-/**
- * Notes a child's process group (its pid and start time) in DIR while it runs: a run killed midway
- * leaves its children running in their own groups, and the next run stops them (`stopOrphans()`).
- */
-function recordGroup(pid: number | undefined): string | null {
-  const started = pid === undefined ? null : startTime(pid)
-  if (!existsSync(DIR) || started === null) return null
-  const file = path.join(DIR, `group.${process.pid}.${pid}`)
-  writeFileSync(file, started, { mode: 0o600 })
-  return file
-}
-
-/** When a process started (field 22 of /proc/<pid>/stat): with its pid, names it across pid reuse. */
-function startTime(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19] ?? null
-  } catch {
-    return null
-  }
-}
-
-/** Kills the process groups that the children of a run killed midway left (see `recordGroup()`). */
-function stopOrphans(): void {
-  for (const name of readdirSync(DIR)) {
-    const [, owner, pid] = /^group\.(\d+)\.(\d+)$/.exec(name)?.map(Number) ?? []
-    if (owner === undefined || pid === undefined || startTime(owner) !== null) continue // its run still runs
-    const file = path.join(DIR, name)
-    if (startTime(pid) === readFileSync(file, 'utf8')) {
-      console.warn(`stopping process group ${pid}, left running by a run of the Docker tests that was killed`)
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {
-        // gone meanwhile
-      }
-    }
-    rmSync(file, { force: true })
-  }
 }
 
 async function answers(command: string, args: string[], timeoutMs = 10_000): Promise<boolean> {
@@ -307,15 +186,6 @@ async function lock(timeoutMs: number): Promise<() => void> {
   return release
 }
 
-function isDockerd(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dockerd'
-  } catch {
-    return false
-  }
-}
-
 /** The pid of a dockerd that runs, by its pid file, or null. */
 function runningDockerd(): number | null {
   try {
@@ -324,90 +194,6 @@ function runningDockerd(): number | null {
   } catch {
     return null
   }
-}
-
-/** A crashed run's host state, or null. A file that is not one (cut short) is set aside, saying so. */
-function readState(): HostState | null {
-  if (!existsSync(STATE)) return null
-  let state: HostState | null = null
-  try {
-    state = validState(JSON.parse(readFileSync(STATE, 'utf8')))
-  } catch {
-    // not JSON
-  }
-  if (!state) {
-    renameSync(STATE, `${STATE}.invalid`)
-    console.warn(
-      `${STATE} is not a host state (cut short?): set aside as ${STATE}.invalid; the host may need a look (iptables-save, ip link)`,
-    )
-  }
-  return state
-}
-
-function validState(value: unknown): HostState | null {
-  if (typeof value !== 'object' || value === null) return null
-  const { pid, iptables, sysctls, brNetfilter, links } = value as Record<string, unknown>
-  const record = (field: unknown): Record<string, unknown> | null =>
-    typeof field === 'object' && field !== null && !Array.isArray(field) ? (field as Record<string, unknown>) : null
-  const tables = record(iptables)
-  const values = record(sysctls)
-  const valid =
-    typeof pid === 'number' &&
-    Number.isInteger(pid) &&
-    pid >= 0 &&
-    tables !== null &&
-    typeof tables.filter === 'string' &&
-    Object.entries(tables).every(([table, text]) => validTable(table, text)) &&
-    values !== null &&
-    Object.entries(values).every(
-      ([name, setting]) => (SYSCTLS as readonly string[]).includes(name) && (setting === '0' || setting === '1'),
-    ) &&
-    typeof brNetfilter === 'boolean' &&
-    Array.isArray(links) &&
-    links.every((link) => typeof link === 'string' && /^[\w.:-]{1,15}$/.test(link))
-  return valid ? (value as HostState) : null
-}
-
-/** `iptables-save -t <table>` output, whole: the table's header, built-in chains ACCEPT or DROP, COMMIT. */
-function validTable(table: string, text: unknown): boolean {
-  if (!(TABLES as readonly string[]).includes(table) || typeof text !== 'string') return false
-  const lines = text.split('\n').filter((line) => line && !line.startsWith('#'))
-  const policies = lines.filter((line) => /^:[A-Z]+ (?!-)/.test(line))
-  return lines[0] === `*${table}` && lines.at(-1) === 'COMMIT' && policies.every((line) => /^:[A-Z]+ (ACCEPT|DROP) /.test(line))
-}
-
-/** Written whole or not at all: a temporary file renamed over the state file. */
-function writeState(state: HostState): void {
-  const temporary = `${STATE}.${process.pid}.tmp`
-  writeFileSync(temporary, JSON.stringify(state), { mode: 0o600 })
-  renameSync(temporary, STATE)
-}
-
-async function snapshot(): Promise<HostState> {
-  const iptables: HostState['iptables'] = {}
-  for (const table of TABLES) iptables[table] = (await run('iptables-save', ['-t', table])).stdout
-  const sysctls: HostState['sysctls'] = {}
-  for (const name of SYSCTLS) {
-    const setting = readSysctl(name)
-    if (setting === '0' || setting === '1') sysctls[name] = setting
-  }
-  return { pid: 0, iptables, sysctls, brNetfilter: existsSync('/sys/module/br_netfilter'), links: await links() }
-}
-
-function readSysctl(name: string): string | null {
-  try {
-    return readFileSync(path.join('/proc/sys', name), 'utf8').trim()
-  } catch {
-    return null
-  }
-}
-
-async function links(): Promise<string[]> {
-  const { stdout } = await run('ip', ['-o', 'link', 'show'])
-  return stdout
-    .split('\n')
-    .map((line) => /^\d+: ([^:@\s]+)/.exec(line)?.[1])
-    .filter((name) => name !== undefined)
 }
 
 /** Starts dockerd, the host saved first (or the state a crashed run saved, carried over). */
@@ -441,78 +227,6 @@ async function startDockerd(carried: HostState | null, timeoutMs = 60_000): Prom
     throw error
   }
   return state
-}
-
-/**
- * Stops the dockerd of `state` and puts the host back as `state` saw it. Every step is tried; the
- * state file is deleted last, when all of them worked. Returns what failed.
- */
-async function restore(state: HostState): Promise<string[]> {
-  const failed: string[] = []
-  const step = async (what: string, action: () => unknown) => {
-    try {
-      await action()
-    } catch (error) {
-      failed.push(`${what}: ${(error as Error).message.split('\n')[0]}`)
-    }
-  }
-  if (isDockerd(state.pid)) await step(`stopping dockerd (pid ${state.pid})`, () => stopProcess(state.pid))
-  for (const [table, text] of Object.entries(state.iptables)) {
-    await step(`iptables-restore of the ${table} table`, () => run('iptables-restore', [], { input: text }))
-  }
-  const now = await links().catch(() => [])
-  for (const link of now.filter((name) => DOCKER_LINK.test(name) && !state.links.includes(name))) {
-    await step(`ip link delete ${link}`, () => run('ip', ['link', 'delete', link]))
-  }
-  if (!state.brNetfilter && existsSync('/sys/module/br_netfilter')) {
-    await step('modprobe -r br_netfilter', () => run('modprobe', ['-r', 'br_netfilter']))
-  }
-  for (const [name, setting] of Object.entries(state.sysctls)) {
-    await step(`sysctl ${name}`, () => writeFileSync(path.join('/proc/sys', name), setting))
-  }
-  if (failed.length === 0) rmSync(STATE, { force: true })
-  return failed
-}
-
-async function stopProcess(pid: number): Promise<void> {
-  const gone = (ms: number) =>
-    settles(
-      () => !isDockerd(pid),
-      ms,
-      () => `dockerd (pid ${pid}) still runs`,
-      100,
-    )
-  process.kill(pid, 'SIGTERM')
-  await gone(30_000).catch(async () => {
-    process.kill(pid, 'SIGKILL')
-    await gone(5_000)
-  })
-}
-
-/** The host as `stop()` restores it: iptables tables without counters, sysctls, links. */
-export interface HostView {
-  iptables: Record<string, string>
-  sysctls: Record<string, string | null>
-  links: string[]
-}
-
-/** The host now, to compare with `DockerEngine.before`. */
-export async function hostNow(): Promise<HostView> {
-  return view(await snapshot())
-}
-
-function view(state: HostState): HostView {
-  const iptables: Record<string, string> = {}
-  for (const [table, text] of Object.entries(state.iptables)) {
-    iptables[table] = text
-      .split('\n')
-      .filter((line) => !line.startsWith('#'))
-      .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
-      .join('\n')
-  }
-  const sysctls: Record<string, string | null> = {}
-  for (const name of SYSCTLS) sysctls[name] = state.sysctls[name] ?? null
-  return { iptables, sysctls, links: [...state.links].sort() }
 }
 
 let composeBase: string[] | null | undefined
