@@ -3,10 +3,11 @@
  * fresh clone before anything is installed):
  *
  *   node scripts/prepare.mjs demo   npm dependencies only (the demo's balancer is in Node)
- *   node scripts/prepare.mjs test   also haproxy, Chromium, redis-server, Docker and Compose, which the
- *                                   tests run, and as root iproute2, iptables and python3 (the
- *                                   namespaced-network tests), dockerd and debootstrap (the Docker test
- *                                   starts the engine, and builds base images no registry provides)
+ *   node scripts/prepare.mjs test   also haproxy, Chromium and redis-server, which the tests run, and
+ *                                   as root iproute2, iptables and python3 (the namespaced-network
+ *                                   tests), Docker, Compose and debootstrap (the Docker test starts
+ *                                   the engine, and builds base images no registry provides); without
+ *                                   root those tests are skipped where they cannot run, saying why
  *
  * What is missing is installed when it can be (npm ci; apt-get as root on Debian), saying so on
  * one line. Otherwise it stops at once with exit code 1 and one line naming the command to run.
@@ -35,8 +36,8 @@ function checkNode() {
 }
 
 /**
- * haproxy, Chromium, redis-server, docker and docker-compose (and as root iproute2, iptables,
- * python3, dockerd, debootstrap): the tests run the real ones.
+ * haproxy, Chromium, redis-server (and as root iproute2, iptables, python3, docker.io,
+ * docker-compose, debootstrap): the tests run the real ones.
  */
 function prepareSystemTools() {
   const chromiumPath = process.env.CHROMIUM_PATH
@@ -47,16 +48,16 @@ function prepareSystemTools() {
     { name: 'haproxy', found: onPath('haproxy') },
     { name: 'chromium', found: Boolean(chromiumPath) || isExecutable('/usr/bin/chromium') || onPath('chromium') },
     { name: 'redis-server', found: onPath('redis-server') },
-    // docker-compose.yml run for real (__tests__/functional/demo/compose-docker.test.ts). As root the
-    // test starts dockerd itself when no engine runs; otherwise the user's engine must be running.
-    { name: 'docker.io', found: onPath('docker') && (onPath('dockerd') || process.getuid?.() !== 0) },
-    { name: 'docker-compose', found: onPath('docker-compose') || hasComposePlugin() },
-    // The network tests (__tests__/helpers/netns.ts) need root, so only root is asked for their tools.
+    // The network tests (__tests__/helpers/netns.ts) and the Docker test, which starts dockerd when no
+    // engine runs (__tests__/functional/demo/compose-docker.test.ts), need root: only root is asked
+    // for their tools. Without root they are skipped where they cannot run, saying why.
     ...(process.getuid?.() === 0
       ? [
           { name: 'iproute2', found: onPath('ip') },
           { name: 'iptables', found: onPath('iptables') },
           { name: 'python3', found: onPath('python3') },
+          { name: 'docker.io', found: onPath('docker') && onPath('dockerd') },
+          { name: 'docker-compose', found: onPath('docker-compose') || hasComposePlugin() },
           // examples/express-app/docker/local-images.sh, where no image registry answers.
           { name: 'debootstrap', found: onPath('debootstrap') },
         ]

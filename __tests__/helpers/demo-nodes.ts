@@ -26,7 +26,11 @@ export function startAppNode(nodeId: string, host: string, httpPort: number, rep
 export class Browser {
   readonly cookies = new Map<string, string>()
 
-  constructor(readonly base: string) {}
+  /** `timeoutMs`: how long to wait for each response (supertest's `response` timeout); none by default. */
+  constructor(
+    readonly base: string,
+    readonly timeoutMs?: number,
+  ) {}
 
   async post(pathname: string): Promise<Record<string, unknown>> {
     return this.#send(request(this.base).post(pathname).set('Accept', 'application/json'))
@@ -39,6 +43,7 @@ export class Browser {
   async #send(call: request.Test): Promise<Record<string, unknown>> {
     const header = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ')
     if (header) call.set('Cookie', header)
+    if (this.timeoutMs !== undefined) void call.timeout({ response: this.timeoutMs })
     const response = await call
     for (const line of (response.headers['set-cookie'] as unknown as string[] | undefined) ?? []) {
       const [pair] = line.split(';')

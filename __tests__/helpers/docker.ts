@@ -2,13 +2,21 @@
  * A Docker engine for the tests that run docker-compose.yml for real, and Compose commands on one
  * project of it.
  *
- * `dockerEngine()` uses the engine that answers `docker info`. Where none does and this is root, it
- * starts `dockerd` and `stop()` stops it again, and undoes what dockerd changed on the host:
- * its iptables rules and chains, the FORWARD policy and net.ipv4.ip_forward it set, the docker0
- * bridge. Images stay in /var/lib/docker: the base images are the cache between runs. A dockerd
- * left running by a run that crashed is recognised (its pid is kept in a state file) and stopped
- * by the next one. A lock file keeps two runs of these tests on one machine from sharing the engine
- * (one could stop it under the other) and the fixed addresses (10.10.10.0/24, the published port).
+ * `dockerEngine()` uses a Docker engine that already runs (its pid file names a live dockerd, or
+ * `docker info` answers), and never starts a second one nor cleans up after one it did not start.
+ * Where none runs and this is root, it saves what dockerd changes on the host (the iptables tables,
+ * the sysctls net.ipv4.ip_forward and net.bridge.*, whether br_netfilter is loaded, the network
+ * links), starts `dockerd`, and `stop()` stops it and puts all of that back exactly:
+ * `iptables-restore` of the saved tables, the sysctls, and only the links that are new.
+ * Images stay in /var/lib/docker: the base images are the cache between runs.
+ *
+ * The saved host state is written (atomically) to a state file under a root-only directory before
+ * dockerd starts. A run that crashed leaves it behind; the next run restores the host from it (its
+ * dockerd stopped first when it no longer answers, or adopted when it does). A kernel lock
+ * (`flock`, released when the process dies) keeps two runs on one machine from sharing the engine
+ * and the fixed addresses (10.10.10.0/24, the published port).
+ *
+ * The host's state lives in host-state.ts; every command runs through group-run.ts.
  *
  * docker.io and docker-compose are installed by `node scripts/prepare.mjs test` (the first step of
  * `npm test`) as root; anything missing here is one line naming what to run.
@@ -22,64 +30,70 @@
  *   await engine.stop()
  * }
  */
-import { execFile, spawn } from 'node:child_process'
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { promisify } from 'node:util'
+import { createInterface } from 'node:readline'
 import { ROOT } from './child.js'
+import { DIR, IS_ROOT, run, stopOrphans } from './group-run.js'
+import { isDockerd, readState, restore, snapshot, STATE, view, writeState, type HostState, type HostView } from './host-state.js'
 import { settles } from './settle.js'
 
-const exec = promisify(execFile)
-const STATE = path.join(tmpdir(), 'connect-peer-dockerd.json')
-const LOCK = path.join(tmpdir(), 'connect-peer-docker-test.lock')
-const LOG = path.join(tmpdir(), 'connect-peer-dockerd.log')
-const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+export { run } from './group-run.js'
+export { hostNow, type HostView } from './host-state.js'
 
-/** What the host looked like before this harness started dockerd: what `stop()` puts back. */
-interface HostState {
-  pid: number
-  ipForward: string
-  forwardPolicy: string | null
-  docker0: boolean
-}
+const LOCK = path.join(DIR, 'docker-test.lock')
+const LOG = path.join(DIR, 'dockerd.log')
+/** Where a dockerd started any way (systemd, by hand) writes its pid. */
+const DOCKER_PID = '/var/run/docker.pid'
+/** Packets from outside for loopback addresses (published ports on 127.0.0.1): moby#41872. */
+const LOOPBACK_GUARD = ['PREROUTING', '-d', '127.0.0.0/8', '!', '-i', 'lo', '-j', 'DROP']
 
 export interface DockerEngine {
   /** True when this harness started dockerd (now or in a crashed run), and so stops it. */
   readonly started: boolean
+  /** What the host looked like before that dockerd (as `hostNow()` shows it), or null. */
+  readonly before: HostView | null
   /** Stops dockerd if this harness started it, restores the host, and releases the lock. Idempotent. */
   stop(): Promise<void>
 }
 
-/** Runs a command; rejects with its output when it fails. */
-export async function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
-  try {
-    return await exec(command, args, {
-      cwd: ROOT,
-      env: options.env ?? process.env,
-      timeout: options.timeoutMs ?? 60_000,
-      maxBuffer: 64 << 20,
-    })
-  } catch (error) {
-    const { stdout = '', stderr = '', code, signal } = error as { stdout?: string; stderr?: string; code?: unknown; signal?: string }
-    const output = `${stdout}${stderr}`.trim().split('\n').slice(-40).join('\n')
-    const why = typeof code === 'number' ? `exit ${code}` : signal ? `killed by ${signal}` : (error as Error).message
-    throw new Error(`${command} ${args.join(' ')} failed (${why})\n${output}`, { cause: error })
-  }
-}
-
-async function answers(command: string, args: string[]): Promise<boolean> {
-  return run(command, args, { timeoutMs: 10_000 }).then(
+async function answers(command: string, args: string[], timeoutMs = 10_000): Promise<boolean> {
+  return run(command, args, { timeoutMs }).then(
     () => true,
     () => false,
   )
 }
 
 /**
+ * Why the Docker tests cannot run here, or null when they can. As root (CI) they always run:
+ * `dockerEngine()` starts dockerd, and names what to install when something is missing. Without
+ * root they need docker, Compose and a running engine. Synchronous, for a `describe.skip` chosen
+ * when a test file loads.
+ */
+export function dockerUnavailable(): string | null {
+  if (IS_ROOT) return null
+  const works = (command: string, args: string[]) => {
+    try {
+      execFileSync(command, args, { stdio: 'ignore', timeout: 30_000 })
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (!works('docker', ['--version'])) return 'docker is missing (not root: nothing installs it; apt-get install docker.io)'
+  if (!works('docker-compose', ['version']) && !works('docker', ['compose', 'version']))
+    return 'docker-compose is missing (apt-get install docker-compose)'
+  if (!works('docker', ['info']))
+    return 'no Docker engine answers docker info, and without root none is started (sudo systemctl start docker)'
+  return null
+}
+
+/**
  * The Docker engine, started if needed (see the file's comment). Waits up to `lockTimeoutMs` for
  * another run of these tests to finish.
  */
-export async function dockerEngine(lockTimeoutMs = 300_000): Promise<DockerEngine> {
+export async function dockerEngine(lockTimeoutMs = 60_000): Promise<DockerEngine> {
   if (!(await answers('docker', ['--version'])) || !(await composeCommand())) {
     throw new Error(
       'the Docker tests need docker and docker-compose: run "node scripts/prepare.mjs test" as root (apt-get install docker.io docker-compose)',
@@ -87,11 +101,21 @@ export async function dockerEngine(lockTimeoutMs = 300_000): Promise<DockerEngin
   }
   const release = await lock(lockTimeoutMs)
   try {
-    const adopted = adoptCrashedRun()
-    if (await answers('docker', ['info'])) {
-      return engine(adopted, release)
+    stopOrphans()
+    const crashed = readState()
+    const ours = crashed !== null && isDockerd(crashed.pid)
+    if (await answers('docker', ['info'], 30_000)) {
+      // A crashed run's dockerd is stopped at the end. Someone else's engine is only used; a crashed
+      // run's state (its dockerd gone) then stays for a run that finds no engine to restore.
+      return engine(ours ? crashed : null, release)
     }
-    if (process.getuid?.() !== 0) {
+    const running = runningDockerd()
+    if (running !== null && running !== crashed?.pid) {
+      throw new Error(
+        `a dockerd (pid ${running}, in ${DOCKER_PID}) runs but does not answer docker info: not starting a second one; stop it or wait for it, then run the test again`,
+      )
+    }
+    if (!IS_ROOT) {
       throw new Error(
         'no Docker engine answers (docker info): start one (sudo dockerd, or sudo systemctl start docker), then run the test again',
       )
@@ -101,7 +125,12 @@ export async function dockerEngine(lockTimeoutMs = 300_000): Promise<DockerEngin
         'no Docker engine answers and there is no dockerd to start: run "apt-get install docker.io" (or node scripts/prepare.mjs test)',
       )
     }
-    return engine(await startDockerd(), release)
+    if (crashed) {
+      // Its dockerd is dead or does not answer: stop it and put the host back as it was before it.
+      const failed = await restore(crashed)
+      if (failed.length) console.warn(`restoring the host from ${STATE} (a crashed run's):\n${failed.join('\n')}`)
+    }
+    return engine(await startDockerd(crashed), release)
   } catch (error) {
     release()
     throw error
@@ -112,10 +141,12 @@ function engine(state: HostState | null, release: () => void): DockerEngine {
   let stopped: Promise<void> | undefined
   return {
     started: state !== null,
+    before: state && view(state),
     stop: () =>
       (stopped ??= (async () => {
         try {
-          if (state) await stopDockerd(state)
+          const failed = state ? await restore(state) : []
+          if (failed.length) throw new Error(`the host is not fully restored (${STATE} stays for the next run):\n${failed.join('\n')}`)
         } finally {
           release()
         }
@@ -123,68 +154,53 @@ function engine(state: HostState | null, release: () => void): DockerEngine {
   }
 }
 
-/** An exclusive lock file holding this process's pid; one left by a process that is gone is taken over. */
+/**
+ * A kernel lock (`flock` of util-linux, held by a child whose input is a pipe from this process): it
+ * ends when this process ends, however it ends. Returns the release.
+ */
 async function lock(timeoutMs: number): Promise<() => void> {
-  let holder = ''
-  const take = (): boolean => {
-    try {
-      const fd = openSync(LOCK, 'wx')
-      writeFileSync(fd, String(process.pid))
-      closeSync(fd)
-      return true
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      holder = readFileSync(LOCK, 'utf8').trim()
-      if (!isAlive(Number(holder))) rmSync(LOCK, { force: true })
-      return false
-    }
+  mkdirSync(DIR, { recursive: true, mode: 0o700 })
+  const dir = lstatSync(DIR)
+  if (!dir.isDirectory() || dir.uid !== process.getuid?.() || (dir.mode & 0o077) !== 0) {
+    throw new Error(`${DIR} must be a directory of this user's only (mode 0700): remove it, then run the test again`)
   }
-  await settles(
-    take,
-    timeoutMs,
-    () => `another run of the Docker tests (pid ${holder}) holds ${LOCK}: wait for it, or remove the file if that process is not one`,
-    500,
-  )
-  return () => {
-    if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true })
+  const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)))
+  const holder = spawn('flock', ['--exclusive', '--wait', seconds, LOCK, '--command', 'echo locked; exec cat'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const held = await new Promise<boolean>((resolve) => {
+    createInterface({ input: holder.stdout }).once('line', (line) => resolve(line === 'locked'))
+    holder.once('close', () => resolve(false))
+    holder.once('error', () => resolve(false))
+  })
+  const release = () => {
+    holder.stdin.end()
+    holder.kill()
   }
+  if (!held) {
+    release()
+    throw new Error(
+      `another run of the Docker tests held ${LOCK} for ${timeoutMs} ms (fuser -v ${LOCK} names it), or flock (util-linux) is missing: wait for it, then run the test again`,
+    )
+  }
+  return release
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
+/** The pid of a dockerd that runs, by its pid file, or null. */
+function runningDockerd(): number | null {
   try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-function commandOf(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+    const pid = Number(readFileSync(DOCKER_PID, 'utf8').trim())
+    return isDockerd(pid) ? pid : null
   } catch {
     return null
   }
 }
 
-/** The host state a crashed run saved, if the dockerd it started still runs (it is ours to stop). */
-function adoptCrashedRun(): HostState | null {
-  if (!existsSync(STATE)) return null
-  const state = JSON.parse(readFileSync(STATE, 'utf8')) as HostState
-  if (isAlive(state.pid) && commandOf(state.pid) === 'dockerd') return state
-  rmSync(STATE, { force: true })
-  return null
-}
-
-async function startDockerd(): Promise<HostState> {
-  const state: HostState = {
-    pid: 0,
-    ipForward: readFileSync(IP_FORWARD, 'utf8').trim(),
-    forwardPolicy: await forwardPolicy(),
-    docker0: await answers('ip', ['link', 'show', 'docker0']),
-  }
-  const log = openSync(LOG, 'w')
+/** Starts dockerd, the host saved first (or the state a crashed run saved, carried over). */
+async function startDockerd(carried: HostState | null, timeoutMs = 60_000): Promise<HostState> {
+  const state: HostState = { ...(carried ?? (await snapshot())), pid: 0 }
+  writeState(state)
+  const log = openSync(LOG, 'w', 0o600)
   const dockerd = spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] })
   closeSync(log)
   dockerd.unref()
@@ -192,7 +208,7 @@ async function startDockerd(): Promise<HostState> {
   dockerd.once('exit', (code, signal) => (exited = `exit ${code ?? signal}`))
   dockerd.once('error', (error) => (exited = error.message))
   state.pid = dockerd.pid ?? 0
-  writeFileSync(STATE, JSON.stringify(state))
+  writeState(state)
   const tail = () => readFileSync(LOG, 'utf8').trim().split('\n').slice(-5).join('\n')
   try {
     await settles(
@@ -200,53 +216,17 @@ async function startDockerd(): Promise<HostState> {
         if (exited) throw new Error(`dockerd stopped at once (${exited}); the end of ${LOG}:\n${tail()}`)
         return answers('docker', ['info'])
       },
-      60_000,
+      timeoutMs,
       () => `dockerd (pid ${state.pid}) does not answer docker info; the end of ${LOG}:\n${tail()}`,
       250,
     )
+    await run('iptables', ['-t', 'raw', '-I', ...LOOPBACK_GUARD])
   } catch (error) {
-    await stopDockerd(state)
+    const failed = await restore(state)
+    if (failed.length) console.warn(`restoring the host after dockerd failed to start:\n${failed.join('\n')}`)
     throw error
   }
   return state
-}
-
-async function forwardPolicy(): Promise<string | null> {
-  const saved = await run('iptables-save', ['-t', 'filter']).catch(() => null)
-  return saved ? (/^:FORWARD (\S+)/m.exec(saved.stdout)?.[1] ?? null) : null
-}
-
-async function stopDockerd(state: HostState): Promise<void> {
-  if (isAlive(state.pid)) {
-    process.kill(state.pid, 'SIGTERM')
-    const gone = (ms: number) =>
-      settles(
-        () => !isAlive(state.pid),
-        ms,
-        () => `dockerd (pid ${state.pid}) still runs`,
-        100,
-      )
-    await gone(30_000).catch(async () => {
-      process.kill(state.pid, 'SIGKILL')
-      await gone(5_000)
-    })
-  }
-  // dockerd leaves its rules, chains and bridge behind when it stops: take them away.
-  for (const table of ['nat', 'filter']) {
-    const saved = await run('iptables-save', ['-t', table]).catch(() => null)
-    if (!saved) continue
-    const lines = saved.stdout.split('\n')
-    for (const rule of lines.filter((line) => line.startsWith('-A ') && /DOCKER|docker0/.test(line))) {
-      await run('iptables', ['-t', table, '-D', ...rule.slice(3).split(' ')]).catch(() => undefined)
-    }
-    const chains = lines.map((line) => /^:(DOCKER\S*) /.exec(line)?.[1]).filter((name) => name !== undefined)
-    for (const chain of chains) await run('iptables', ['-t', table, '-F', chain]).catch(() => undefined)
-    for (const chain of chains) await run('iptables', ['-t', table, '-X', chain]).catch(() => undefined)
-  }
-  if (state.forwardPolicy) await run('iptables', ['-t', 'filter', '-P', 'FORWARD', state.forwardPolicy]).catch(() => undefined)
-  writeFileSync(IP_FORWARD, state.ipForward)
-  if (!state.docker0 && (await answers('ip', ['link', 'show', 'docker0']))) await run('ip', ['link', 'delete', 'docker0'])
-  rmSync(STATE, { force: true })
 }
 
 let composeBase: string[] | null | undefined
