@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs'
 import path from 'node:path'
+import { chromium, type Browser } from 'playwright-core'
 
 /** Chromium's flags for the tests: no sandbox (they run as root), and no background traffic on a closed network. */
 export const CHROMIUM_ARGS = [
@@ -11,6 +12,11 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ] as const
+
+/** A headless Chromium with the tests' flags (close it after). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] })
+}
 
 /**
  * The browser the tests drive, found as scripts/prepare.mjs finds it (it installed or named it

@@ -1,10 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import { ROOT } from '../../helpers/child.js'
-import { CHROMIUM_ARGS, chromiumPath } from '../../helpers/chromium.js'
-import { keyOf, startDemo, type DemoAddresses } from '../../helpers/demo.js'
-import type { WatchedProcess } from '../../helpers/process-lines.js'
+import type { Page } from 'playwright-core'
+import { keyOf, type DemoAddresses } from '../../helpers/demo.js'
+import { demoInChromium, TEST_OUTPUT } from '../../helpers/demo-browser.js'
 
 /**
  * A real browser (Debian's Chromium, driven by playwright-core) through the demo's balancer: the
@@ -12,25 +9,11 @@ import type { WatchedProcess } from '../../helpers/process-lines.js'
  */
 const AT: DemoAddresses = { host: '127.0.7.10', hosts: ['127.0.7.11', '127.0.7.12'], balancer: 3400, http: 3401, replication: 4401 }
 const FRONT = `http://${AT.host}:${AT.balancer}/`
-const OUTPUT = path.join(ROOT, 'test-output')
-let demo: WatchedProcess
-let browser: Browser
+const running = demoInChromium(AT)
 let page: Page
 
 beforeAll(async () => {
-  mkdirSync(OUTPUT, { recursive: true })
-  demo = await startDemo(AT)
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    args: [...CHROMIUM_ARGS],
-  })
-  page = await browser.newPage({ viewport: { width: 900, height: 900 } })
-}, 60_000)
-
-afterAll(async () => {
-  await browser?.close()
-  await demo?.kill('SIGINT')
-  await demo?.closed
+  page = await running.browser.newPage({ viewport: { width: 900, height: 900 } })
 })
 
 test('the counter continues on the other node after the node that served it is killed', async () => {
@@ -56,11 +39,11 @@ test('the counter continues on the other node after the node that served it is k
   const before = (await page.textContent('#session-id'))!
   expect(before).toMatch(new RegExp(`\\.${served}$`))
   expect(await page.$('#previous-session-id')).toBeNull()
-  await page.screenshot({ path: path.join(OUTPUT, 'demo-before-failover.png'), fullPage: true })
+  await page.screenshot({ path: path.join(TEST_OUTPUT, 'demo-before-failover.png'), fullPage: true })
 
-  const mark = demo.mark
-  demo.send(keyOf(served))
-  await demo.waitFor(new RegExp(`\\[demo\\] ${served} stopped`), 10_000, mark)
+  const mark = running.demo.mark
+  running.demo.send(keyOf(served))
+  await running.demo.waitFor(new RegExp(`\\[demo\\] ${served} stopped`), 10_000, mark)
   await page.reload()
   const survivor = served === 'was1' ? 'was2' : 'was1'
   expect(await page.textContent('#node')).toBe(survivor)
@@ -70,7 +53,7 @@ test('the counter continues on the other node after the node that served it is k
   // The id it had, and the one it has now, routed to the survivor.
   expect(await page.textContent('#previous-session-id')).toBe(before)
   expect(await page.textContent('#session-id')).toMatch(new RegExp(`\\.${survivor}$`))
-  await page.screenshot({ path: path.join(OUTPUT, 'demo-after-failover.png'), fullPage: true })
+  await page.screenshot({ path: path.join(TEST_OUTPUT, 'demo-after-failover.png'), fullPage: true })
   await page.click('#increment')
   await page.waitForSelector('#count >> text="4"')
   expect(await page.textContent('#node')).toBe(survivor)

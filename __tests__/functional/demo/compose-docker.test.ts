@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
-import { chromium, type Browser as Chromium } from 'playwright-core'
-import { CHROMIUM_ARGS, chromiumPath } from '../../helpers/chromium.js'
+import type { Browser as Chromium } from 'playwright-core'
+import { launchChromium } from '../../helpers/chromium.js'
 import { Browser, EXAMPLE } from '../../helpers/demo-nodes.js'
 import { Compose, dockerEngine, dockerUnavailable, hostNow, inspect, run, type DockerEngine } from '../../helpers/docker.js'
 import { settles } from '../../helpers/settle.js'
@@ -152,7 +152,7 @@ describeDocker('docker-compose.yml in Docker', () => {
     for (const each of others) await each.post('/count')
     expect(new Set(others.map((each) => each.cookies.get('ROUTEID')))).toEqual(new Set(['was1', 'was2']))
     // And a real browser (Debian's Chromium), on the same node: its route cookie says so.
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] })
+    browser = await launchChromium()
     const page = await browser.newPage()
     await page.context().addCookies([{ name: 'ROUTEID', value: served, url: FRONT }])
     await page.goto(FRONT)

@@ -1,10 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-import { ROOT } from '../../helpers/child.js'
-import { chromiumPath } from '../../helpers/chromium.js'
-import { startDemo, type DemoAddresses } from '../../helpers/demo.js'
-import type { WatchedProcess } from '../../helpers/process-lines.js'
+import type { BrowserContext, Page } from 'playwright-core'
+import type { DemoAddresses } from '../../helpers/demo.js'
+import { demoInChromium, TEST_OUTPUT } from '../../helpers/demo-browser.js'
 import { settles } from '../../helpers/settle.js'
 
 /**
@@ -14,34 +11,8 @@ import { settles } from '../../helpers/settle.js'
  */
 const AT: DemoAddresses = { host: '127.0.19.10', hosts: ['127.0.19.11', '127.0.19.12'], balancer: 3190, http: 3191, replication: 4191 }
 const FRONT = `http://${AT.host}:${AT.balancer}/`
-const OUTPUT = path.join(ROOT, 'test-output')
 const NAME = 'ada lovelace'
-let demo: WatchedProcess
-let browser: Browser
-
-beforeAll(async () => {
-  mkdirSync(OUTPUT, { recursive: true })
-  demo = await startDemo(AT)
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    // No sandbox as root; no background traffic on a closed network.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
-}, 60_000)
-
-afterAll(async () => {
-  await browser?.close()
-  await demo?.kill('SIGINT')
-  await demo?.closed
-})
+const running = demoInChromium(AT)
 
 interface Device {
   readonly context: BrowserContext
@@ -51,7 +22,7 @@ interface Device {
 }
 
 async function device(): Promise<Device> {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 900 } })
+  const context = await running.browser.newContext({ viewport: { width: 1000, height: 900 } })
   const page = await context.newPage()
   const failed: string[] = []
   page.on('response', (response) => {
@@ -145,7 +116,7 @@ test('two devices of one name: each lists both sessions and marks its own; log o
     const html = await page.content()
     expect(html).not.toContain(other.sid.slice(0, other.sid.lastIndexOf('.')))
   }
-  await b.page.screenshot({ path: path.join(OUTPUT, 'demo-your-sessions.png'), fullPage: true })
+  await b.page.screenshot({ path: path.join(TEST_OUTPUT, 'demo-your-sessions.png'), fullPage: true })
 
   await b.page.click('#logout-everywhere')
   await b.page.waitForSelector('#logged-out >> text="Logged out everywhere: 2 sessions ended, on every node."')

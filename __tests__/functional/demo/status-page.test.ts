@@ -1,10 +1,9 @@
-import { copyFileSync, mkdirSync } from 'node:fs'
+import { copyFileSync } from 'node:fs'
 import path from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { ROOT } from '../../helpers/child.js'
-import { chromiumPath } from '../../helpers/chromium.js'
-import { startDemo, type DemoAddresses } from '../../helpers/demo.js'
-import type { WatchedProcess } from '../../helpers/process-lines.js'
+import type { DemoAddresses } from '../../helpers/demo.js'
+import { demoInChromium, TEST_OUTPUT } from '../../helpers/demo-browser.js'
 
 /**
  * The status page in a real browser (Debian's Chromium, driven by playwright-core) through the
@@ -14,33 +13,11 @@ import type { WatchedProcess } from '../../helpers/process-lines.js'
  */
 const AT: DemoAddresses = { host: '127.0.17.50', hosts: ['127.0.17.51', '127.0.17.52'], balancer: 3490, http: 3491, replication: 4491 }
 const FRONT = `http://${AT.host}:${AT.balancer}/`
-const OUTPUT = path.join(ROOT, 'test-output')
-let demo: WatchedProcess
-let browser: Browser
+const running = demoInChromium(AT)
 let page: Page
 
 beforeAll(async () => {
-  mkdirSync(OUTPUT, { recursive: true })
-  demo = await startDemo(AT)
-  browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  })
-  page = await browser.newPage({ viewport: { width: 960, height: 540 } })
-}, 60_000)
-
-afterAll(async () => {
-  await browser?.close()
-  await demo?.kill('SIGINT')
-  await demo?.closed
+  page = await running.browser.newPage({ viewport: { width: 960, height: 540 } })
 })
 
 test('the page shows the cluster and, with no reload, a killed node going dead', async () => {
@@ -73,15 +50,16 @@ test('the page shows the cluster and, with no reload, a killed node going dead',
   }
   await page.waitForSelector('#sessions >> text="5"', { timeout: 10_000 })
 
-  const mark = demo.mark
-  demo.send('2')
-  await demo.waitFor(/\[demo\] was2 stopped/, 10_000, mark)
+  const mark = running.demo.mark
+  running.demo.send('2')
+  await running.demo.waitFor(/\[demo\] was2 stopped/, 10_000, mark)
   // No reload: the page's own refresh, now always answered by was1, shows was2 go down.
   await page.waitForSelector('tr[data-peer="was2"] td.state-dead', { timeout: 20_000 })
   expect(await page.textContent('#node-id')).toBe('was1')
   expect(await page.textContent('#problem')).toBe('')
-  await page.screenshot({ path: path.join(OUTPUT, 'status-page.png'), fullPage: true })
-  if (process.env.UPDATE_SCREENSHOTS === '1') copyFileSync(path.join(OUTPUT, 'status-page.png'), path.join(ROOT, 'docs', 'status-page.png'))
+  await page.screenshot({ path: path.join(TEST_OUTPUT, 'status-page.png'), fullPage: true })
+  if (process.env.UPDATE_SCREENSHOTS === '1')
+    copyFileSync(path.join(TEST_OUTPUT, 'status-page.png'), path.join(ROOT, 'docs', 'status-page.png'))
 
   // The requests the balancer failed over are retried there: the page never saw an error.
   expect(failed).toEqual([])
