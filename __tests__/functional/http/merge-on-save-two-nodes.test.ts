@@ -90,39 +90,29 @@ test('plain session({ store }): two overlapping requests on two nodes, each chan
   expect((await was1.call<{ merged: number }>('stats')).merged).toBe(0)
 }, 60_000)
 
-test('peerSession: the second node takes the session over meanwhile; the first request’s change follows it to its new id', async () => {
-  const [was1, was2] = await pair(4212, false)
-  const { sid, first, second, secondSid } = await overlappingRequests(was1, was2)
-  expect(secondSid).not.toBe(sid)
-  expect(secondSid).toMatch(/\.web2$/)
-  // was1 knows of the takeover before the first request saves: it saves into a moved id.
-  await holds(was1, sid, null)
+test.each([
+  ['Express', 'express5', 4212],
+  ['Fastify', 'fastify', 4213],
+] as const)(
+  'peerSession (%s): the second node takes the session over meanwhile; the first request’s change follows it to its new id',
+  async (_, framework, port) => {
+    const [was1, was2] = await pair(port, false, framework)
+    const { sid, first, second, secondSid } = await overlappingRequests(was1, was2)
+    expect(secondSid).not.toBe(sid)
+    expect(secondSid).toMatch(/\.web2$/)
+    // was1 knows of the takeover before the first request saves: it saves into a moved id.
+    await holds(was1, sid, null)
 
-  await was1.call('open', 'first')
-  expect((await first).status).toBe(200)
-  await holds(was2, secondSid, { theme: 'dark' })
+    await was1.call('open', 'first')
+    expect((await first).status).toBe(200)
+    await holds(was2, secondSid, { theme: 'dark' })
 
-  await was2.call('open', 'second')
-  expect((await second).status).toBe(200)
+    await was2.call('open', 'second')
+    expect((await second).status).toBe(200)
 
-  expect(await holds(was1, secondSid, { lang: 'fr' })).toMatchObject(BOTH)
-  expect(await was2.call('get', secondSid)).toMatchObject(BOTH)
-  for (const node of [was1, was2]) expect(await node.call('get', sid)).toBeNull()
-}, 60_000)
-
-test('Fastify: the same two requests, one taken over by the second node, keep both changes', async () => {
-  const [was1, was2] = await pair(4213, false, 'fastify')
-  const { sid, first, second, secondSid } = await overlappingRequests(was1, was2)
-  expect(secondSid).toMatch(/\.web2$/)
-  await holds(was1, sid, null)
-
-  await was1.call('open', 'first')
-  expect((await first).status).toBe(200)
-  await holds(was2, secondSid, { theme: 'dark' })
-
-  await was2.call('open', 'second')
-  expect((await second).status).toBe(200)
-
-  expect(await holds(was1, secondSid, { lang: 'fr' })).toMatchObject(BOTH)
-  expect(await was2.call('get', secondSid)).toMatchObject(BOTH)
-}, 60_000)
+    expect(await holds(was1, secondSid, { lang: 'fr' })).toMatchObject(BOTH)
+    expect(await was2.call('get', secondSid)).toMatchObject(BOTH)
+    for (const node of [was1, was2]) expect(await node.call('get', sid)).toBeNull()
+  },
+  60_000,
+)
