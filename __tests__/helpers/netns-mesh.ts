@@ -1,5 +1,6 @@
 import type { PeerStoreOptions } from '../../lib/index.js'
-import type { NetnsNetwork } from './netns.js'
+import { NetnsClient } from './netns-client.js'
+import { NetnsNetwork, type LinkShape } from './netns.js'
 import { settles } from './settle.js'
 import { WebNode } from './web-node.js'
 
@@ -46,4 +47,57 @@ export async function startMesh(
 export async function holdersOf(nodes: readonly WebNode[], sid: string): Promise<number[]> {
   const ids = await Promise.all(nodes.map((node) => node.call<string[]>('ids')))
   return ids.flatMap((held, i) => (held.includes(sid) ? [i + 1] : []))
+}
+
+/** A mesh of a test file (see `meshForTests`), there once its `beforeAll` ran. */
+export interface TestMesh {
+  readonly network: NetnsNetwork
+  /** The HTTP client, in a namespace of its own. */
+  readonly client: NetnsClient
+  /** Node `i` (1-based) at `nodes[i - 1]`. */
+  readonly nodes: readonly WebNode[]
+  /** The URL of `route` on node `node`. */
+  url(node: number, route: string): string
+}
+
+/**
+ * For a test file (inside its `describe`): a namespaced network of `count` nodes with `link`, a full
+ * mesh of web nodes on it (`startMesh`) and a client, made before the tests and taken down after.
+ */
+export function meshForTests({
+  count,
+  link,
+  port,
+  httpPort,
+  options,
+}: {
+  count: number
+  link: LinkShape
+  port: number
+  httpPort: number
+  options: PeerStoreOptions
+}): TestMesh {
+  let network: NetnsNetwork | undefined
+  let client: NetnsClient | undefined
+  const nodes: WebNode[] = []
+  beforeAll(async () => {
+    network = await NetnsNetwork.create({ nodes: count, link })
+    nodes.push(...(await startMesh(network, count, { port, httpPort, options })))
+    client = await NetnsClient.start(network)
+  }, 45_000)
+  afterAll(async () => {
+    await Promise.all(nodes.map((node) => node.kill()))
+    await client?.close()
+    await network?.destroy()
+  })
+  return {
+    get network() {
+      return network!
+    },
+    get client() {
+      return client!
+    },
+    nodes,
+    url: (node, route) => `http://${network!.address(node)}:${httpPort}${route}`,
+  }
 }

@@ -3,11 +3,10 @@
  * replication on port 4055, every link with 1 ms of delay each way and 1% loss, `sync` send mode;
  * the HTTP client in a namespace of its own (10.10.10.100). See helpers/netns.ts. Needs root.
  */
-import { NetnsClient } from '../../helpers/netns-client.js'
-import { holdersOf, startMesh } from '../../helpers/netns-mesh.js'
-import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
+import { holdersOf, meshForTests } from '../../helpers/netns-mesh.js'
+import { netnsUnavailable } from '../../helpers/netns.js'
 import { settles } from '../../helpers/settle.js'
-import { CookieJar, type WebNode } from '../../helpers/web-node.js'
+import { CookieJar } from '../../helpers/web-node.js'
 
 /** Where sessions are placed: 'all' (every node holds every session) or `{ backups: k }`. */
 const REPLICATION = { backups: 1 } as 'all' | { backups: number }
@@ -23,24 +22,10 @@ if (unavailable) console.log(`netns-backups.test.ts skipped: ${unavailable}`)
 const describeNetns = unavailable ? describe.skip : describe
 
 describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sync, replication ${JSON.stringify(REPLICATION)}`, () => {
-  let network: NetnsNetwork
-  let client: NetnsClient
-  const nodes: WebNode[] = []
-  const url = (node: number, route: string) => `http://${network.address(node)}:${HTTP_PORT}${route}`
-
-  beforeAll(async () => {
-    network = await NetnsNetwork.create({ nodes: NODES, link: { delayMs: 1, lossPercent: 1 } })
-    // Not loopback: the cluster needs a secret.
-    const options = { secret: SECRET, ...(REPLICATION === 'all' ? {} : { replication: REPLICATION }) }
-    nodes.push(...(await startMesh(network, NODES, { port: PORT, httpPort: HTTP_PORT, options })))
-    client = await NetnsClient.start(network)
-  }, 45_000)
-
-  afterAll(async () => {
-    await Promise.all(nodes.map((node) => node.kill()))
-    await client?.close()
-    await network?.destroy()
-  })
+  // Not loopback: the cluster needs a secret.
+  const options = { secret: SECRET, ...(REPLICATION === 'all' ? {} : { replication: REPLICATION }) }
+  const mesh = meshForTests({ count: NODES, link: { delayMs: 1, lossPercent: 1 }, port: PORT, httpPort: HTTP_PORT, options })
+  const { nodes, url } = mesh
 
   const holders = (sid: string) => holdersOf(nodes, sid)
 
@@ -53,7 +38,7 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     ]
     const sids = new Map<string, string>()
     for (const user of users) {
-      const login = await client.browse(user.jar, url(user.owner, `/login?user=${user.name}`))
+      const login = await mesh.client.browse(user.jar, url(user.owner, `/login?user=${user.name}`))
       expect(login.body).toMatchObject({ node: `node${user.owner}` })
       sids.set(user.name, login.body.sid as string)
     }
@@ -66,8 +51,8 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     const oldSid = sids.get('ada')!
     const held = await holders(oldSid)
     const target = [2, 3, 4, 5].find((i) => !held.includes(i)) ?? 2
-    await network.cut(ada.owner)
-    const failedOver = await client.browse(ada.jar, url(target, '/whoami'))
+    await mesh.network.cut(ada.owner)
+    const failedOver = await mesh.client.browse(ada.jar, url(target, '/whoami'))
     expect(failedOver.status).toBe(200)
     expect(failedOver.body).toMatchObject({
       node: `node${target}`,
@@ -83,16 +68,16 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     expect(newSid.endsWith(`.node${target}`)).toBe(true)
     // Writes on the new owner are acknowledged, and each one is readable by the next request.
     for (let count = 2; count <= 5; count++) {
-      const write = await client.browse(ada.jar, url(target, '/whoami'))
+      const write = await mesh.client.browse(ada.jar, url(target, '/whoami'))
       expect(write.body).toMatchObject({ node: `node${target}`, user: 'ada', count })
     }
     // The other users' sessions still answer on nodes that were not cut.
-    expect((await client.browse(users[1]!.jar, url(2, '/peek'))).body).toEqual({ user: 'alan' })
-    expect((await client.browse(users[2]!.jar, url(3, '/peek'))).body).toEqual({ user: 'grace' })
+    expect((await mesh.client.browse(users[1]!.jar, url(2, '/peek'))).body).toEqual({ user: 'alan' })
+    expect((await mesh.client.browse(users[2]!.jar, url(3, '/peek'))).body).toEqual({ user: 'grace' })
 
     // Healed: the cut node catches up. Every holder of Ada's session has count 5, the old id is
     // held nowhere, and the nodes together hold each session exactly COPIES times.
-    await network.heal(ada.owner)
+    await mesh.network.heal(ada.owner)
     await settles(
       async () => {
         const holding = await holders(newSid)
@@ -115,6 +100,6 @@ describeNetns(`five nodes on a namespaced network, 1 ms and 1% loss per link, sy
     )
     if (COPIES === NODES) expect(await holders(newSid)).toContain(ada.owner)
     // And Ada goes on where she was, on the node the balancer sticks her to.
-    expect((await client.browse(ada.jar, url(target, '/whoami'))).body).toMatchObject({ node: `node${target}`, user: 'ada', count: 6 })
+    expect((await mesh.client.browse(ada.jar, url(target, '/whoami'))).body).toMatchObject({ node: `node${target}`, user: 'ada', count: 6 })
   }, 45_000)
 })

@@ -10,11 +10,10 @@
  * that fetched another session) just as the request's fetch waits for the silent owner.
  */
 import { weight } from '../../../lib/replication/placement.js'
-import { NetnsClient } from '../../helpers/netns-client.js'
-import { holdersOf, startMesh } from '../../helpers/netns-mesh.js'
-import { NetnsNetwork, netnsUnavailable } from '../../helpers/netns.js'
+import { holdersOf, meshForTests } from '../../helpers/netns-mesh.js'
+import { netnsUnavailable } from '../../helpers/netns.js'
 import { FAST } from '../../helpers/sessions.js'
-import { CookieJar, type WebNode } from '../../helpers/web-node.js'
+import { CookieJar } from '../../helpers/web-node.js'
 
 const NODES = 5
 const PORT = 4055
@@ -27,23 +26,9 @@ const describeNetns = unavailable ? describe.skip : describe
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describeNetns('backups: a trim during a miss fetched from the backup', () => {
-  let network: NetnsNetwork
-  let client: NetnsClient
-  const nodes: WebNode[] = []
-  const url = (node: number, route: string) => `http://${network.address(node)}:${HTTP_PORT}${route}`
-
-  beforeAll(async () => {
-    network = await NetnsNetwork.create({ nodes: NODES, link: { delayMs: 1 } })
-    const options = { secret: 'netns test cluster secret', replication: { backups: 1 } }
-    nodes.push(...(await startMesh(network, NODES, { port: PORT, httpPort: HTTP_PORT, options })))
-    client = await NetnsClient.start(network)
-  }, 45_000)
-
-  afterAll(async () => {
-    await Promise.all(nodes.map((node) => node.kill()))
-    await client?.close()
-    await network?.destroy()
-  })
+  const options = { secret: 'netns test cluster secret', replication: { backups: 1 } }
+  const mesh = meshForTests({ count: NODES, link: { delayMs: 1 }, port: PORT, httpPort: HTTP_PORT, options })
+  const { nodes, url } = mesh
 
   test('the owner cut off, a trim pending on a non-holder: the session is still served there', async () => {
     const holders = (sid: string) => holdersOf(nodes, sid)
@@ -59,7 +44,7 @@ describeNetns('backups: a trim during a miss fetched from the backup', () => {
     let target: number | undefined
     for (let attempt = 0; attempt < 20 && target === undefined; attempt++) {
       jar = new CookieJar()
-      sid = (await client.browse(jar, url(1, '/login?user=ada'))).body.sid as string
+      sid = (await mesh.client.browse(jar, url(1, '/login?user=ada'))).body.sid as string
       const held = await holders(sid)
       target = [2, 3, 4, 5].find((i) => !held.includes(i) && asks(i, sid).includes('node1'))
     }
@@ -71,17 +56,17 @@ describeNetns('backups: a trim during a miss fetched from the backup', () => {
     let other = new CookieJar()
     for (let attempt = 0; attempt < 20; attempt++) {
       other = new CookieJar()
-      const otherSid = (await client.browse(other, url(2 + ((target - 1) % 4), '/login?user=bob'))).body.sid as string
+      const otherSid = (await mesh.client.browse(other, url(2 + ((target - 1) % 4), '/login?user=bob'))).body.sid as string
       if (!(await holders(otherSid)).includes(target)) break
     }
-    expect((await client.browse(other, url(target, '/peek'))).body).toMatchObject({ user: 'bob' })
+    expect((await mesh.client.browse(other, url(target, '/peek'))).body).toMatchObject({ user: 'bob' })
     const trimAt = Date.now() + FAST.deadTimeout
     // Node 1 cut off; its connections stay open (silent) for about deadTimeout.
     await sleep(400)
-    await network.cut(1)
+    await mesh.network.cut(1)
     // Ada's request reaches the target while the trim is 250 ms away: its fetch waits for node 1.
     await sleep(trimAt - 250 - Date.now())
-    const failedOver = await client.browse(jar, url(target, '/whoami'))
+    const failedOver = await mesh.client.browse(jar, url(target, '/whoami'))
     expect(failedOver.body).toMatchObject({ user: 'ada', previous: sid })
   }, 45_000)
 })
