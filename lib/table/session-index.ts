@@ -85,10 +85,6 @@ export class SessionIndex implements TableWatcher {
     return [...(this.#byPrincipal.get(principal) ?? [])]
   }
 
-  countOf(principal: string): number {
-    return this.#byPrincipal.get(principal)?.size ?? 0
-  }
-
   /**
    * The least recently used anonymous session, this node's own first; then (only when `orOwned`)
    * the least recently used one with a principal.

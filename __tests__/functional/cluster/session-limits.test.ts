@@ -15,7 +15,7 @@ const MAX_SESSIONS = 1000
 const USERS = 10
 const PER_NODE = 25_000
 const PADDING = 2048
-/** How long the tombstone of an evicted session lasts (EVICTED_TOMBSTONE_MS in peer-store.ts). */
+/** How long the tombstone of an evicted session lasts (EVICTED_TOMBSTONE_MS in lib/peer-store/session-writer.ts, and docs/sessions.md). */
 const EVICTED_TOMBSTONE_MS = 30_000
 
 /**
